@@ -1,0 +1,32 @@
+/* Private helpers shared by the op files of autograd/ (not installed). */
+#ifndef TINYQAT_AUTOGRAD_INTERNAL_H
+#define TINYQAT_AUTOGRAD_INTERNAL_H
+
+#include "autograd.h"
+
+/* Returns NULL from the op when an input is missing: the error that produced the NULL is
+ * already on the tape; a caller's NULL gets a message naming the op. */
+#define TQ_REQUIRE_INPUTS(t, opname, ...)                                                  \
+    do {                                                                               \
+        tq_tensor *in_[] = {__VA_ARGS__};                                              \
+        for (size_t i_ = 0; i_ < sizeof in_ / sizeof in_[0]; i_++)                     \
+            if (!in_[i_]) {                                                            \
+                if (tq_tape_error(t)->status == TQ_STATUS_OK)                          \
+                    tq_tape_fail(t, TQ_STATUS_ARG, "%s: input %zu is NULL", opname, i_); \
+                return NULL;                                                           \
+            }                                                                          \
+    } while (0)
+
+/* "add: shapes (2,3) and (3,2) differ" and friends. */
+tq_tensor *tq_fail_shapes(tq_tape *t, const char *op, const char *what, const tq_tensor *a,
+                          const tq_tensor *b);
+tq_tensor *tq_fail_shape(tq_tape *t, const char *op, const char *expected, const tq_tensor *x);
+
+/* Output for an op whose inputs are in[]: gradient iff one is needed. */
+tq_tensor *tq_op_output(tq_tape *t, tq_tensor *const *in, int n_in, int32_t ndim,
+                        const int32_t *shape);
+
+/* dst += src over n floats. */
+void tq_accumulate(float *dst, const float *src, int64_t n);
+
+#endif

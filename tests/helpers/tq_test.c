@@ -1,0 +1,22 @@
+/* Shared helpers for the check suites. */
+#include "tq_test.h"
+
+#include <stdlib.h>
+
+int tq_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+tq_tensor *tq_test_tensor(tq_rng *rng, int32_t ndim, const int32_t *shape, bool with_grad,
+                          float lo, float hi)
+{
+    tq_tensor *t = tq_tensor_new(ndim, shape, with_grad);
+    ck_assert_ptr_nonnull(t);
+    tq_tensor_fill_uniform(t, rng, lo, hi);
+    return t;
+}
