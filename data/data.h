@@ -1,0 +1,65 @@
+/* tinyqat data: IDX (MNIST, Fashion-MNIST; raw or .gz), CIFAR-10 binary batches and PNG
+ * folders loaded into uint8 images; train/validation split; batches as normalised float
+ * tensors with seeded shuffling and CIFAR augmentation. */
+#ifndef TINYQAT_DATA_H
+#define TINYQAT_DATA_H
+
+#include "autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TQ_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* n images of (c,h,w) uint8 pixels, CHW order, and n labels in [0, classes). */
+typedef struct tq_dataset {
+    int64_t n;
+    int32_t c, h, w, classes;
+    uint8_t *images;
+    uint8_t *labels;
+    char name[64];  /* "mnist", "fashion-mnist", "cifar10", "pngdir" */
+} tq_dataset;
+
+typedef enum tq_split { TQ_SPLIT_TRAIN, TQ_SPLIT_TEST } tq_split;
+
+tq_status tq_load_idx(const char *images_path, const char *labels_path, tq_dataset *out,
+                      tq_error *err);
+tq_status tq_load_cifar10(const char *const *paths, int n_paths, tq_dataset *out, tq_error *err);
+tq_status tq_load_pngdir(const char *dir, tq_dataset *out, tq_error *err);
+/* "mnist:DIR", "fashion-mnist[:DIR]", "cifar10:DIR", "pngdir:DIR". For cifar10 the training
+ * split is data_batch_1..4 and the test split data_batch_5 (10,000 held-out images);
+ * "cifar10:DIR:test_batch" evaluates on test_batch.bin instead. For pngdir both splits are
+ * the folder's train/ and test/ sub-folders when present, else the folder itself. */
+tq_status tq_dataset_open(const char *spec, tq_split split, tq_dataset *out, tq_error *err);
+void tq_dataset_free(tq_dataset *d);
+/* Moves a seeded random fraction of `all` into val and the rest into train (all is emptied). */
+tq_status tq_dataset_split(tq_dataset *all, double val_fraction, uint64_t seed,
+                           tq_dataset *train, tq_dataset *val, tq_error *err);
+/* Per-channel mean and standard deviation of the pixels scaled to [0,1]. */
+void tq_dataset_stats(const tq_dataset *d, float *mean, float *std);
+
+typedef struct tq_loader_config {
+    int32_t batch;
+    bool shuffle;
+    bool augment;        /* random crop with 4-pixel zero padding + horizontal flip */
+    bool drop_last;
+    uint64_t seed;
+    float mean[4], std[4]; /* per-channel normalisation: x = (p/255 - mean) / std */
+} tq_loader_config;
+
+typedef struct tq_loader tq_loader;
+tq_loader *tq_loader_new(const tq_dataset *d, const tq_loader_config *cfg, tq_error *err);
+void tq_loader_free(tq_loader *l);
+int64_t tq_loader_batch_count(const tq_loader *l);
+/* The order (and augmentation) of an epoch depends only on (seed, epoch), so a run resumed
+ * at an epoch boundary sees the same batches. */
+void tq_loader_start_epoch(tq_loader *l, int64_t epoch);
+/* Fills x (batch*c*h*w floats) and labels (batch) with batch number i of the epoch; returns
+ * how many images it holds (the last batch may be shorter). */
+int32_t tq_loader_fill(tq_loader *l, int64_t i, float *x, int32_t *labels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,64 @@
+/* tinyqat optim: SGD (momentum, Nesterov, weight decay), Adam and AdamW with PyTorch's
+ * update equations over a flat parameter buffer; learning-rate schedules; gradient clipping. */
+#ifndef TINYQAT_OPTIM_H
+#define TINYQAT_OPTIM_H
+
+#include "autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tq_optim_kind { TQ_OPTIM_SGD, TQ_OPTIM_ADAM, TQ_OPTIM_ADAMW } tq_optim_kind;
+
+typedef struct tq_optim_config {
+    tq_optim_kind kind;
+    float momentum;     /* SGD */
+    bool nesterov;      /* SGD, needs momentum > 0 */
+    float weight_decay; /* L2 for SGD and Adam, decoupled for AdamW */
+    float beta1, beta2, eps; /* Adam/AdamW */
+} tq_optim_config;
+
+/* Defaults as in PyTorch: momentum 0, betas (0.9, 0.999), eps 1e-8, weight decay 0
+ * (0.01 for AdamW). */
+tq_optim_config tq_optim_defaults(tq_optim_kind kind);
+/* "sgd", "adam", "adamw"; false for any other name. */
+bool tq_optim_kind_parse(const char *name, tq_optim_kind *kind);
+
+typedef struct tq_optim tq_optim;
+/* NULL with a message in err for bad hyperparameters (negative, NaN, Nesterov without
+ * momentum, betas outside [0,1)). */
+tq_optim *tq_optim_new(const tq_optim_config *cfg, int64_t n_params, tq_error *err);
+void tq_optim_free(tq_optim *o);
+/* One update of params from grads with learning rate lr. */
+void tq_optim_step(tq_optim *o, float *params, const float *grads, float lr);
+/* The optimizer's state (momentum / moments) as one buffer, and its step count, for
+ * checkpoints. */
+int64_t tq_optim_state_count(const tq_optim *o);
+float *tq_optim_state(tq_optim *o);
+int64_t tq_optim_steps(const tq_optim *o);
+void tq_optim_set_steps(tq_optim *o, int64_t steps);
+
+typedef enum tq_schedule_kind {
+    TQ_SCHEDULE_CONSTANT,
+    TQ_SCHEDULE_STEP,   /* lr * gamma^(floor(step / step_size)) */
+    TQ_SCHEDULE_COSINE, /* from lr to min_lr over total_steps */
+} tq_schedule_kind;
+
+typedef struct tq_schedule {
+    tq_schedule_kind kind;
+    float lr, min_lr, gamma;
+    int64_t step_size, total_steps;
+    int64_t warmup_steps; /* linear warm-up from 0 (any kind) */
+} tq_schedule;
+
+bool tq_schedule_kind_parse(const char *name, tq_schedule_kind *kind);
+float tq_schedule_lr(const tq_schedule *s, int64_t step);
+
+/* Scales grads so that their L2 norm is at most max_norm; returns the norm before. */
+float tq_clip_grad_norm(float *grads, int64_t n, float max_norm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
