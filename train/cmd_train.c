@@ -1,0 +1,323 @@
+/* `tinyqat train`, `tinyqat eval` and `tinyqat info`. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const tq_cli_opt train_opts[] = {
+    {"model", "NAME", "mlp, lenet5, convnet or resnet20 (default lenet5)"},
+    {"data", "SPEC", "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR[:test_batch], pngdir:DIR (default fashion-mnist)"},
+    {"epochs", "N", "epochs to train in all (default 5)"},
+    {"optim", "NAME", "sgd, adam or adamw (default adam)"},
+    {"lr", "X", "learning rate (default 1e-3 for adam/adamw, 0.05 for sgd)"},
+    {"momentum", "X", "SGD momentum (default 0.9)"},
+    {"nesterov", NULL, "Nesterov momentum for SGD"},
+    {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},
+    {"schedule", "NAME", "constant, step or cosine (default constant)"},
+    {"warmup", "N", "linear warm-up steps (default 0)"},
+    {"step-size", "N", "epochs between decays for --schedule step (default 1)"},
+    {"gamma", "X", "decay factor for --schedule step (default 0.1)"},
+    {"clip", "X", "clip the gradient norm to X (default off)"},
+    {"batch", "N", "batch size (default 64)"},
+    {"seed", "N", "random seed (default 1)"},
+    {"threads", "N", "threads (default: all cores)"},
+    {"out", "FILE", "checkpoint to write after every epoch (default MODEL.tqc)"},
+    {"resume", "FILE", "continue the run saved in FILE"},
+    {"json", "FILE", "write the figures as JSON"},
+    {"quiet", NULL, "print only the final accuracy line"},
+    {0},
+};
+static const tq_cli_cmd train_cmd = {
+    "train", "[options]", "Train a float model from the zoo and save it as a checkpoint.",
+    train_opts, 0};
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static bool parse_threads(const tq_cli_cmd *cmd, const tq_cli_args *a)
+{
+    long long threads = default_threads();
+    if (!tq_cli_int(cmd, a, "threads", 1, 256, &threads)) return false;
+    tq_set_threads((int)threads);
+    return true;
+}
+
+/* Options shared by every command that trains: optimizer, schedule, batch, seed. */
+static bool parse_optim(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run, double *lr)
+{
+    const char *name = tq_cli_get(cmd, a, "optim");
+    tq_optim_kind kind = TQ_OPTIM_ADAM;
+    if (name && !tq_optim_kind_parse(name, &kind)) {
+        tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", name);
+        return false;
+    }
+    run->optim_cfg = tq_optim_defaults(kind);
+    if (kind == TQ_OPTIM_SGD) run->optim_cfg.momentum = 0.9f;
+    *lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3;
+    double momentum = run->optim_cfg.momentum, wd = run->optim_cfg.weight_decay, clip = 0;
+    if (!tq_cli_float(cmd, a, "lr", 0, 1e12, lr) ||
+        !tq_cli_float(cmd, a, "momentum", 0, 0.999999, &momentum) ||
+        !tq_cli_float(cmd, a, "wd", 0, 1, &wd) || !tq_cli_float(cmd, a, "clip", 0, 1e12, &clip))
+        return false;
+    run->optim_cfg.momentum = (float)momentum;
+    run->optim_cfg.weight_decay = (float)wd;
+    run->optim_cfg.nesterov = tq_cli_flag(cmd, a, "nesterov");
+    run->clip_norm = (float)clip;
+    long long batch = 64, seed = 1;
+    if (!tq_cli_int(cmd, a, "batch", 1, 65536, &batch) ||
+        !tq_cli_int(cmd, a, "seed", 0, (long long)1 << 62, &seed))
+        return false;
+    run->batch = (int32_t)batch;
+    run->seed = (uint64_t)seed;
+    return true;
+}
+
+/* The schedule spans all planned epochs; steps per epoch come from the data set size. */
+static bool parse_schedule(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run, double lr,
+                           int64_t steps_per_epoch)
+{
+    tq_schedule *s = &run->schedule;
+    memset(s, 0, sizeof *s);
+    s->kind = TQ_SCHEDULE_CONSTANT;
+    const char *name = tq_cli_get(cmd, a, "schedule");
+    if (name && !tq_schedule_kind_parse(name, &s->kind)) {
+        tq_cli_usage_error(cmd, "--schedule: expected constant, step or cosine, got '%s'", name);
+        return false;
+    }
+    long long warmup = 0, step_epochs = 1;
+    double gamma = 0.1;
+    if (!tq_cli_int(cmd, a, "warmup", 0, 1LL << 40, &warmup) ||
+        !tq_cli_int(cmd, a, "step-size", 1, 1LL << 20, &step_epochs) ||
+        !tq_cli_float(cmd, a, "gamma", 0, 1, &gamma))
+        return false;
+    s->lr = (float)lr;
+    s->gamma = (float)gamma;
+    s->warmup_steps = warmup;
+    s->step_size = step_epochs * steps_per_epoch;
+    s->total_steps = run->epochs * steps_per_epoch;
+    return true;
+}
+
+static int64_t steps_per_epoch(const tq_dataset *d, int32_t batch)
+{
+    return (d->n + batch - 1) / batch;
+}
+
+/* Trains run for its remaining epochs, evaluating and checkpointing after each. */
+static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
+                        const tq_dataset *test, const char *out, tq_json *json,
+                        tq_reporter *rep, double *final_acc)
+{
+    tq_error err = {0};
+    tq_json_open(json, "epochs", '[');
+    while (run->epoch < run->epochs) {
+        tq_epoch_stats st;
+        double acc = 0, loss = 0;
+        if (tq_train_epoch(run, train, rep, &st, &err) ||
+            tq_evaluate(run->model, test, run->mean, run->std, 256, &acc, &loss, &err) ||
+            tq_run_save(run, out, &err)) {
+            tq_json_close(json, '[');
+            return tq_cli_fail(cmd, &err);
+        }
+        tq_report_line(rep,
+                       "epoch %lld/%lld  loss %.4f  train acc %.4f  test acc %.4f  "
+                       "%.0f img/s  %.1f s",
+                       (long long)st.epoch, (long long)run->epochs, st.loss, st.accuracy, acc,
+                       st.images_per_s, st.seconds);
+        tq_json_open(json, NULL, '{');
+        tq_json_int(json, "epoch", st.epoch);
+        tq_json_num(json, "loss", st.loss);
+        tq_json_num(json, "train_accuracy", st.accuracy);
+        tq_json_num(json, "test_loss", loss);
+        tq_json_num(json, "accuracy", acc);
+        tq_json_num(json, "images_per_s", st.images_per_s);
+        tq_json_num(json, "seconds", st.seconds);
+        tq_json_close(json, '{');
+        *final_acc = acc;
+    }
+    tq_json_close(json, '[');
+    return 0;
+}
+
+int tq_cmd_train(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &train_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!parse_threads(cmd, &a)) return TQ_EXIT_USAGE;
+
+    tq_run run = {0};
+    double lr;
+    long long epochs = 5;
+    if (!parse_optim(cmd, &a, &run, &lr) || !tq_cli_int(cmd, &a, "epochs", 1, 100000, &epochs))
+        return TQ_EXIT_USAGE;
+    run.epochs = epochs;
+    const char *model_name = tq_cli_get(cmd, &a, "model");
+    const char *data_spec = tq_cli_get(cmd, &a, "data");
+    const char *resume = tq_cli_get(cmd, &a, "resume");
+    const char *json_path = tq_cli_get(cmd, &a, "json");
+    char default_out[128];
+    snprintf(default_out, sizeof default_out, "%s.tqc", model_name ? model_name : "lenet5");
+    const char *out = tq_cli_get(cmd, &a, "out");
+    if (!out) out = default_out;
+    tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
+    tq_error err = {0};
+
+    /* Refuse unwritable outputs now, not after an hour of training. */
+    if (tq_check_writable(out, &err) || (json_path && tq_check_writable(json_path, &err)))
+        return tq_cli_fail(cmd, &err);
+
+    if (resume) {
+        tq_run saved = {0};
+        if (tq_run_load(resume, &saved, &err)) return tq_cli_fail(cmd, &err);
+        if (model_name && strcmp(model_name, tq_model_name(saved.model)) != 0) {
+            tq_run_free(&saved);
+            return tq_cli_usage_error(cmd, "--model %s does not match the checkpoint's model %s",
+                                      model_name, tq_model_name(saved.model));
+        }
+        if (!data_spec) data_spec = saved.data_name;
+        saved.epochs = run.epochs;
+        run = saved;
+    }
+    if (!data_spec) data_spec = "fashion-mnist";
+
+    tq_dataset train = {0}, test = {0};
+    if (tq_dataset_open(data_spec, TQ_SPLIT_TRAIN, &train, &err) ||
+        tq_dataset_open(data_spec, TQ_SPLIT_TEST, &test, &err)) {
+        tq_dataset_free(&train);
+        tq_run_free(&run);
+        return tq_cli_fail(cmd, &err);
+    }
+    if (!resume) {
+        tq_rng rng;
+        tq_rng_seed(&rng, run.seed);
+        run.model = tq_model_create(model_name ? model_name : "lenet5", train.c, train.h, train.w,
+                                    train.classes, &rng, &err);
+        if (!run.model || !parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch))) {
+            tq_dataset_free(&train);
+            tq_dataset_free(&test);
+            return run.model ? TQ_EXIT_USAGE : tq_cli_fail(cmd, &err);
+        }
+        tq_dataset_stats(&train, run.mean, run.std);
+        snprintf(run.data_name, sizeof run.data_name, "%s", data_spec);
+    } else {
+        run.schedule.total_steps = run.epochs * steps_per_epoch(&train, run.batch);
+    }
+
+    tq_report_line(&rep, "train %s on %s: %lld images, %lld parameters, %lld epochs", 
+                   tq_model_name(run.model), train.name, (long long)train.n,
+                   (long long)tq_model_param_count(run.model), (long long)run.epochs);
+    tq_json json;
+    tq_json_begin(&json);
+    tq_json_str(&json, "command", "train");
+    tq_json_str(&json, "model", tq_model_name(run.model));
+    tq_json_str(&json, "data", train.name);
+    double acc = 0;
+    rc = train_epochs(cmd, &run, &train, &test, out, &json, &rep, &acc);
+    tq_json_num(&json, "accuracy", acc);
+    if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
+    if (!rc) {
+        tq_report_line(&rep, "saved %s", out);
+        printf("accuracy: %.4f\n", acc);
+    }
+    tq_json_free(&json);
+    tq_dataset_free(&train);
+    tq_dataset_free(&test);
+    tq_run_free(&run);
+    return rc;
+}
+
+/* ---- eval */
+
+static const tq_cli_opt eval_opts[] = {
+    {"model-file", "FILE", "checkpoint to evaluate (required)"},
+    {"data", "SPEC", "data set (default: the one the model was trained on)"},
+    {"batch", "N", "batch size (default 256)"},
+    {"threads", "N", "threads (default: all cores)"},
+    {"json", "FILE", "write the figures as JSON"},
+    {"quiet", NULL, "print only the accuracy line"},
+    {0},
+};
+static const tq_cli_cmd eval_cmd = {
+    "eval", "--model-file FILE [options]",
+    "Evaluate a checkpoint (float or quantized) on the test split.", eval_opts, 0};
+
+int tq_cmd_eval(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &eval_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    long long batch = 256;
+    if (!parse_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
+        return TQ_EXIT_USAGE;
+    const char *path = tq_cli_get(cmd, &a, "model-file");
+    if (!path) return tq_cli_usage_error(cmd, "--model-file is required");
+    const char *json_path = tq_cli_get(cmd, &a, "json");
+    tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
+    tq_error err = {0};
+    if (json_path && tq_check_writable(json_path, &err)) return tq_cli_fail(cmd, &err);
+    tq_run run = {0};
+    if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
+    const char *spec = tq_cli_get(cmd, &a, "data");
+    if (!spec) spec = run.data_name;
+    tq_dataset test = {0};
+    double acc = 0, loss = 0;
+    if (tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
+        tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err)) {
+        tq_dataset_free(&test);
+        tq_run_free(&run);
+        return tq_cli_fail(cmd, &err);
+    }
+    tq_report_line(&rep, "%s on %s: %lld test images, loss %.4f", tq_model_name(run.model),
+                   test.name, (long long)test.n, loss);
+    if (json_path) {
+        tq_json json;
+        tq_json_begin(&json);
+        tq_json_str(&json, "command", "eval");
+        tq_json_str(&json, "model", tq_model_name(run.model));
+        tq_json_str(&json, "data", test.name);
+        tq_json_int(&json, "images", test.n);
+        tq_json_num(&json, "loss", loss);
+        tq_json_num(&json, "accuracy", acc);
+        if (tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
+        tq_json_free(&json);
+    }
+    if (!rc) printf("accuracy: %.4f\n", acc);
+    tq_dataset_free(&test);
+    tq_run_free(&run);
+    return rc;
+}
+
+/* ---- info */
+
+static const tq_cli_opt info_opts[] = {{0}};
+static const tq_cli_cmd info_cmd = {
+    "info", "FILE", "Show a checkpoint: model, layers, shapes, parameter count, quantizers.",
+    info_opts, 1};
+
+int tq_cmd_info(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &info_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (a.n_positional != 1) return tq_cli_usage_error(cmd, "expected one checkpoint file");
+    tq_error err = {0};
+    tq_run run = {0};
+    if (tq_run_load(a.positional[0], &run, &err)) return tq_cli_fail(cmd, &err);
+    int32_t c, h, w, classes;
+    tq_model_input(run.model, &c, &h, &w, &classes);
+    printf("checkpoint %s\nmodel %s, input (%d,%d,%d), %d classes, data %s, %lld epochs trained\n",
+           a.positional[0], tq_model_name(run.model), c, h, w, classes, run.data_name,
+           (long long)run.epoch);
+    tq_model_describe(run.model, stdout);
+    tq_print_quantizers(run.model, stdout);
+    tq_run_free(&run);
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* A small JSON writer for --json output, and atomic whole-file writes for reports. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void put(tq_json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(tq_json *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (j->len + (size_t)n + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap : 1024;
+        while (cap < j->len + (size_t)n + 1) cap *= 2;
+        char *b = realloc(j->buf, cap);
+        if (!b) return;
+        j->buf = b;
+        j->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(j->buf + j->len, j->cap - j->len, fmt, ap);
+    va_end(ap);
+    j->len += (size_t)n;
+}
+
+static void put_string(tq_json *j, const char *s)
+{
+    put(j, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') put(j, "\\%c", c);
+        else if (c < 0x20) put(j, "\\u%04x", c);
+        else put(j, "%c", c);
+    }
+    put(j, "\"");
+}
+
+void tq_json_key(tq_json *j, const char *key)
+{
+    if (j->need_comma[j->depth]) put(j, ",");
+    j->need_comma[j->depth] = true;
+    put(j, "\n%*s", 2 * j->depth, "");
+    if (key) {
+        put_string(j, key);
+        put(j, ": ");
+    }
+}
+
+void tq_json_begin(tq_json *j)
+{
+    memset(j, 0, sizeof *j);
+    put(j, "{");
+    j->depth = 1;
+}
+
+void tq_json_str(tq_json *j, const char *key, const char *v)
+{
+    tq_json_key(j, key);
+    put_string(j, v);
+}
+
+void tq_json_num(tq_json *j, const char *key, double v)
+{
+    tq_json_key(j, key);
+    if (isfinite(v)) put(j, "%.10g", v);
+    else put(j, "null");
+}
+
+void tq_json_int(tq_json *j, const char *key, long long v)
+{
+    tq_json_key(j, key);
+    put(j, "%lld", v);
+}
+
+void tq_json_open(tq_json *j, const char *key, char bracket)
+{
+    tq_json_key(j, key);
+    put(j, "%c", bracket);
+    TQ_ASSERT(j->depth + 1 < 16);
+    j->need_comma[++j->depth] = false;
+}
+
+void tq_json_close(tq_json *j, char bracket)
+{
+    j->depth--;
+    put(j, "\n%*s%c", 2 * j->depth, "", bracket == '{' ? '}' : ']');
+}
+
+tq_status tq_json_save(tq_json *j, const char *path, tq_error *err)
+{
+    j->depth = 0;
+    put(j, "\n}\n");
+    if (!j->buf) return tq_fail(err, TQ_STATUS_NOMEM, "json: out of memory");
+    return tq_write_file_atomic(path, j->buf, j->len, err);
+}
+
+void tq_json_free(tq_json *j)
+{
+    free(j->buf);
+    memset(j, 0, sizeof *j);
+}
+
+tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, tq_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return tq_fail(err, TQ_STATUS_ARG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return tq_fail(err, TQ_STATUS_IO, "%s: cannot create: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return tq_fail(err, TQ_STATUS_IO, "%s: write failed: %s", path, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tq_fail(err, TQ_STATUS_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tq_fail(err, TQ_STATUS_IO, "%s: cannot replace: %s", path, strerror(e));
+    }
+    return TQ_STATUS_OK;
+}

@@ -1,0 +1,191 @@
+/* The training and evaluation loops: batches from a loader, forward on the tape, loss,
+ * backward, optimizer step; the tape is reset every step so memory is reused. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t count_correct(const tq_tensor *logits, const int32_t *labels)
+{
+    int n = logits->shape[0], k = logits->shape[1];
+    int64_t correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits->data + (int64_t)i * k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (z[j] > z[best]) best = j;
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
+/* A batch of inputs in a reusable buffer, viewed as a tensor of the filled size. */
+typedef struct batch_buf {
+    float *x;
+    int32_t *labels;
+    tq_tensor view;
+} batch_buf;
+
+static bool batch_buf_init(batch_buf *b, const tq_dataset *d, int32_t batch)
+{
+    b->x = malloc((size_t)batch * d->c * d->h * d->w * sizeof(float));
+    b->labels = malloc((size_t)batch * sizeof(int32_t));
+    memset(&b->view, 0, sizeof b->view);
+    return b->x && b->labels;
+}
+
+static void batch_buf_view(batch_buf *b, const tq_dataset *d, int32_t n)
+{
+    tq_shape_set(&b->view, 4, (int32_t[]){n, d->c, d->h, d->w});
+    b->view.data = b->x;
+    b->view.grad = NULL;
+}
+
+static void batch_buf_free(batch_buf *b)
+{
+    free(b->x);
+    free(b->labels);
+}
+
+static tq_loader *make_loader(const tq_dataset *d, int32_t batch, bool shuffle, bool augment,
+                              uint64_t seed, const float *mean, const float *std, tq_error *err)
+{
+    tq_loader_config cfg = {.batch = batch, .shuffle = shuffle, .augment = augment,
+                            .drop_last = false, .seed = seed};
+    memcpy(cfg.mean, mean, sizeof cfg.mean);
+    memcpy(cfg.std, std, sizeof cfg.std);
+    return tq_loader_new(d, &cfg, err);
+}
+
+static uint64_t mix_seed(uint64_t seed, int64_t epoch)
+{
+    return seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch * 0xD1B54A32D192ED03ULL + 1;
+}
+
+tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
+                         tq_epoch_stats *stats, tq_error *err)
+{
+    int64_t n_params = tq_model_param_count(run->model);
+    if (!run->optim) {
+        run->optim = tq_optim_new(&run->optim_cfg, n_params, err);
+        if (!run->optim) return err->status;
+    }
+    bool augment = strcmp(train->name, "cifar10") == 0;
+    tq_loader *loader = make_loader(train, run->batch, true, augment, run->seed, run->mean,
+                                    run->std, err);
+    if (!loader) return err->status;
+    tq_tape *tape = tq_tape_new();
+    batch_buf b;
+    if (!tape || !batch_buf_init(&b, train, run->batch)) {
+        tq_loader_free(loader);
+        tq_tape_free(tape);
+        return tq_fail(err, TQ_STATUS_NOMEM, "train: out of memory");
+    }
+    tq_loader_start_epoch(loader, run->epoch);
+    tq_rng rng; /* dropout masks, determined by (seed, epoch) so a resumed run agrees */
+    tq_rng_seed(&rng, mix_seed(run->seed, run->epoch));
+
+    float *params = tq_model_params(run->model), *grads = tq_model_grads(run->model);
+    int64_t batches = tq_loader_batch_count(loader), seen = 0, correct = 0;
+    double loss_sum = 0.0, t0 = now_seconds();
+    tq_status st = TQ_STATUS_OK;
+    for (int64_t i = 0; i < batches; i++) {
+        int32_t n = tq_loader_fill(loader, i, b.x, b.labels);
+        batch_buf_view(&b, train, n);
+        tq_tape_reset(tape);
+        tq_tensor *logits = tq_model_forward(run->model, tape, &b.view, &rng);
+        tq_tensor *loss = tq_softmax_cross_entropy(tape, logits, b.labels);
+        if (!loss) {
+            st = tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
+            break;
+        }
+        int64_t step = tq_optim_steps(run->optim);
+        if (!isfinite(loss->data[0])) {
+            st = tq_fail(err, TQ_STATUS_NUMERIC,
+                         "train: loss is %f at epoch %lld step %lld (try a lower --lr)",
+                         (double)loss->data[0], (long long)run->epoch + 1, (long long)step);
+            break;
+        }
+        tq_model_zero_grad(run->model);
+        if (tq_backward(tape, loss) != TQ_STATUS_OK) {
+            st = tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
+            break;
+        }
+        if (run->clip_norm > 0) tq_clip_grad_norm(grads, n_params, run->clip_norm);
+        tq_optim_step(run->optim, params, grads, tq_schedule_lr(&run->schedule, step));
+        loss_sum += (double)loss->data[0] * n;
+        correct += count_correct(logits, b.labels);
+        seen += n;
+        tq_report_progress(rep, "train", i + 1, batches, loss_sum / seen, (double)correct / seen);
+    }
+    double seconds = now_seconds() - t0;
+    batch_buf_free(&b);
+    tq_tape_free(tape);
+    tq_loader_free(loader);
+    if (st != TQ_STATUS_OK) return st;
+    run->epoch++;
+    if (stats)
+        *stats = (tq_epoch_stats){.epoch = run->epoch, .loss = loss_sum / (double)seen,
+                                  .accuracy = (double)correct / (double)seen, .seconds = seconds,
+                                  .images_per_s = (double)seen / seconds};
+    return TQ_STATUS_OK;
+}
+
+tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
+                      int32_t batch, double *accuracy, double *loss, tq_error *err)
+{
+    tq_loader *loader = make_loader(d, batch, false, false, 0, mean, std, err);
+    if (!loader) return err->status;
+    tq_tape *tape = tq_tape_new();
+    batch_buf b;
+    if (!tape || !batch_buf_init(&b, d, batch)) {
+        tq_loader_free(loader);
+        tq_tape_free(tape);
+        return tq_fail(err, TQ_STATUS_NOMEM, "evaluate: out of memory");
+    }
+    tq_loader_start_epoch(loader, 0);
+    int64_t batches = tq_loader_batch_count(loader), seen = 0, correct = 0;
+    double loss_sum = 0.0;
+    tq_status st = TQ_STATUS_OK;
+    for (int64_t i = 0; i < batches; i++) {
+        int32_t n = tq_loader_fill(loader, i, b.x, b.labels);
+        batch_buf_view(&b, d, n);
+        tq_tape_reset(tape);
+        tq_tape_set_recording(tape, false);
+        tq_tape_set_training(tape, false);
+        tq_tensor *logits = tq_model_forward(model, tape, &b.view, NULL);
+        tq_tensor *l = tq_softmax_cross_entropy(tape, logits, b.labels);
+        if (!l) {
+            st = tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
+            break;
+        }
+        loss_sum += (double)l->data[0] * n;
+        correct += count_correct(logits, b.labels);
+        seen += n;
+    }
+    batch_buf_free(&b);
+    tq_tape_free(tape);
+    tq_loader_free(loader);
+    if (st != TQ_STATUS_OK) return st;
+    if (accuracy) *accuracy = seen ? (double)correct / (double)seen : 0.0;
+    if (loss) *loss = seen ? loss_sum / (double)seen : 0.0;
+    return TQ_STATUS_OK;
+}
+
+void tq_run_free(tq_run *run)
+{
+    if (!run) return;
+    tq_model_free(run->model);
+    tq_optim_free(run->optim);
+    run->model = NULL;
+    run->optim = NULL;
+}

@@ -1,0 +1,42 @@
+/* The `tinyqat` command: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"train", tq_cmd_train, "train a float model from the zoo"},
+    {"eval", tq_cmd_eval, "evaluate a checkpoint on the test split"},
+    {"info", tq_cmd_info, "show a checkpoint's layers, shapes and quantizers"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: tinyqat COMMAND [options]   (tinyqat COMMAND --help for its options)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return TQ_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        if (strcmp(argv[1], subcommands[i].name) == 0) return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tinyqat: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return TQ_EXIT_USAGE;
+}

@@ -1,0 +1,150 @@
+/* Post-training quantization: attach a recipe's quantizers, calibrate activations on
+ * training batches, and show per layer what was chosen. */
+#include "ptq.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const calib_names[] = {
+    [TQ_CALIB_MAX] = "max", [TQ_CALIB_PERCENTILE] = "percentile",
+    [TQ_CALIB_MSE] = "mse", [TQ_CALIB_ENTROPY] = "entropy"};
+
+bool tq_calib_parse(const char *s, tq_calib_kind *out)
+{
+    for (int k = 0; k < (int)(sizeof calib_names / sizeof *calib_names); k++)
+        if (strcmp(s, calib_names[k]) == 0) {
+            *out = (tq_calib_kind)k;
+            return true;
+        }
+    return false;
+}
+
+const char *tq_calib_name(tq_calib_kind k) { return calib_names[k]; }
+
+void tq_detach_quantizers(tq_model *m)
+{
+    for (int i = 0; i < tq_model_qlayer_count(m); i++)
+        tq_qlayer_set_quantizers(tq_model_qlayer(m, i), NULL, NULL);
+}
+
+static tq_quantizer *make_quantizer(const tq_qspec *spec, tq_qstate state, const char *layer,
+                                    const char *what, tq_error *err)
+{
+    tq_error e = {0};
+    tq_quantizer *q = tq_quantizer_new(spec, &e);
+    if (!q) {
+        tq_fail(err, e.status, "%s %s: %s", layer, what, e.msg);
+        return NULL;
+    }
+    tq_quantizer_set_state(q, state);
+    return q;
+}
+
+tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error *err)
+{
+    tq_qspec int8_w, int8_a;
+    tq_error e = {0};
+    TQ_ASSERT(tq_qspec_parse("int8:channel=0", &int8_w, &e) == TQ_STATUS_OK);
+    TQ_ASSERT(tq_qspec_parse("int8", &int8_a, &e) == TQ_STATUS_OK);
+    int n = tq_model_qlayer_count(m);
+    for (int i = 0; i < n; i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        bool edge = i == 0 || i == n - 1;
+        tq_qlayer_set_quantizers(l, NULL, NULL);
+        if (edge && r->keep == TQ_KEEP_FLOAT) continue;
+        bool int8 = edge && r->keep == TQ_KEEP_INT8;
+        tq_qspec ws = int8 ? int8_w : r->weights, as = int8 ? int8_a : r->acts;
+        if (calib >= 0) as.calib = (tq_calib_kind)calib;
+        tq_quantizer *wq = NULL, *iq = NULL;
+        if (int8 || r->has_weights) {
+            wq = make_quantizer(&ws, TQ_QSTATE_QUANTIZING, l->name, "weights", err);
+            if (!wq) return err->status;
+            if (tq_quantizer_calibrate_weight(wq, l->weight, &e)) {
+                tq_quantizer_free(wq);
+                return tq_fail(err, e.status, "%s weights: %s", l->name, e.msg);
+            }
+        }
+        if (int8 || r->has_acts) {
+            iq = make_quantizer(&as, TQ_QSTATE_CALIBRATING, l->name, "input", err);
+            if (!iq) {
+                tq_quantizer_free(wq);
+                return err->status;
+            }
+        }
+        tq_qlayer_set_quantizers(l, wq, iq);
+    }
+    return TQ_STATUS_OK;
+}
+
+tq_status tq_calibrate(tq_model *m, const tq_dataset *train, const float *mean,
+                       const float *std, int batches, int32_t batch, uint64_t seed,
+                       tq_error *err)
+{
+    tq_loader_config cfg = {.batch = batch, .shuffle = true, .seed = seed};
+    memcpy(cfg.mean, mean, sizeof cfg.mean);
+    memcpy(cfg.std, std, sizeof cfg.std);
+    tq_loader *loader = tq_loader_new(train, &cfg, err);
+    if (!loader) return err->status;
+    tq_loader_start_epoch(loader, 0);
+    tq_tape *tape = tq_tape_new();
+    float *x = malloc((size_t)batch * train->c * train->h * train->w * sizeof(float));
+    int32_t *labels = malloc((size_t)batch * sizeof(int32_t));
+    tq_status st = TQ_STATUS_OK;
+    if (!tape || !x || !labels) st = tq_fail(err, TQ_STATUS_NOMEM, "calibrate: out of memory");
+    int64_t total = tq_loader_batch_count(loader);
+    for (int64_t i = 0; st == TQ_STATUS_OK && i < batches && i < total; i++) {
+        int32_t n = tq_loader_fill(loader, i, x, labels);
+        tq_tensor view = {.data = x};
+        tq_shape_set(&view, 4, (int32_t[]){n, train->c, train->h, train->w});
+        tq_tape_reset(tape);
+        tq_tape_set_recording(tape, false);
+        tq_tape_set_training(tape, false);
+        if (!tq_model_forward(m, tape, &view, NULL))
+            st = tq_fail(err, tq_tape_error(tape)->status, "calibrate: %s", tq_tape_error(tape)->msg);
+    }
+    for (int i = 0; st == TQ_STATUS_OK && i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        if (!l->input_q || tq_quantizer_state(l->input_q) != TQ_QSTATE_CALIBRATING) continue;
+        tq_error e = {0};
+        if (tq_quantizer_finish_calibration(l->input_q, &e))
+            st = tq_fail(err, e.status, "%s input: %s", l->name, e.msg);
+        else
+            tq_quantizer_set_state(l->input_q, TQ_QSTATE_QUANTIZING);
+    }
+    free(x);
+    free(labels);
+    tq_tape_free(tape);
+    tq_loader_free(loader);
+    return st;
+}
+
+/* Weight SQNR of one layer's quantizer, in dB. */
+static double weight_sqnr(const tq_qlayer *l)
+{
+    float *wq = malloc((size_t)l->weight->numel * sizeof(float));
+    tq_error e = {0};
+    double s = NAN;
+    if (wq && tq_quantizer_apply(l->weight_q, l->weight, wq, &e) == TQ_STATUS_OK)
+        s = tq_sqnr_db(l->weight->data, wq, l->weight->numel);
+    free(wq);
+    return s;
+}
+
+void tq_print_quantizers(tq_model *m, FILE *out)
+{
+    bool any = false;
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        if (!l->weight_q && !l->input_q) continue;
+        if (!any) fprintf(out, "quantizers:\n");
+        any = true;
+        char buf[256];
+        fprintf(out, "  %-22s weights %s", l->name,
+                l->weight_q ? tq_quantizer_describe(l->weight_q, buf, sizeof buf) : "float");
+        if (l->weight_q) fprintf(out, ", SQNR %.1f dB", weight_sqnr(l));
+        fprintf(out, "\n  %-22s input   %s\n", "",
+                l->input_q ? tq_quantizer_describe(l->input_q, buf, sizeof buf) : "float");
+    }
+    if (!any) fprintf(out, "quantizers: none (float model)\n");
+}

@@ -1,0 +1,82 @@
+/* Recipes: which quantizer specs go on the weights and input activations of every Linear
+ * and Conv2d layer, by name (int8, w4a8, ...) or from two spec strings. */
+#include "ptq.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct named_recipe {
+    const char *name, *weights, *acts, *about;
+} named_recipe;
+
+/* Weight specs are per output channel (axis 0) unless a block format is named. */
+static const named_recipe recipes[] = {
+    {"int8", "int8:channel=0", "int8", "W8A8: int8 per-channel weights, int8 per-tensor activations"},
+    {"w4a16", "int4:block=32", "", "weight-only int4, blocks of 32"},
+    {"w4a8", "int4:channel=0", "int8", "int4 per-channel weights, int8 activations"},
+    {"w4a4", "int4:channel=0", "int4", "int4 per-channel weights, int4 activations"},
+    {"w2a2", "int2:channel=0", "int2", "int2 per-channel weights, int2 activations"},
+    {"fp8", "e4m3", "e4m3", "FP8 e4m3 weights and activations, per-tensor"},
+    {"mxfp8", "mxfp8", "mxfp8", "MX FP8: e4m3 in blocks of 32 with power-of-two scales"},
+    {"mxfp4", "mxfp4", "mxfp4", "MX FP4: e2m1 in blocks of 32 with power-of-two scales"},
+    {"nvfp4", "nvfp4", "nvfp4", "NVFP4: e2m1 in blocks of 16, e4m3 scales, global scale"},
+};
+
+const char *tq_recipe_names(void)
+{
+    return "int8, w4a16, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4";
+}
+
+void tq_recipe_list(FILE *out)
+{
+    for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)
+        fprintf(out, "  %-8s weights %-16s acts %-8s %s\n", recipes[i].name, recipes[i].weights,
+                recipes[i].acts[0] ? recipes[i].acts : "float", recipes[i].about);
+}
+
+static tq_status parse_side(const char *spec, const char *what, bool *on, tq_qspec *out,
+                            tq_error *err)
+{
+    *on = spec && spec[0] && strcmp(spec, "float") != 0 && strcmp(spec, "none") != 0;
+    if (!*on) return TQ_STATUS_OK;
+    tq_error e = {0};
+    if (tq_qspec_parse(spec, out, &e))
+        return tq_fail(err, e.status, "%s: %s", what, e.msg);
+    return TQ_STATUS_OK;
+}
+
+tq_status tq_recipe_make(const char *name, const char *weights, const char *acts,
+                         tq_recipe *out, tq_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (name) {
+        const named_recipe *r = NULL;
+        for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)
+            if (strcmp(recipes[i].name, name) == 0) r = &recipes[i];
+        if (!r)
+            return tq_fail(err, TQ_STATUS_ARG, "unknown recipe '%s' (expected %s, or --weights/--acts)",
+                           name, tq_recipe_names());
+        if (!weights) weights = r->weights;
+        if (!acts) acts = r->acts;
+        snprintf(out->name, sizeof out->name, "%s", name);
+    } else {
+        snprintf(out->name, sizeof out->name, "w:%s/a:%s", weights ? weights : "float",
+                 acts ? acts : "float");
+    }
+    if (parse_side(weights, "weights", &out->has_weights, &out->weights, err) ||
+        parse_side(acts, "acts", &out->has_acts, &out->acts, err))
+        return err->status;
+    if (!out->has_weights && !out->has_acts)
+        return tq_fail(err, TQ_STATUS_ARG, "recipe '%s' quantizes nothing", out->name);
+    out->keep = TQ_KEEP_NONE;
+    return TQ_STATUS_OK;
+}
+
+bool tq_keep_parse(const char *s, tq_keep_kind *out)
+{
+    if (strcmp(s, "none") == 0) *out = TQ_KEEP_NONE;
+    else if (strcmp(s, "float") == 0) *out = TQ_KEEP_FLOAT;
+    else if (strcmp(s, "int8") == 0) *out = TQ_KEEP_INT8;
+    else return false;
+    return true;
+}

@@ -1,0 +1,71 @@
+/* tinyqat train: training and evaluation loops, model checkpoints, PTQ and QAT flows and the
+ * PTQ-versus-QAT comparison; the `tinyqat` command is built on these. */
+#ifndef TINYQAT_TRAIN_H
+#define TINYQAT_TRAIN_H
+
+#include <stdio.h>
+
+#include "autograd.h"
+#include "data.h"
+#include "layers.h"
+#include "optim.h"
+#include "quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything a run needs to continue: the model, its optimizer, how the inputs are
+ * normalised, and where in the schedule it is. Saved and restored by checkpoints. */
+typedef struct tq_run {
+    tq_model *model;
+    tq_optim *optim;           /* NULL until training starts */
+    tq_optim_config optim_cfg;
+    tq_schedule schedule;
+    float clip_norm;           /* 0 = no clipping */
+    int32_t batch;
+    uint64_t seed;
+    int64_t epoch;             /* epochs completed */
+    int64_t epochs;            /* epochs planned */
+    float mean[4], std[4];     /* input normalisation, fixed from the training set */
+    char data_name[64];
+} tq_run;
+
+void tq_run_free(tq_run *run);
+/* Per quantized layer: formats, block formats, amax range, unsigned choice, weight SQNR. */
+void tq_print_quantizers(tq_model *m, FILE *out);
+
+typedef struct tq_epoch_stats {
+    int64_t epoch;
+    double loss, accuracy;     /* on the training batches, as seen during the epoch */
+    double seconds, images_per_s;
+} tq_epoch_stats;
+
+/* How the loops report: a progress bar on a terminal, plain lines otherwise, nothing
+ * when quiet. */
+typedef struct tq_reporter {
+    FILE *out;
+    bool quiet;
+    bool tty;
+} tq_reporter;
+tq_reporter tq_reporter_stdout(bool quiet);
+void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t total,
+                        double loss, double accuracy);
+void tq_report_line(tq_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Trains run->model for one epoch over train. */
+tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
+                         tq_epoch_stats *stats, tq_error *err);
+/* Accuracy (fraction) and mean loss of model on d with the given normalisation. */
+tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
+                      int32_t batch, double *accuracy, double *loss, tq_error *err);
+
+/* Checkpoints: model (name, input shape, parameters, batch-norm statistics, quantizers),
+ * optimizer, normalisation, epoch and schedule; versioned, checksummed, written atomically. */
+tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err);
+tq_status tq_run_load(const char *path, tq_run *run, tq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
