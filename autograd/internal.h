@@ -29,4 +29,15 @@ tq_tensor *tq_op_output(tq_tape *t, tq_tensor *const *in, int n_in, int32_t ndim
 /* dst += src over n floats. */
 void tq_accumulate(float *dst, const float *src, int64_t n);
 
+/* The OpenMP pool, seen from an op: how many threads a parallel loop may use, and which
+ * one is running (for per-thread scratch). One without OpenMP. */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int tq_omp_max_threads(void) { return omp_get_max_threads(); }
+static inline int tq_omp_thread_id(void) { return omp_get_thread_num(); }
+#else
+static inline int tq_omp_max_threads(void) { return 1; }
+static inline int tq_omp_thread_id(void) { return 0; }
+#endif
+
 #endif

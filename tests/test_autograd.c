@@ -323,6 +323,549 @@ START_TEST(test_rng_is_reproducible)
 }
 END_TEST
 
+/* ---- convolution, pooling, batch norm, dropout */
+
+typedef struct conv_case {
+    int32_t N, C, H, W, O, kh, kw;
+    int stride, pad;
+    bool bias;
+} conv_case;
+
+/* Non-square inputs and kernels, stride 1 and 2, padding 0..2, with and without bias,
+ * 1x1 both on the direct path (stride 1, no padding) and through im2col. */
+static const conv_case conv_cases[] = {
+    {2, 2, 5, 5, 3, 3, 3, 1, 0, true},  {1, 2, 6, 5, 2, 3, 3, 2, 1, false},
+    {2, 1, 7, 6, 2, 3, 2, 1, 2, true},  {3, 3, 4, 5, 4, 1, 1, 1, 0, true},
+    {1, 2, 5, 4, 2, 1, 1, 2, 1, false}, {2, 3, 5, 6, 2, 2, 2, 2, 2, true},
+    {2, 2, 4, 4, 3, 3, 3, 2, 1, false},
+};
+
+static tq_tensor *fn_conv(tq_tape *t, tq_tensor **x, void *c)
+{
+    const conv_case *k = c;
+    return tq_conv2d(t, x[0], x[1], k->bias ? x[2] : NULL, k->stride, k->pad);
+}
+
+/* Direct definition of the convolution, for comparison. */
+static float conv_reference(const conv_case *k, const tq_tensor *x, const tq_tensor *w,
+                            const tq_tensor *b, int n, int o, int oy, int ox)
+{
+    double s = b ? b->data[o] : 0.0;
+    for (int c = 0; c < k->C; c++)
+        for (int i = 0; i < k->kh; i++)
+            for (int j = 0; j < k->kw; j++) {
+                int iy = oy * k->stride - k->pad + i, ix = ox * k->stride - k->pad + j;
+                if (iy < 0 || iy >= k->H || ix < 0 || ix >= k->W) continue;
+                s += (double)x->data[((n * k->C + c) * k->H + iy) * k->W + ix] *
+                     w->data[((o * k->C + c) * k->kh + i) * k->kw + j];
+            }
+    return (float)s;
+}
+
+START_TEST(test_conv2d_matches_direct_definition_and_gradcheck)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 20);
+    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
+        const conv_case *k = &conv_cases[i];
+        tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){k->N, k->C, k->H, k->W}, true, -1, 1);
+        tq_tensor *w = tq_test_tensor(&rng, 4, (int32_t[]){k->O, k->C, k->kh, k->kw}, true, -1, 1);
+        tq_tensor *b = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -1, 1);
+        tq_tensor *in[] = {x, w, b};
+        tq_tape *t = tq_tape_new();
+        tq_tensor *y = fn_conv(t, in, (void *)k);
+        ck_assert_ptr_nonnull(y);
+        int OH = (k->H + 2 * k->pad - k->kh) / k->stride + 1;
+        int OW = (k->W + 2 * k->pad - k->kw) / k->stride + 1;
+        ck_assert_int_eq(y->shape[2], OH);
+        ck_assert_int_eq(y->shape[3], OW);
+        for (int n = 0; n < k->N; n++)
+            for (int o = 0; o < k->O; o++)
+                for (int oy = 0; oy < OH; oy++)
+                    for (int ox = 0; ox < OW; ox++)
+                        TQ_ASSERT_NEAR(y->data[((n * k->O + o) * OH + oy) * OW + ox],
+                                       conv_reference(k, x, w, k->bias ? b : NULL, n, o, oy, ox),
+                                       1e-5);
+        tq_tape_free(t);
+        TQ_ASSERT_GRADCHECK(fn_conv, (void *)k, in, k->bias ? 3 : 2, NULL, 0.0);
+        tq_tensor_free(x);
+        tq_tensor_free(w);
+        tq_tensor_free(b);
+    }
+}
+END_TEST
+
+/* x: channel 0 holds 1..16, channel 1 ones; 3x3 kernel, padding 1, stride 2 -> 2x2.
+ * Window (oy,ox) covers rows 2oy-1..2oy+1 and columns 2ox-1..2ox+1 of the padded input.
+ * Channel 0 with w0 = [1 2 0; 0 -1 0; 0 0 3]:
+ *   (0,0): -1*1 + 3*6 = 17      (0,1): -1*3 + 3*8 = 21
+ *   (1,0): 2*5 - 9 + 3*14 = 43  (1,1): 6 + 2*7 - 11 + 3*16 = 57
+ * Channel 1 with w1 = ones counts the taps inside the image: 4, 6, 6, 9. Bias 0.5. */
+START_TEST(test_conv2d_known_values)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tape_tensor(t, 4, (int32_t[]){1, 2, 4, 4}, false);
+    tq_tensor *w = tq_tape_tensor(t, 4, (int32_t[]){1, 2, 3, 3}, false);
+    tq_tensor *b = tq_tape_tensor(t, 1, (int32_t[]){1}, false);
+    for (int i = 0; i < 16; i++) {
+        x->data[i] = (float)(i + 1);
+        x->data[16 + i] = 1.0f;
+    }
+    const float w0[9] = {1, 2, 0, 0, -1, 0, 0, 0, 3};
+    for (int i = 0; i < 9; i++) {
+        w->data[i] = w0[i];
+        w->data[9 + i] = 1.0f;
+    }
+    b->data[0] = 0.5f;
+    tq_tensor *y = tq_conv2d(t, x, w, b, 2, 1);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(y->ndim, 4);
+    ck_assert_int_eq(y->shape[2], 2);
+    ck_assert_int_eq(y->shape[3], 2);
+    const float want[4] = {17 + 4 + 0.5f, 21 + 6 + 0.5f, 43 + 6 + 0.5f, 57 + 9 + 0.5f};
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(y->data[i], want[i]);
+    tq_tape_free(t);
+}
+END_TEST
+
+/* Per-thread weight-gradient partials are reduced in a fixed order: the same bits on every
+ * run with a given thread count, and agreement across thread counts up to rounding. */
+static void conv_weight_grad(tq_tensor *x, tq_tensor *w, float *out)
+{
+    tq_tape *t = tq_tape_new();
+    memset(w->grad, 0, (size_t)w->numel * sizeof(float));
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, tq_conv2d(t, x, w, NULL, 1, 1))), TQ_STATUS_OK);
+    memcpy(out, w->grad, (size_t)w->numel * sizeof(float));
+    tq_tape_free(t);
+}
+
+START_TEST(test_conv2d_weight_grad_deterministic)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 21);
+    tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){6, 3, 8, 8}, false, -1, 1);
+    tq_tensor *w = tq_test_tensor(&rng, 4, (int32_t[]){4, 3, 3, 3}, true, -1, 1);
+    float one[108], two_a[108], two_b[108];
+    int saved = tq_get_threads();
+    tq_set_threads(1);
+    conv_weight_grad(x, w, one);
+    tq_set_threads(2);
+    conv_weight_grad(x, w, two_a);
+    conv_weight_grad(x, w, two_b);
+    tq_set_threads(saved);
+    ck_assert_mem_eq(two_a, two_b, sizeof two_a);
+    for (int i = 0; i < 108; i++) TQ_ASSERT_NEAR(two_a[i], one[i], 1e-3);
+    tq_tensor_free(x);
+    tq_tensor_free(w);
+}
+END_TEST
+
+typedef struct pool_case {
+    int32_t N, C, H, W;
+    int kernel, stride;
+} pool_case;
+static const pool_case pool_cases[] = {
+    {2, 3, 4, 4, 2, 2}, {1, 2, 5, 6, 3, 1}, {2, 1, 5, 5, 2, 2}, {1, 2, 7, 5, 3, 2},
+};
+
+static tq_tensor *fn_maxpool(tq_tape *t, tq_tensor **x, void *c)
+{
+    const pool_case *k = c;
+    return tq_maxpool2d(t, x[0], k->kernel, k->stride);
+}
+static tq_tensor *fn_avgpool(tq_tape *t, tq_tensor **x, void *c)
+{
+    const pool_case *k = c;
+    return tq_avgpool2d(t, x[0], k->kernel, k->stride);
+}
+static tq_tensor *fn_global_avgpool(tq_tape *t, tq_tensor **x, void *c)
+{
+    (void)c;
+    return tq_global_avgpool(t, x[0]);
+}
+
+/* Distinct values 0.1 apart in random order: no ties within the checker's step of 0.01. */
+static void fill_distinct(tq_tensor *x, tq_rng *rng)
+{
+    for (int64_t i = 0; i < x->numel; i++) x->data[i] = 0.1f * (float)i - 1.0f;
+    for (int64_t i = x->numel - 1; i > 0; i--) {
+        int64_t j = tq_rng_below(rng, (uint32_t)(i + 1));
+        float v = x->data[i];
+        x->data[i] = x->data[j];
+        x->data[j] = v;
+    }
+}
+
+START_TEST(test_gradcheck_pools)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 22);
+    for (size_t i = 0; i < sizeof pool_cases / sizeof *pool_cases; i++) {
+        const pool_case *k = &pool_cases[i];
+        tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){k->N, k->C, k->H, k->W}, true, -1, 1);
+        TQ_ASSERT_GRADCHECK(fn_avgpool, (void *)k, &x, 1, NULL, 0.0);
+        TQ_ASSERT_GRADCHECK(fn_global_avgpool, NULL, &x, 1, NULL, 0.0);
+        fill_distinct(x, &rng);
+        TQ_ASSERT_GRADCHECK(fn_maxpool, (void *)k, &x, 1, NULL, 0.0);
+        tq_tensor_free(x);
+    }
+    /* random values with a forced tie: kinks skipped, the rest must agree */
+    tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){2, 2, 4, 4}, true, -1, 1);
+    x->data[0] = x->data[1] = 2.0f;
+    tq_gradcheck_opts o = tq_gradcheck_defaults();
+    o.skip_kinks = true;
+    TQ_ASSERT_GRADCHECK(fn_maxpool, (void *)&pool_cases[0], &x, 1, &o, 0.1);
+    tq_tensor_free(x);
+}
+END_TEST
+
+/* Windows of 2x2, stride 2: (0,0) {1,5,3,4} -> 5 at 1; (0,1) all 2 -> the first, at 2;
+ * (1,0) {-1,-2,-3,-4} -> -1 at 8; (1,1) {0,7,7,6} -> the first 7, at 11. */
+START_TEST(test_maxpool_known_winners)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(4, (int32_t[]){1, 1, 4, 4}, true);
+    const float v[16] = {1, 5, 2, 2, 3, 4, 2, 2, -1, -2, 0, 7, -3, -4, 7, 6};
+    memcpy(x->data, v, sizeof v);
+    tq_tensor *y = tq_maxpool2d(t, x, 2, 2);
+    ck_assert_ptr_nonnull(y);
+    const float want[4] = {5, 2, -1, 7};
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(y->data[i], want[i]);
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, y)), TQ_STATUS_OK);
+    for (int i = 0; i < 16; i++)
+        ck_assert_float_eq(x->grad[i], (i == 1 || i == 2 || i == 8 || i == 11) ? 1.0f : 0.0f);
+    tq_tensor_free(x);
+    tq_tape_free(t);
+}
+END_TEST
+
+/* x = 0..11 as 3x4, kernel 3, stride 1: means of columns 0..2 and 1..3 are 5 and 6; the
+ * gradient of their sum is 1/9 per covering window: 1,2,2,1 ninths across every row.
+ * Global average of the two planes 0..3 and 4..7: 1.5 and 5.5. */
+START_TEST(test_avgpool_known_values)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(4, (int32_t[]){1, 1, 3, 4}, true);
+    for (int i = 0; i < 12; i++) x->data[i] = (float)i;
+    tq_tensor *y = tq_avgpool2d(t, x, 3, 1);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(y->shape[2], 1);
+    ck_assert_int_eq(y->shape[3], 2);
+    TQ_ASSERT_NEAR(y->data[0], 5.0, 1e-6);
+    TQ_ASSERT_NEAR(y->data[1], 6.0, 1e-6);
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, y)), TQ_STATUS_OK);
+    const float cover[4] = {1, 2, 2, 1};
+    for (int i = 0; i < 12; i++) TQ_ASSERT_NEAR(x->grad[i], cover[i % 4] / 9.0, 1e-7);
+
+    tq_tape_reset(t);
+    tq_tensor *z = tq_tape_tensor(t, 4, (int32_t[]){1, 2, 2, 2}, false);
+    for (int i = 0; i < 8; i++) z->data[i] = (float)i;
+    tq_tensor *g = tq_global_avgpool(t, z);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->ndim, 2);
+    ck_assert_int_eq(g->shape[1], 2);
+    ck_assert_float_eq(g->data[0], 1.5f);
+    ck_assert_float_eq(g->data[1], 5.5f);
+    tq_tensor_free(x);
+    tq_tape_free(t);
+}
+END_TEST
+
+typedef struct bn_case {
+    tq_batchnorm_state *state;
+    bool training;
+} bn_case;
+
+static tq_tensor *fn_batchnorm(tq_tape *t, tq_tensor **x, void *c)
+{
+    const bn_case *k = c;
+    tq_tape_set_training(t, k->training);
+    return tq_batchnorm(t, x[0], x[1], x[2], k->state);
+}
+
+START_TEST(test_gradcheck_batchnorm)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 23);
+    const int32_t shapes_bn[][4] = {{4, 3}, {2, 3, 3, 2}, {5, 2, 1, 1}};
+    const int32_t ndims_bn[] = {2, 4, 4};
+    for (int s = 0; s < 3; s++) {
+        int32_t C = shapes_bn[s][1];
+        float mean[3], var[3];
+        tq_batchnorm_state st = {.running_mean = mean, .running_var = var, .momentum = 0.1f,
+                                 .eps = 1e-5f};
+        for (int c = 0; c < C; c++) {
+            mean[c] = 0.3f * (float)c - 0.2f;
+            var[c] = 0.5f + (float)c;
+        }
+        tq_tensor *x = tq_test_tensor(&rng, ndims_bn[s], shapes_bn[s], true, -2, 2);
+        tq_tensor *gamma = tq_test_tensor(&rng, 1, &C, true, 0.5f, 1.5f);
+        tq_tensor *beta = tq_test_tensor(&rng, 1, &C, true, -1, 1);
+        tq_tensor *in[] = {x, gamma, beta};
+        bn_case train = {&st, true}, eval = {&st, false};
+        TQ_ASSERT_GRADCHECK(fn_batchnorm, &train, in, 3, NULL, 0.0);
+        TQ_ASSERT_GRADCHECK(fn_batchnorm, &eval, in, 3, NULL, 0.0);
+        tq_tensor_free(x);
+        tq_tensor_free(gamma);
+        tq_tensor_free(beta);
+    }
+}
+END_TEST
+
+/* Channel 0 is 1,2,3,4: mean 2.5, biased variance 1.25, unbiased 5/3. Channel 1 is
+ * constant 3: variance 0, so the output is beta and eps keeps it finite. gamma (2,1),
+ * beta (0.5,-1), momentum 0.1 from running mean 0 and variance 1. */
+START_TEST(test_batchnorm_known_batch)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(2, (int32_t[]){4, 2}, true);
+    tq_tensor *gamma = tq_tensor_new(1, (int32_t[]){2}, true);
+    tq_tensor *beta = tq_tensor_new(1, (int32_t[]){2}, true);
+    const float xv[8] = {1, 3, 2, 3, 3, 3, 4, 3};
+    memcpy(x->data, xv, sizeof xv);
+    gamma->data[0] = 2.0f;
+    gamma->data[1] = 1.0f;
+    beta->data[0] = 0.5f;
+    beta->data[1] = -1.0f;
+    float rm[2] = {0, 0}, rv[2] = {1, 1};
+    tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+
+    tq_tensor *y = tq_batchnorm(t, x, gamma, beta, &st);
+    ck_assert_ptr_nonnull(y);
+    for (int n = 0; n < 4; n++) {
+        TQ_ASSERT_NEAR(y->data[2 * n], 2.0 * (xv[2 * n] - 2.5) / sqrt(1.25 + 1e-5) + 0.5, 1e-5);
+        ck_assert_float_eq(y->data[2 * n + 1], -1.0f);
+    }
+    TQ_ASSERT_NEAR(rm[0], 0.25, 1e-7);
+    TQ_ASSERT_NEAR(rm[1], 0.3, 1e-7);
+    TQ_ASSERT_NEAR(rv[0], 0.9 + 0.1 * 5.0 / 3.0, 1e-6);
+    TQ_ASSERT_NEAR(rv[1], 0.9, 1e-7);
+    /* d sum(y) / dx is 0 (the mean absorbs a shift), d/dbeta = 4, d/dgamma = sum xhat = 0 */
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, y)), TQ_STATUS_OK);
+    for (int i = 0; i < 8; i++) TQ_ASSERT_NEAR(x->grad[i], 0.0, 1e-4);
+    TQ_ASSERT_NEAR(beta->grad[0], 4.0, 1e-6);
+    TQ_ASSERT_NEAR(gamma->grad[0], 0.0, 1e-5);
+
+    /* evaluation uses the running statistics and leaves them alone */
+    tq_tape_reset(t);
+    tq_tape_set_training(t, false);
+    y = tq_batchnorm(t, x, gamma, beta, &st);
+    ck_assert_ptr_nonnull(y);
+    TQ_ASSERT_NEAR(y->data[0], 2.0 * (1.0 - 0.25) / sqrt(0.9 + 0.5 / 3.0 + 1e-5) + 0.5, 1e-5);
+    TQ_ASSERT_NEAR(y->data[1], (3.0 - 0.3) / sqrt(0.9 + 1e-5) - 1.0, 1e-5);
+    TQ_ASSERT_NEAR(rm[0], 0.25, 1e-7);
+    TQ_ASSERT_NEAR(rv[1], 0.9, 1e-7);
+    tq_tensor_free(x);
+    tq_tensor_free(gamma);
+    tq_tensor_free(beta);
+    tq_tape_free(t);
+}
+END_TEST
+
+START_TEST(test_batchnorm_zero_variance_is_finite)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(4, (int32_t[]){2, 2, 3, 3}, true);
+    tq_tensor *gamma = tq_tensor_new(1, (int32_t[]){2}, true);
+    tq_tensor *beta = tq_tensor_new(1, (int32_t[]){2}, true);
+    for (int64_t i = 0; i < x->numel; i++) x->data[i] = 7.0f;
+    gamma->data[0] = gamma->data[1] = 1.0f;
+    float rm[2] = {0, 0}, rv[2] = {1, 1};
+    tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+    tq_tensor *y = tq_batchnorm(t, x, gamma, beta, &st);
+    ck_assert_ptr_nonnull(y);
+    tq_rng rng;
+    tq_rng_seed(&rng, 24);
+    tq_tensor *r = tq_tape_tensor(t, 4, y->shape, false);
+    tq_tensor_fill_uniform(r, &rng, -1, 1);
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, tq_mul(t, y, r))), TQ_STATUS_OK);
+    for (int64_t i = 0; i < x->numel; i++) {
+        ck_assert_float_eq(y->data[i], 0.0f);
+        ck_assert(isfinite(x->grad[i]));
+    }
+    ck_assert(isfinite(gamma->grad[0]) && isfinite(gamma->grad[1]));
+    tq_tensor_free(x);
+    tq_tensor_free(gamma);
+    tq_tensor_free(beta);
+    tq_tape_free(t);
+}
+END_TEST
+
+/* A mean far from zero must not cancel the variance: 10000 + (1,2,3,4) normalises like
+ * (1,2,3,4), to (x - 2.5) / sqrt(1.25 + eps); every value here is exact in float. */
+START_TEST(test_batchnorm_large_mean)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tape_tensor(t, 4, (int32_t[]){2, 1, 1, 2}, false);
+    tq_tensor *gamma = tq_tape_tensor(t, 1, (int32_t[]){1}, false);
+    tq_tensor *beta = tq_tape_tensor(t, 1, (int32_t[]){1}, false);
+    for (int i = 0; i < 4; i++) x->data[i] = 10001.0f + (float)i;
+    gamma->data[0] = 1.0f;
+    beta->data[0] = 0.0f;
+    float rm = 0.0f, rv = 1.0f;
+    tq_batchnorm_state st = {.running_mean = &rm, .running_var = &rv, .momentum = 1.0f, .eps = 1e-5f};
+    tq_tensor *y = tq_batchnorm(t, x, gamma, beta, &st);
+    ck_assert_ptr_nonnull(y);
+    for (int i = 0; i < 4; i++) TQ_ASSERT_NEAR(y->data[i], (i - 1.5) / sqrt(1.25 + 1e-5), 1e-5);
+    TQ_ASSERT_NEAR(rm, 10002.5, 1e-3);
+    TQ_ASSERT_NEAR(rv, 5.0 / 3.0, 1e-5);
+    tq_tape_free(t);
+}
+END_TEST
+
+typedef struct dropout_case {
+    float p;
+    uint64_t seed;
+} dropout_case;
+
+/* reseeded on every call, so the finite differences see the same mask as backward */
+static tq_tensor *fn_dropout(tq_tape *t, tq_tensor **x, void *c)
+{
+    const dropout_case *k = c;
+    tq_rng rng;
+    tq_rng_seed(&rng, k->seed);
+    return tq_dropout(t, x[0], k->p, &rng);
+}
+
+START_TEST(test_gradcheck_dropout)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 25);
+    dropout_case cases[] = {{0.5f, 1}, {0.2f, 2}};
+    for (int s = 1; s < 3; s++) {
+        tq_tensor *x = tq_test_tensor(&rng, shape_ndims[s], shapes[s], true, -2, 2);
+        for (int i = 0; i < 2; i++) TQ_ASSERT_GRADCHECK(fn_dropout, &cases[i], &x, 1, NULL, 0.0);
+        tq_tensor_free(x);
+    }
+}
+END_TEST
+
+START_TEST(test_dropout_fraction_and_scale)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(1, (int32_t[]){100000}, true);
+    for (int64_t i = 0; i < x->numel; i++) x->data[i] = 1.0f;
+    tq_rng rng;
+    tq_rng_seed(&rng, 26);
+    tq_tensor *y = tq_dropout(t, x, 0.3f, &rng);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_ptr_ne(y, x);
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < y->numel; i++) {
+        if (y->data[i] == 0.0f) dropped++;
+        else ck_assert_float_eq(y->data[i], 1.0f / 0.7f);
+    }
+    TQ_ASSERT_NEAR((double)dropped / 100000.0, 0.3, 0.005); /* 3.5 standard deviations */
+    /* d sum(y)/dx is the scaled mask, which for x = 1 is y itself */
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, y)), TQ_STATUS_OK);
+    ck_assert_mem_eq(x->grad, y->data, 100000 * sizeof(float));
+
+    /* identity when p = 0 or outside training; the rng is not touched */
+    tq_tape_reset(t);
+    tq_rng before = rng;
+    ck_assert_ptr_eq(tq_dropout(t, x, 0.0f, &rng), x);
+    tq_tape_set_training(t, false);
+    ck_assert_ptr_eq(tq_dropout(t, x, 0.5f, &rng), x);
+    ck_assert_mem_eq(&before, &rng, sizeof rng);
+
+    ck_assert_ptr_null(tq_dropout(t, x, 1.0f, &rng));
+    ck_assert_int_eq(tq_tape_error(t)->status, TQ_STATUS_ARG);
+    ck_assert_str_eq(tq_tape_error(t)->msg, "dropout: p 1 is outside [0,1)");
+    tq_tape_fail_clear(t);
+    ck_assert_ptr_null(tq_dropout(t, x, -0.25f, &rng));
+    ck_assert_str_eq(tq_tape_error(t)->msg, "dropout: p -0.25 is outside [0,1)");
+    tq_tensor_free(x);
+    tq_tape_free(t);
+}
+END_TEST
+
+START_TEST(test_nn_shape_messages)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tape_tensor(t, 4, (int32_t[]){2, 3, 8, 8}, false);
+    tq_tensor *w = tq_tape_tensor(t, 4, (int32_t[]){4, 2, 3, 3}, false);
+    ck_assert_ptr_null(tq_conv2d(t, x, w, NULL, 1, 0));
+    ck_assert_int_eq(tq_tape_error(t)->status, TQ_STATUS_SHAPE);
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "conv2d: expected x (N,C,H,W) and w (O,C,kh,kw), got (2,3,8,8) and (4,2,3,3)");
+    tq_tape_fail_clear(t);
+    tq_tensor *w3 = tq_tape_tensor(t, 4, (int32_t[]){4, 3, 3, 3}, false);
+    tq_tensor *b = tq_tape_tensor(t, 1, (int32_t[]){5}, false);
+    ck_assert_ptr_null(tq_conv2d(t, x, w3, b, 1, 0));
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "conv2d: bias does not match w: w and bias are (4,3,3,3) and (5)");
+    tq_tape_fail_clear(t);
+    ck_assert_ptr_null(tq_conv2d(t, x, w3, NULL, 0, 1));
+    ck_assert_int_eq(tq_tape_error(t)->status, TQ_STATUS_ARG);
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "conv2d: stride 0 and padding 1 (expected stride >= 1, padding >= 0)");
+    tq_tape_fail_clear(t);
+    tq_tensor *big = tq_tape_tensor(t, 4, (int32_t[]){1, 3, 11, 3}, false);
+    ck_assert_ptr_null(tq_conv2d(t, x, big, NULL, 1, 1));
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "conv2d: kernel of w (1,3,11,3) does not fit x (2,3,8,8) with padding 1");
+    tq_tape_fail_clear(t);
+    ck_assert_ptr_null(tq_maxpool2d(t, x, 9, 1));
+    ck_assert_str_eq(tq_tape_error(t)->msg, "maxpool2d: kernel 9 does not fit x (2,3,8,8)");
+    tq_tape_fail_clear(t);
+    tq_tensor *flat = tq_tape_tensor(t, 2, (int32_t[]){2, 3}, false);
+    ck_assert_ptr_null(tq_avgpool2d(t, flat, 2, 2));
+    ck_assert_str_eq(tq_tape_error(t)->msg, "avgpool2d: expected x (N,C,H,W), got (2,3)");
+    tq_tape_fail_clear(t);
+    ck_assert_ptr_null(tq_global_avgpool(t, flat));
+    ck_assert_str_eq(tq_tape_error(t)->msg, "global_avgpool: expected x (N,C,H,W), got (2,3)");
+    tq_tape_fail_clear(t);
+    float rm[4] = {0}, rv[4] = {1, 1, 1, 1};
+    tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+    tq_tensor *g4 = tq_tape_tensor(t, 1, (int32_t[]){4}, false);
+    ck_assert_ptr_null(tq_batchnorm(t, x, g4, g4, &st));
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "batchnorm: gamma does not match dimension 1: x and gamma are (2,3,8,8) and (4)");
+    tq_tape_fail_clear(t);
+    /* a failed op upstream propagates as NULL without a second message */
+    ck_assert_ptr_null(tq_maxpool2d(t, tq_conv2d(t, x, w, NULL, 1, 0), 2, 2));
+    ck_assert_str_eq(tq_tape_error(t)->msg,
+                     "conv2d: expected x (N,C,H,W) and w (O,C,kh,kw), got (2,3,8,8) and (4,2,3,3)");
+    tq_tape_free(t);
+}
+END_TEST
+
+/* A small conv net step, repeated: scratch, masks and statistics all come from the arena. */
+START_TEST(test_conv_net_steady_state_allocates_nothing)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 27);
+    tq_tensor *w1 = tq_test_tensor(&rng, 4, (int32_t[]){4, 1, 3, 3}, true, -0.3f, 0.3f);
+    tq_tensor *w2 = tq_test_tensor(&rng, 4, (int32_t[]){6, 4, 1, 1}, true, -0.3f, 0.3f);
+    tq_tensor *gamma = tq_test_tensor(&rng, 1, (int32_t[]){4}, true, 1, 1);
+    tq_tensor *beta = tq_test_tensor(&rng, 1, (int32_t[]){4}, true, 0, 0);
+    float rm[4] = {0}, rv[4] = {1, 1, 1, 1};
+    tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+    int32_t labels[8];
+    for (int i = 0; i < 8; i++) labels[i] = i % 6;
+    tq_tape *t = tq_tape_new();
+    size_t after_first = 0;
+    for (int step = 0; step < 4; step++) {
+        tq_tape_reset(t);
+        if (step == 1) after_first = tq_tape_malloc_count(t);
+        tq_tensor *x = tq_tape_tensor(t, 4, (int32_t[]){8, 1, 12, 12}, false);
+        tq_tensor_fill_uniform(x, &rng, 0, 1);
+        tq_tensor *h = tq_relu(t, tq_batchnorm(t, tq_conv2d(t, x, w1, NULL, 1, 1), gamma, beta, &st));
+        h = tq_dropout(t, tq_maxpool2d(t, h, 2, 2), 0.25f, &rng);
+        h = tq_global_avgpool(t, tq_avgpool2d(t, tq_conv2d(t, h, w2, NULL, 1, 0), 3, 1));
+        tq_tensor *loss = tq_softmax_cross_entropy(t, h, labels);
+        ck_assert_int_eq(tq_backward(t, loss), TQ_STATUS_OK);
+    }
+    ck_assert_uint_gt(after_first, 0);
+    ck_assert_uint_eq(tq_tape_malloc_count(t), after_first);
+    tq_tape_free(t);
+    tq_tensor_free(w1);
+    tq_tensor_free(w2);
+    tq_tensor_free(gamma);
+    tq_tensor_free(beta);
+}
+END_TEST
+
 static Suite *autograd_suite(void)
 {
     Suite *s = suite_create("autograd");
@@ -348,6 +891,23 @@ static Suite *autograd_suite(void)
     tcase_add_test(tape, test_cross_entropy_label_out_of_range);
     tcase_add_test(tape, test_rng_is_reproducible);
     suite_add_tcase(s, tape);
+
+    TCase *nn = tcase_create("conv, pool, norm, dropout");
+    tcase_add_test(nn, test_conv2d_matches_direct_definition_and_gradcheck);
+    tcase_add_test(nn, test_conv2d_known_values);
+    tcase_add_test(nn, test_conv2d_weight_grad_deterministic);
+    tcase_add_test(nn, test_gradcheck_pools);
+    tcase_add_test(nn, test_maxpool_known_winners);
+    tcase_add_test(nn, test_avgpool_known_values);
+    tcase_add_test(nn, test_gradcheck_batchnorm);
+    tcase_add_test(nn, test_batchnorm_known_batch);
+    tcase_add_test(nn, test_batchnorm_zero_variance_is_finite);
+    tcase_add_test(nn, test_batchnorm_large_mean);
+    tcase_add_test(nn, test_gradcheck_dropout);
+    tcase_add_test(nn, test_dropout_fraction_and_scale);
+    tcase_add_test(nn, test_nn_shape_messages);
+    tcase_add_test(nn, test_conv_net_steady_state_allocates_nothing);
+    suite_add_tcase(s, nn);
     return s;
 }
 

@@ -1,0 +1,239 @@
+/* 2-D convolution with zero padding: im2col + sgemm per image in forward, sgemm + col2im
+ * in backward, the images of a batch spread over the OpenMP pool. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct conv_geom {
+    int N, C, H, W, O, kh, kw, stride, pad, OH, OW;
+    int ck;       /* C*kh*kw: rows of one image's column matrix, columns of w viewed (O,ck) */
+    int p;        /* OH*OW: columns of the column matrix */
+    bool direct;  /* 1x1, stride 1, no padding: the image itself is the column matrix */
+} conv_geom;
+
+static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, int pad)
+{
+    conv_geom g = {.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
+                   .O = w->shape[0], .kh = w->shape[2], .kw = w->shape[3],
+                   .stride = stride, .pad = pad};
+    g.OH = (g.H + 2 * pad - g.kh) / stride + 1;
+    g.OW = (g.W + 2 * pad - g.kw) / stride + 1;
+    g.ck = g.C * g.kh * g.kw;
+    g.p = g.OH * g.OW;
+    g.direct = g.kh == 1 && g.kw == 1 && stride == 1 && pad == 0;
+    return g;
+}
+
+/* Per-thread slices padded to 64 bytes so neighbouring threads never share a cache line. */
+static int64_t padded(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+/* The outputs o in [*lo, *hi) whose input index o*stride + off falls inside [0, size). */
+static void valid_range(int off, int size, int stride, int n_out, int *lo, int *hi)
+{
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = size - off <= 0 ? 0 : (size - off - 1) / stride + 1;
+    if (h > n_out) h = n_out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* x (C,H,W) -> cols (ck, p); row (c,ki,kj) holds the input under kernel tap (ki,kj). */
+static void im2col(const conv_geom *g, const float *x, float *cols)
+{
+    int s = g->stride;
+    for (int c = 0; c < g->C; c++) {
+        const float *plane = x + (int64_t)c * g->H * g->W;
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                float *row = cols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
+                int ylo, yhi, xlo, xhi;
+                valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
+                valid_range(kj - g->pad, g->W, s, g->OW, &xlo, &xhi);
+                memset(row, 0, (size_t)ylo * g->OW * sizeof(float));
+                for (int oy = ylo; oy < yhi; oy++) {
+                    float *r = row + (int64_t)oy * g->OW;
+                    const float *src = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
+                    int ix0 = xlo * s + kj - g->pad;
+                    for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
+                    if (s == 1)
+                        memcpy(r + xlo, src + ix0, (size_t)(xhi - xlo) * sizeof(float));
+                    else
+                        for (int ox = xlo, ix = ix0; ox < xhi; ox++, ix += s) r[ox] = src[ix];
+                    for (int ox = xhi; ox < g->OW; ox++) r[ox] = 0.0f;
+                }
+                memset(row + (int64_t)yhi * g->OW, 0, (size_t)(g->OH - yhi) * g->OW * sizeof(float));
+            }
+    }
+}
+
+/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped. */
+static void col2im_add(const conv_geom *g, const float *dcols, float *dx)
+{
+    int s = g->stride;
+    for (int c = 0; c < g->C; c++) {
+        float *plane = dx + (int64_t)c * g->H * g->W;
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                const float *row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
+                int ylo, yhi, xlo, xhi;
+                valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
+                valid_range(kj - g->pad, g->W, s, g->OW, &xlo, &xhi);
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *r = row + (int64_t)oy * g->OW;
+                    float *dst = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
+                    for (int ox = xlo, ix = xlo * s + kj - g->pad; ox < xhi; ox++, ix += s)
+                        dst[ix] += r[ox];
+                }
+            }
+    }
+}
+
+/* Eight independent partial sums let the compiler vectorise the reduction. */
+static float plane_sum(const float *p, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += p[i + j];
+    float s = 0.0f;
+    for (; i < n; i++) s += p[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* Arena scratch saved for backward: `threads` column buffers (none when direct), then
+ * `threads` partial weight gradients when there are several threads. */
+typedef struct conv_saved {
+    float *cols, *dw_partial;
+    int threads;
+} conv_saved;
+
+static void conv_backward(tq_node *nd)
+{
+    tq_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
+    const conv_geom g = geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]);
+    const conv_saved *sv = nd->saved;
+    const int T = sv->threads;
+    const int64_t cols_len = padded((int64_t)g.ck * g.p), dw_len = padded((int64_t)g.O * g.ck);
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+    const float *gy_all = nd->out->grad;
+    /* One thread accumulates straight into w->grad; several keep partials that are summed
+     * below in thread order, so the result depends only on the thread count. */
+    if (w->grad && T > 1) memset(sv->dw_partial, 0, (size_t)(T * dw_len) * sizeof(float));
+
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+    for (int n = 0; n < g.N; n++) {
+        int tid = tq_omp_thread_id();
+        const float *gy = gy_all + n * out_len; /* (O, p) */
+        float *buf = g.direct ? NULL : sv->cols + tid * cols_len;
+        if (w->grad) { /* dW (O,ck) += gy (O,p) cols^T (p,ck) */
+            const float *cols = x->data + n * in_len;
+            if (!g.direct) {
+                im2col(&g, cols, buf);
+                cols = buf;
+            }
+            float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, g.ck, g.p, 1.0f, gy, g.p,
+                        cols, g.p, 1.0f, dw, g.ck);
+        }
+        if (x->grad) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
+            float *dx = x->grad + n * in_len;
+            if (g.direct) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
+                            w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
+                            w->data, g.ck, gy, g.p, 0.0f, buf, g.p);
+                col2im_add(&g, buf, dx);
+            }
+        }
+    }
+
+    if (w->grad && T > 1) {
+        int64_t len = (int64_t)g.O * g.ck;
+        for (int64_t i = 0; i < len; i++) {
+            float s = sv->dw_partial[i];
+            for (int k = 1; k < T; k++) s += sv->dw_partial[k * dw_len + i];
+            w->grad[i] += s;
+        }
+    }
+    if (b && b->grad) {
+        /* each channel sums its own planes, so any thread count gives the same bits */
+#pragma omp parallel for schedule(static) if ((int64_t)g.N * out_len >= 32768)
+        for (int o = 0; o < g.O; o++) {
+            float s = 0.0f;
+            for (int n = 0; n < g.N; n++) s += plane_sum(gy_all + n * out_len + (int64_t)o * g.p, g.p);
+            b->grad[o] += s;
+        }
+    }
+}
+static const tq_op_def op_conv2d = {.name = "conv2d", .backward = conv_backward};
+
+tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride, int pad)
+{
+    TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
+        return tq_fail_shapes(t, "conv2d", "expected x (N,C,H,W) and w (O,C,kh,kw), got", x, w);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return tq_fail_shapes(t, "conv2d", "bias does not match w: w and bias are", w, b);
+    if (stride < 1 || pad < 0)
+        return tq_tape_fail(t, TQ_STATUS_ARG,
+                            "conv2d: stride %d and padding %d (expected stride >= 1, padding >= 0)",
+                            stride, pad);
+    if (w->shape[2] > x->shape[2] + 2 * pad || w->shape[3] > x->shape[3] + 2 * pad) {
+        char sx[64], sw[64];
+        return tq_tape_fail(t, TQ_STATUS_SHAPE,
+                            "conv2d: kernel of w %s does not fit x %s with padding %d",
+                            tq_shape_str(w, sw, sizeof sw), tq_shape_str(x, sx, sizeof sx), pad);
+    }
+    const conv_geom g = geometry(x, w, stride, pad);
+    tq_tensor *in[] = {x, w, b};
+    int n_in = b ? 3 : 2;
+    tq_tensor *y = tq_op_output(t, in, n_in, 4, (int32_t[]){g.N, g.O, g.OH, g.OW});
+    if (!y) return NULL;
+
+    bool record = tq_tape_needs_grad(t, in, n_in);
+    int T = tq_omp_max_threads();
+    if (T > g.N) T = g.N; /* with one image, sgemm gets the whole pool instead */
+    const int64_t cols_len = padded((int64_t)g.ck * g.p), dw_len = padded((int64_t)g.O * g.ck);
+    conv_saved *sv = record ? tq_tape_alloc(t, sizeof *sv) : &(conv_saved){0};
+    if (!sv) return NULL;
+    sv->threads = T;
+    sv->cols = sv->dw_partial = NULL;
+    if (!g.direct && !(sv->cols = tq_tape_alloc(t, (size_t)(T * cols_len) * sizeof(float))))
+        return NULL;
+    if (record && w->grad && T > 1 &&
+        !(sv->dw_partial = tq_tape_alloc(t, (size_t)(T * dw_len) * sizeof(float))))
+        return NULL;
+
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+    for (int n = 0; n < g.N; n++) {
+        const float *cols = x->data + n * in_len;
+        if (!g.direct) {
+            float *buf = sv->cols + tq_omp_thread_id() * cols_len;
+            im2col(&g, cols, buf);
+            cols = buf;
+        }
+        float *yn = y->data + n * out_len; /* (O, p) = w (O,ck) cols (ck,p) [+ b] */
+        float beta = 0.0f;
+        if (b) {
+            for (int o = 0; o < g.O; o++)
+                for (int i = 0; i < g.p; i++) yn[(int64_t)o * g.p + i] = b->data[o];
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, g.p, g.ck, 1.0f, w->data,
+                    g.ck, cols, g.p, beta, yn, g.p);
+    }
+
+    tq_node *nd = tq_tape_record(t, &op_conv2d, y, in, n_in);
+    if (nd) {
+        nd->saved = sv;
+        nd->iarg[0] = stride;
+        nd->iarg[1] = pad;
+    }
+    return y;
+}
