@@ -30,10 +30,11 @@ typedef struct tq_optim tq_optim;
  * momentum, betas outside [0,1)). */
 tq_optim *tq_optim_new(const tq_optim_config *cfg, int64_t n_params, tq_error *err);
 void tq_optim_free(tq_optim *o);
-/* One update of params from grads with learning rate lr. */
+/* One update of params from grads with learning rate lr; counts one step. */
 void tq_optim_step(tq_optim *o, float *params, const float *grads, float lr);
-/* The optimizer's state (momentum / moments) as one buffer, and its step count, for
- * checkpoints. */
+/* The optimizer's state as one buffer, and its step count, for checkpoints. The buffer holds
+ * n_params momentum values for SGD with momentum (none, count 0 and NULL, without), and
+ * m then v (2 * n_params) for Adam/AdamW. Steps start at 0; set them when resuming. */
 int64_t tq_optim_state_count(const tq_optim *o);
 float *tq_optim_state(tq_optim *o);
 int64_t tq_optim_steps(const tq_optim *o);
@@ -53,9 +54,18 @@ typedef struct tq_schedule {
 } tq_schedule;
 
 bool tq_schedule_kind_parse(const char *name, tq_schedule_kind *kind);
+/* False with a message in err naming the field and its expected range (lr and min_lr finite
+ * and >= 0 with min_lr <= lr for cosine, gamma in (0, 1] and step_size >= 1 for step,
+ * total_steps >= 1 for cosine, warmup_steps >= 0). */
+bool tq_schedule_validate(const tq_schedule *s, tq_error *err);
+/* The learning rate at step (0-based; negative steps count as 0). Cosine stays at min_lr
+ * from total_steps on. */
 float tq_schedule_lr(const tq_schedule *s, int64_t step);
 
-/* Scales grads so that their L2 norm is at most max_norm; returns the norm before. */
+/* Scales grads so that their L2 norm is at most max_norm; returns the norm before.
+ * As in PyTorch the factor is max_norm / (norm + 1e-6), applied only when below 1. The norm
+ * is summed in double in a fixed order (same bits for any thread count). Grads are left
+ * alone when max_norm <= 0 (norm only) or when the norm is not finite (the caller decides). */
 float tq_clip_grad_norm(float *grads, int64_t n, float max_norm);
 
 #ifdef __cplusplus
