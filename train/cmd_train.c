@@ -1,4 +1,5 @@
 /* `tinyqat train`, `tinyqat eval` and `tinyqat info`. */
+#include "checkpoint.h"
 #include "cli.h"
 
 #include <stdlib.h>
@@ -169,7 +170,7 @@ int tq_cmd_train(int argc, char **argv)
     tq_error err = {0};
 
     /* Refuse unwritable outputs now, not after an hour of training. */
-    if (tq_check_writable(out, &err) || (json_path && tq_check_writable(json_path, &err)))
+    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
         return tq_cli_fail(cmd, &err);
 
     if (resume) {
@@ -261,7 +262,7 @@ int tq_cmd_eval(int argc, char **argv)
     const char *json_path = tq_cli_get(cmd, &a, "json");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
-    if (json_path && tq_check_writable(json_path, &err)) return tq_cli_fail(cmd, &err);
+    if (json_path && tq_ckpt_check_writable(json_path, &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");

@@ -1,0 +1,200 @@
+/* Saving and loading a run: model (name, input shape, parameters, batch-norm statistics,
+ * quantizer specs and amax), optimizer state, normalisation, epoch and schedule. */
+#include "checkpoint.h"
+#include "train.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { RUN_EPOCH, RUN_EPOCHS, RUN_BATCH, RUN_SEED, RUN_OPTIM_STEPS, RUN_OPTIM_KIND,
+       RUN_NESTEROV, RUN_SCHED_KIND, RUN_WARMUP, RUN_STEP_SIZE, RUN_TOTAL_STEPS, RUN_I64_COUNT };
+enum { RUN_MOMENTUM, RUN_WD, RUN_BETA1, RUN_BETA2, RUN_EPS, RUN_LR, RUN_MIN_LR, RUN_GAMMA,
+       RUN_CLIP, RUN_F32_COUNT };
+
+static void put_quantizer(tq_ckpt_writer *w, const char *layer, const char *slot,
+                          const tq_quantizer *q)
+{
+    char name[TQ_CKPT_MAX_NAME], spec[256];
+    tq_qspec_format(tq_quantizer_spec(q), spec, sizeof spec);
+    snprintf(name, sizeof name, "q.%s.%s.spec", layer, slot);
+    tq_ckpt_put_str(w, name, spec);
+    snprintf(name, sizeof name, "q.%s.%s.amax", layer, slot);
+    tq_ckpt_put(w, name, TQ_CKPT_F32, tq_quantizer_amax(q), tq_quantizer_amax_count(q));
+    int64_t meta[2] = {tq_quantizer_state(q), tq_quantizer_unsigned_chosen(q)};
+    snprintf(name, sizeof name, "q.%s.%s.meta", layer, slot);
+    tq_ckpt_put(w, name, TQ_CKPT_I64, meta, 2);
+}
+
+tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
+{
+    tq_ckpt_writer *w = tq_ckpt_begin(path, err);
+    if (!w) return err->status;
+    tq_model *m = run->model;
+    int32_t c, h, wd, classes;
+    tq_model_input(m, &c, &h, &wd, &classes);
+    int64_t input[4] = {c, h, wd, classes};
+    tq_ckpt_put_str(w, "model.name", tq_model_name(m));
+    tq_ckpt_put(w, "model.input", TQ_CKPT_I64, input, 4);
+    tq_ckpt_put(w, "model.params", TQ_CKPT_F32, tq_model_params(m), tq_model_param_count(m));
+    tq_ckpt_put(w, "model.state", TQ_CKPT_F32, tq_model_state(m), tq_model_state_count(m));
+    tq_ckpt_put_str(w, "data.name", run->data_name);
+    float norm[8];
+    memcpy(norm, run->mean, sizeof run->mean);
+    memcpy(norm + 4, run->std, sizeof run->std);
+    tq_ckpt_put(w, "data.norm", TQ_CKPT_F32, norm, 8);
+
+    const tq_optim_config *o = &run->optim_cfg;
+    const tq_schedule *s = &run->schedule;
+    int64_t i64[RUN_I64_COUNT] = {
+        [RUN_EPOCH] = run->epoch, [RUN_EPOCHS] = run->epochs, [RUN_BATCH] = run->batch,
+        [RUN_SEED] = (int64_t)run->seed,
+        [RUN_OPTIM_STEPS] = run->optim ? tq_optim_steps(run->optim) : 0,
+        [RUN_OPTIM_KIND] = o->kind, [RUN_NESTEROV] = o->nesterov, [RUN_SCHED_KIND] = s->kind,
+        [RUN_WARMUP] = s->warmup_steps, [RUN_STEP_SIZE] = s->step_size,
+        [RUN_TOTAL_STEPS] = s->total_steps};
+    float f32[RUN_F32_COUNT] = {
+        [RUN_MOMENTUM] = o->momentum, [RUN_WD] = o->weight_decay, [RUN_BETA1] = o->beta1,
+        [RUN_BETA2] = o->beta2, [RUN_EPS] = o->eps, [RUN_LR] = s->lr, [RUN_MIN_LR] = s->min_lr,
+        [RUN_GAMMA] = s->gamma, [RUN_CLIP] = run->clip_norm};
+    tq_ckpt_put(w, "run.i64", TQ_CKPT_I64, i64, RUN_I64_COUNT);
+    tq_ckpt_put(w, "run.f32", TQ_CKPT_F32, f32, RUN_F32_COUNT);
+    if (run->optim)
+        tq_ckpt_put(w, "optim.state", TQ_CKPT_F32, tq_optim_state(run->optim),
+                    tq_optim_state_count(run->optim));
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        if (l->weight_q) put_quantizer(w, l->name, "w", l->weight_q);
+        if (l->input_q) put_quantizer(w, l->name, "a", l->input_q);
+    }
+    return tq_ckpt_commit(w, err);
+}
+
+/* Restores one quantizer slot if the checkpoint has it; *q stays NULL otherwise. */
+static tq_status get_quantizer(const tq_ckpt *ck, const char *path, const char *layer,
+                               const char *slot, tq_quantizer **q, tq_error *err)
+{
+    char name[TQ_CKPT_MAX_NAME];
+    snprintf(name, sizeof name, "q.%s.%s.spec", layer, slot);
+    *q = NULL;
+    const char *spec_str = tq_ckpt_get_str(ck, name, NULL);
+    if (!spec_str) return TQ_STATUS_OK;
+    tq_qspec spec;
+    tq_error e = {0};
+    if (tq_qspec_parse(spec_str, &spec, &e) || !(*q = tq_quantizer_new(&spec, &e)))
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s: %s", path, name, e.msg);
+    int64_t n_amax = 0;
+    snprintf(name, sizeof name, "q.%s.%s.amax", layer, slot);
+    const float *amax = tq_ckpt_require_f32(ck, name, -1, err);
+    if (!amax) return err->status;
+    tq_ckpt_get_f32(ck, name, &n_amax);
+    snprintf(name, sizeof name, "q.%s.%s.meta", layer, slot);
+    const int64_t *meta = tq_ckpt_require_i64(ck, name, 2, err);
+    if (!meta) return err->status;
+    if (meta[0] < TQ_QSTATE_OFF || meta[0] > TQ_QSTATE_QUANTIZING)
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s: bad quantizer state %lld",
+                       path, name, (long long)meta[0]);
+    if ((n_amax > 0 && tq_quantizer_set_amax(*q, amax, n_amax, &e)) ||
+        tq_quantizer_set_unsigned_chosen(*q, meta[1] != 0, &e))
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s: %s", path, name, e.msg);
+    tq_quantizer_set_state(*q, (tq_qstate)meta[0]);
+    return TQ_STATUS_OK;
+}
+
+static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    const char *name = tq_ckpt_get_str(ck, "model.name", NULL);
+    if (!name) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: no model.name section", path);
+    const int64_t *in = tq_ckpt_require_i64(ck, "model.input", 4, err);
+    if (!in) return err->status;
+    for (int i = 0; i < 4; i++)
+        if (in[i] < 1 || in[i] > 65536)
+            return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: bad model input shape", path);
+    tq_rng rng;
+    tq_rng_seed(&rng, 0);
+    tq_error e = {0};
+    run->model = tq_model_create(name, (int32_t)in[0], (int32_t)in[1], (int32_t)in[2],
+                                 (int32_t)in[3], &rng, &e);
+    if (!run->model) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);
+    tq_model *m = run->model;
+    const float *p = tq_ckpt_require_f32(ck, "model.params", tq_model_param_count(m), err);
+    const float *s = p ? tq_ckpt_require_f32(ck, "model.state", tq_model_state_count(m), err) : NULL;
+    if (!s) return err->status;
+    memcpy(tq_model_params(m), p, (size_t)tq_model_param_count(m) * sizeof(float));
+    memcpy(tq_model_state(m), s, (size_t)tq_model_state_count(m) * sizeof(float));
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        tq_quantizer *wq = NULL, *aq = NULL;
+        if (get_quantizer(ck, path, l->name, "w", &wq, err) ||
+            get_quantizer(ck, path, l->name, "a", &aq, err)) {
+            tq_quantizer_free(wq);
+            tq_quantizer_free(aq);
+            return err->status;
+        }
+        tq_qlayer_set_quantizers(l, wq, aq);
+    }
+    return TQ_STATUS_OK;
+}
+
+static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    const char *data = tq_ckpt_get_str(ck, "data.name", NULL);
+    snprintf(run->data_name, sizeof run->data_name, "%s", data ? data : "");
+    const float *norm = tq_ckpt_require_f32(ck, "data.norm", 8, err);
+    const int64_t *i64 = norm ? tq_ckpt_require_i64(ck, "run.i64", RUN_I64_COUNT, err) : NULL;
+    const float *f32 = i64 ? tq_ckpt_require_f32(ck, "run.f32", RUN_F32_COUNT, err) : NULL;
+    if (!f32) return err->status;
+    memcpy(run->mean, norm, sizeof run->mean);
+    memcpy(run->std, norm + 4, sizeof run->std);
+    for (int c = 0; c < 4; c++)
+        if (!(run->std[c] > 0))
+            return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: data.norm: std must be > 0", path);
+    if (i64[RUN_OPTIM_KIND] < TQ_OPTIM_SGD || i64[RUN_OPTIM_KIND] > TQ_OPTIM_ADAMW ||
+        i64[RUN_SCHED_KIND] < TQ_SCHEDULE_CONSTANT || i64[RUN_SCHED_KIND] > TQ_SCHEDULE_COSINE ||
+        i64[RUN_BATCH] < 1 || i64[RUN_BATCH] > 65536 || i64[RUN_EPOCH] < 0)
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: run.i64: value out of range", path);
+    run->epoch = i64[RUN_EPOCH];
+    run->epochs = i64[RUN_EPOCHS];
+    run->batch = (int32_t)i64[RUN_BATCH];
+    run->seed = (uint64_t)i64[RUN_SEED];
+    run->optim_cfg = tq_optim_defaults((tq_optim_kind)i64[RUN_OPTIM_KIND]);
+    run->optim_cfg.nesterov = i64[RUN_NESTEROV] != 0;
+    run->optim_cfg.momentum = f32[RUN_MOMENTUM];
+    run->optim_cfg.weight_decay = f32[RUN_WD];
+    run->optim_cfg.beta1 = f32[RUN_BETA1];
+    run->optim_cfg.beta2 = f32[RUN_BETA2];
+    run->optim_cfg.eps = f32[RUN_EPS];
+    run->clip_norm = f32[RUN_CLIP];
+    run->schedule = (tq_schedule){.kind = (tq_schedule_kind)i64[RUN_SCHED_KIND],
+                                  .lr = f32[RUN_LR], .min_lr = f32[RUN_MIN_LR],
+                                  .gamma = f32[RUN_GAMMA], .step_size = i64[RUN_STEP_SIZE],
+                                  .total_steps = i64[RUN_TOTAL_STEPS],
+                                  .warmup_steps = i64[RUN_WARMUP]};
+    int64_t n_state = 0;
+    const float *state = tq_ckpt_get_f32(ck, "optim.state", &n_state);
+    if (!state && tq_ckpt_get_i64(ck, "run.i64", NULL) && i64[RUN_OPTIM_STEPS] == 0) return TQ_STATUS_OK;
+    tq_error e = {0};
+    run->optim = tq_optim_new(&run->optim_cfg, tq_model_param_count(run->model), &e);
+    if (!run->optim) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);
+    if (n_state != tq_optim_state_count(run->optim))
+        return tq_fail(err, TQ_STATUS_FORMAT,
+                       "checkpoint %s: optim.state has %lld values, expected %lld", path,
+                       (long long)n_state, (long long)tq_optim_state_count(run->optim));
+    if (n_state) {
+        if (!tq_ckpt_require_f32(ck, "optim.state", n_state, err)) return err->status;
+        memcpy(tq_optim_state(run->optim), state, (size_t)n_state * sizeof(float));
+    }
+    tq_optim_set_steps(run->optim, i64[RUN_OPTIM_STEPS]);
+    return TQ_STATUS_OK;
+}
+
+tq_status tq_run_load(const char *path, tq_run *run, tq_error *err)
+{
+    memset(run, 0, sizeof *run);
+    tq_ckpt *ck = tq_ckpt_load(path, err);
+    if (!ck) return err->status;
+    tq_status st = load_model(ck, path, run, err);
+    if (st == TQ_STATUS_OK) st = load_run(ck, path, run, err);
+    tq_ckpt_free(ck);
+    if (st != TQ_STATUS_OK) tq_run_free(run);
+    return st;
+}
