@@ -45,24 +45,28 @@ static tq_status open_idx(const char *path, gzFile *f, tq_error *err)
     return TQ_STATUS_OK;
 }
 
-/* Reads the magic and n_dims big-endian 32-bit sizes that follow it. */
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads the magic and the n_dims big-endian 32-bit sizes that follow it. The magic is
+ * checked before the sizes are read, so a file of the wrong kind is reported as such. */
 static tq_status read_header(gzFile f, const char *path, uint32_t magic, uint32_t *dims,
                              int n_dims, tq_error *err)
 {
     uint8_t h[16];
-    size_t len = 4 * (size_t)(1 + n_dims), got;
+    size_t len = 4 * (size_t)(1 + n_dims), got, more = 0;
     const char *why;
-    if (!read_exact(f, h, len, &got, &why))
-        return tq_fail(err, TQ_STATUS_FORMAT, "idx: %s: %s header (%zu of %zu bytes)", path,
-                       why, got, len);
-    uint32_t v[4];
-    for (int i = 0; i <= n_dims; i++)
-        v[i] = (uint32_t)h[4 * i] << 24 | (uint32_t)h[4 * i + 1] << 16 |
-               (uint32_t)h[4 * i + 2] << 8 | h[4 * i + 3];
-    if (v[0] != magic)
+    bool ok = read_exact(f, h, 4, &got, &why);
+    if (ok && be32(h) != magic)
         return tq_fail(err, TQ_STATUS_FORMAT, "idx: %s: bad magic 0x%08x (expected 0x%08x)",
-                       path, v[0], magic);
-    for (int i = 0; i < n_dims; i++) dims[i] = v[i + 1];
+                       path, be32(h), magic);
+    if (ok) ok = read_exact(f, h + 4, len - 4, &more, &why);
+    if (!ok)
+        return tq_fail(err, TQ_STATUS_FORMAT, "idx: %s: %s header (%zu of %zu bytes)", path,
+                       why, got + more, len);
+    for (int i = 0; i < n_dims; i++) dims[i] = be32(h + 4 * (i + 1));
     return TQ_STATUS_OK;
 }
 

@@ -123,7 +123,7 @@ tq_status tq_dataset_open(const char *spec, tq_split split, tq_dataset *out, tq_
         /* The suffix is matched at the end so that DIR itself may contain colons. */
         const char *suffix = ":test_batch";
         size_t lr = strlen(rest), ls = strlen(suffix);
-        bool official = lr > ls && strcmp(rest + lr - ls, suffix) == 0;
+        bool official = lr >= ls && strcmp(rest + lr - ls, suffix) == 0;
         size_t ld = official ? lr - ls : lr;
         if (ld == 0)
             return tq_fail(err, TQ_STATUS_ARG, "dataset: %s: missing folder (expected " SPEC_FORMS
