@@ -6,7 +6,55 @@
 #include <stdio.h>
 
 /* ---- batch norm. saved = mean (C) then 1/sqrt(var+eps) (C), as used by the forward;
- * iarg[0] = 1 when those were batch statistics (backward then flows through them). */
+ * iarg[0] = 1 when those were batch statistics (backward then flows through them).
+ * Channels are independent, so they are spread over the pool with the same bits for any
+ * thread count. */
+
+#define BN_PARALLEL_MIN 32768
+#define LANES 8 /* independent float accumulators: lets the compiler vectorise the sums */
+
+/* sum of (p[i] - m) and of (p[i] - m)^2 over one row; the rows are summed in double */
+static void row_moments(const float *p, int64_t n, float m, double *s1, double *s2)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = p[i + j] - m;
+            a[j] += d;
+            b[j] += d * d;
+        }
+    for (; i < n; i++) {
+        float d = p[i] - m;
+        a[0] += d;
+        b[0] += d * d;
+    }
+    for (int j = 0; j < LANES; j++) {
+        *s1 += a[j];
+        *s2 += b[j];
+    }
+}
+
+/* sum of g and of g * (x - m) over one row */
+static void row_grad_sums(const float *g, const float *x, int64_t n, float m, double *sg,
+                          double *sgx)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a[j] += g[i + j];
+            b[j] += g[i + j] * (x[i + j] - m);
+        }
+    for (; i < n; i++) {
+        a[0] += g[i];
+        b[0] += g[i] * (x[i] - m);
+    }
+    for (int j = 0; j < LANES; j++) {
+        *sg += a[j];
+        *sgx += b[j];
+    }
+}
 
 static void batchnorm_backward(tq_node *nd)
 {
@@ -14,30 +62,27 @@ static void batchnorm_backward(tq_node *nd)
     const int64_t N = x->shape[0], C = x->shape[1], inner = x->numel / N / C, M = N * inner;
     const float *mean = nd->saved, *invstd = mean + C, *gy = nd->out->grad;
     const bool batch_stats = nd->iarg[0] != 0;
+#pragma omp parallel for schedule(static) if (x->numel >= BN_PARALLEL_MIN)
     for (int64_t c = 0; c < C; c++) {
-        double sum_g = 0.0, sum_gx = 0.0; /* dbeta and dgamma */
+        double sum_g = 0.0, sum_gd = 0.0; /* dbeta, and dgamma / invstd */
         for (int64_t n = 0; n < N; n++) {
             int64_t off = (n * C + c) * inner;
-            for (int64_t i = 0; i < inner; i++) {
-                float xhat = (x->data[off + i] - mean[c]) * invstd[c];
-                sum_g += gy[off + i];
-                sum_gx += (double)gy[off + i] * xhat;
-            }
+            row_grad_sums(gy + off, x->data + off, inner, mean[c], &sum_g, &sum_gd);
         }
+        double sum_gx = sum_gd * invstd[c];
         if (gamma->grad) gamma->grad[c] += (float)sum_gx;
         if (beta->grad) beta->grad[c] += (float)sum_g;
         if (!x->grad) continue;
-        float k = gamma->data[c] * invstd[c];
-        /* With batch statistics, dx = k/M * (M g - sum g - xhat sum g xhat): the mean and
-         * variance depend on every x of the channel. */
-        float mg = batch_stats ? (float)(sum_g / M) : 0.0f;
-        float mgx = batch_stats ? (float)(sum_gx / M) : 0.0f;
+        /* With batch statistics dx = k (g - mean(g) - xhat mean(g xhat)): the mean and the
+         * variance depend on every x of the channel. In evaluation only the k g term stays. */
+        const float k = gamma->data[c] * invstd[c], m = mean[c], is = invstd[c];
+        const float mg = batch_stats ? (float)(sum_g / M) : 0.0f;
+        const float mgx_is = batch_stats ? (float)(sum_gx / M) * is : 0.0f;
         for (int64_t n = 0; n < N; n++) {
             int64_t off = (n * C + c) * inner;
-            for (int64_t i = 0; i < inner; i++) {
-                float xhat = (x->data[off + i] - mean[c]) * invstd[c];
-                x->grad[off + i] += k * (gy[off + i] - mg - xhat * mgx);
-            }
+            const float *g = gy + off, *xs = x->data + off;
+            float *dx = x->grad + off;
+            for (int64_t i = 0; i < inner; i++) dx[i] += k * (g[i] - mg - (xs[i] - m) * mgx_is);
         }
     }
 }
@@ -76,31 +121,32 @@ tq_tensor *tq_batchnorm(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *b
     if (!stats) return NULL;
     float *mean = stats, *invstd = stats + C;
 
+#pragma omp parallel for schedule(static) if (x->numel >= BN_PARALLEL_MIN)
     for (int64_t c = 0; c < C; c++) {
         if (training) {
-            /* two passes in double: no cancellation for large means */
-            double s = 0.0, ss = 0.0;
+            /* One pass of sums around a sample of the channel (the shifted-data algorithm):
+             * the shift keeps the sum of squares from cancelling the variance away when the
+             * mean is large against the spread. */
+            const float shift = x->data[c * inner];
+            double d1 = 0.0, d2 = 0.0;
             for (int64_t n = 0; n < N; n++)
-                for (int64_t i = 0; i < inner; i++) s += x->data[(n * C + c) * inner + i];
-            double mu = s / M;
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t i = 0; i < inner; i++) {
-                    double d = x->data[(n * C + c) * inner + i] - mu;
-                    ss += d * d;
-                }
-            double var = ss / M, m = bn->momentum;
-            mean[c] = (float)mu;
+                row_moments(x->data + (n * C + c) * inner, inner, shift, &d1, &d2);
+            const float mu = (float)(shift + d1 / M);
+            double ss = d2 - d1 * d1 / M, var = ss > 0.0 ? ss / M : 0.0, m = bn->momentum;
+            mean[c] = mu;
             invstd[c] = (float)(1.0 / sqrt(var + bn->eps));
             bn->running_mean[c] = (float)((1.0 - m) * bn->running_mean[c] + m * mu);
-            bn->running_var[c] = (float)((1.0 - m) * bn->running_var[c] + m * ss / (M - 1));
+            bn->running_var[c] = (float)((1.0 - m) * bn->running_var[c] + m * var * M / (M - 1));
         } else {
             mean[c] = bn->running_mean[c];
             invstd[c] = (float)(1.0 / sqrt((double)bn->running_var[c] + bn->eps));
         }
-        float k = gamma->data[c] * invstd[c], b = beta->data[c];
+        const float k = gamma->data[c] * invstd[c], b = beta->data[c], m = mean[c];
         for (int64_t n = 0; n < N; n++) {
             int64_t off = (n * C + c) * inner;
-            for (int64_t i = 0; i < inner; i++) y->data[off + i] = k * (x->data[off + i] - mean[c]) + b;
+            const float *xs = x->data + off;
+            float *ys = y->data + off;
+            for (int64_t i = 0; i < inner; i++) ys[i] = k * (xs[i] - m) + b;
         }
     }
     tq_node *nd = tq_tape_record(t, &op_batchnorm, y, in, 3);

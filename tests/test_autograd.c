@@ -691,6 +691,28 @@ START_TEST(test_batchnorm_zero_variance_is_finite)
 }
 END_TEST
 
+/* A mean far from zero must not cancel the variance: 10000 + (1,2,3,4) normalises like
+ * (1,2,3,4), to (x - 2.5) / sqrt(1.25 + eps); every value here is exact in float. */
+START_TEST(test_batchnorm_large_mean)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tape_tensor(t, 4, (int32_t[]){2, 1, 1, 2}, false);
+    tq_tensor *gamma = tq_tape_tensor(t, 1, (int32_t[]){1}, false);
+    tq_tensor *beta = tq_tape_tensor(t, 1, (int32_t[]){1}, false);
+    for (int i = 0; i < 4; i++) x->data[i] = 10001.0f + (float)i;
+    gamma->data[0] = 1.0f;
+    beta->data[0] = 0.0f;
+    float rm = 0.0f, rv = 1.0f;
+    tq_batchnorm_state st = {.running_mean = &rm, .running_var = &rv, .momentum = 1.0f, .eps = 1e-5f};
+    tq_tensor *y = tq_batchnorm(t, x, gamma, beta, &st);
+    ck_assert_ptr_nonnull(y);
+    for (int i = 0; i < 4; i++) TQ_ASSERT_NEAR(y->data[i], (i - 1.5) / sqrt(1.25 + 1e-5), 1e-5);
+    TQ_ASSERT_NEAR(rm, 10002.5, 1e-3);
+    TQ_ASSERT_NEAR(rv, 5.0 / 3.0, 1e-5);
+    tq_tape_free(t);
+}
+END_TEST
+
 typedef struct dropout_case {
     float p;
     uint64_t seed;
@@ -880,6 +902,7 @@ static Suite *autograd_suite(void)
     tcase_add_test(nn, test_gradcheck_batchnorm);
     tcase_add_test(nn, test_batchnorm_known_batch);
     tcase_add_test(nn, test_batchnorm_zero_variance_is_finite);
+    tcase_add_test(nn, test_batchnorm_large_mean);
     tcase_add_test(nn, test_gradcheck_dropout);
     tcase_add_test(nn, test_dropout_fraction_and_scale);
     tcase_add_test(nn, test_nn_shape_messages);
