@@ -181,7 +181,8 @@ static bool spatial(tq_model *m, tq_layer *l, int32_t channels, int kernel, int 
     int32_t oh = window_out(l->shape[1], kernel, stride, pad);
     int32_t ow = window_out(l->shape[2], kernel, stride, pad);
     if (oh < 1 || ow < 1) {
-        snprintf(detail, sizeof detail, ": the input is too small for the model");
+        snprintf(detail, sizeof detail, ": the model input %dx%dx%d is too small", m->c, m->h,
+                 m->w);
         char need[128];
         snprintf(need, sizeof need, "needs at least %dx%d pixels (kernel %d, pad %d)",
                  kernel - 2 * pad, kernel - 2 * pad, kernel, pad);

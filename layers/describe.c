@@ -46,12 +46,12 @@ static void layer_detail(const tq_model *m, const tq_layer *l, char *buf, size_t
 void tq_model_describe(const tq_model *m, FILE *out)
 {
     fprintf(out, "model %s: input %dx%dx%d, %d classes\n", m->name, m->c, m->h, m->w, m->classes);
-    fprintf(out, "  %-24s %-15s %-28s %-12s %10s\n", "layer", "kind", "detail", "output", "params");
+    fprintf(out, "  %-24s %-15s %-34s %-12s %10s\n", "layer", "kind", "detail", "output", "params");
     for (int i = 0; i < m->n_layers; i++) {
         const tq_layer *l = &m->layers[i];
         char shape[48], detail[TQ_LAYER_NAME_MAX * 2 + 8];
         layer_detail(m, l, detail, sizeof detail);
-        fprintf(out, "  %-24s %-15s %-28s %-12s %10lld\n", l->name, tq_layer_kind_name(l), detail,
+        fprintf(out, "  %-24s %-15s %-34s %-12s %10lld\n", l->name, tq_layer_kind_name(l), detail,
                 tq_model_shape_str(m, i, shape, sizeof shape), (long long)l->n_params);
     }
     fprintf(out, "  total: %lld parameters in %d tensors, %lld batch-norm state values, "

@@ -246,6 +246,35 @@ START_TEST(test_zoo_forward_shapes)
 }
 END_TEST
 
+/* After the first step, a training step of the same shape takes no new memory. */
+START_TEST(test_training_step_steady_state)
+{
+    tq_model *m = zoo("resnet20", 3, 8, 8, 1);
+    tq_rng rng;
+    tq_rng_seed(&rng, 2);
+    tq_tape *t = tq_tape_new();
+    int32_t labels[4] = {0, 1, 2, 3};
+    size_t after_first = 0;
+    for (int step = 0; step < 3; step++) {
+        tq_tape_reset(t);
+        if (step == 1) after_first = tq_tape_malloc_count(t);
+        tq_tensor *x = input_batch(t, &rng, 4, 3, 8, 8);
+        tq_tensor *loss = tq_softmax_cross_entropy(t, tq_model_forward(m, t, x, &rng), labels);
+        ck_assert_int_eq(tq_backward(t, loss), TQ_STATUS_OK);
+    }
+    ck_assert_uint_eq(tq_tape_malloc_count(t), after_first);
+    /* every parameter tensor received a gradient */
+    for (int k = 0; k < tq_model_tensor_count(m); k++) {
+        tq_tensor *p = tq_model_tensor(m, k);
+        double norm = 0.0;
+        for (int64_t e = 0; e < p->numel; e++) norm += fabs(p->grad[e]);
+        ck_assert_msg(norm > 0.0, "%s has no gradient", p->name);
+    }
+    tq_tape_free(t);
+    tq_model_free(m);
+}
+END_TEST
+
 /* ---- gradients of whole models w.r.t. their parameter buffer */
 
 typedef struct model_ctx {
@@ -557,7 +586,7 @@ START_TEST(test_errors_name_the_problem)
     ck_assert_ptr_null(tq_model_create("lenet5", 1, 8, 8, 10, &rng, &err));
     ck_assert_int_eq(err.status, TQ_STATUS_SHAPE);
     ck_assert_str_eq(err.msg, "model lenet5: layer conv2 (conv2d) needs at least 5x5 pixels "
-                              "(kernel 5, pad 0), got input 6x4x4: the input is too small for the model");
+                              "(kernel 5, pad 0), got input 6x4x4: the model input 1x8x8 is too small");
     tq_error_clear(&err);
     ck_assert_ptr_null(tq_model_create("convnet", 3, 4, 4, 10, &rng, &err));
     ck_assert_msg(strstr(err.msg, "layer pool3 (maxpool2d)") && strstr(err.msg, "got input 128x1x1"),
@@ -644,6 +673,7 @@ static Suite *layers_suite(void)
     tcase_add_test(model, test_tensors_tile_the_buffers);
     tcase_add_test(model, test_init_bounds_and_reproducibility);
     tcase_add_test(model, test_zoo_forward_shapes);
+    tcase_add_test(model, test_training_step_steady_state);
     tcase_add_test(model, test_errors_name_the_problem);
     tcase_add_test(model, test_describe_lists_layers_and_totals);
     suite_add_tcase(s, model);
