@@ -47,7 +47,8 @@ const char *tq_quantizer_describe(const tq_quantizer *q, char *buf, size_t len)
                               s->scale == TQ_SCALE_FLOAT && q->amax_count > 0 && !q->from_weights
                           ? " (kept signed)"
                           : "";
-    snprintf(buf, len, "%s: %s%s, %s, %s calibration, %s, %s", spec, fmt, uns, blocks,
-             q->from_weights ? "weight" : calib_name(s->calib), amax, tq_qstate_name(q->state));
+    snprintf(buf, len, "%s: %s%s, %s, %s%s, %s, %s", spec, fmt, uns, blocks,
+             q->from_weights ? "from weights" : "calib=", q->from_weights ? "" : calib_name(s->calib),
+             amax, tq_qstate_name(q->state));
     return buf;
 }

@@ -97,6 +97,7 @@ static int grid_cmp(const void *pa, const void *pb)
 {
     const tq_grid_entry *a = pa, *b = pb;
     if (a->value != b->value) return a->value < b->value ? -1 : 1;
+    if (signbit(a->value) != signbit(b->value)) return signbit(a->value) ? -1 : 1; /* -0 first */
     return a->code < b->code ? -1 : a->code > b->code;
 }
 

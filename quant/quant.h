@@ -44,8 +44,8 @@ typedef struct tq_grid_entry {
     float value;
     uint32_t code;
 } tq_grid_entry;
-/* Every representable finite value (both zeros for FP formats), ascending by value then
- * code. Writes at most cap entries and returns how many there are (at most 256). */
+/* Every representable finite value (both zeros for FP formats, -0 first), ascending by
+ * value. Writes at most cap entries and returns how many there are (at most 256). */
 int tq_format_grid(tq_format f, tq_grid_entry *out, int cap);
 /* The grid as "code value" lines under a one-line header, for `tinyqat grid`. */
 void tq_format_print_grid(FILE *out, tq_format f);

@@ -102,8 +102,8 @@ static void check_fp_grid(tq_format f, int ebits, int mbits, int bias, bool e4m3
         ck_assert_float_eq(tq_format_round(f, vals[i]), vals[i]);
         ck_assert_float_eq(tq_format_round(f, -vals[i]), -vals[i]);
     }
-    ck_assert_float_eq(g[npos].value, 0.0f);
-    ck_assert_float_eq(g[npos + 1].value, 0.0f);
+    ck_assert(g[npos].value == 0.0f && signbit(g[npos].value) && g[npos].code == sign);
+    ck_assert(g[npos + 1].value == 0.0f && !signbit(g[npos + 1].value) && g[npos + 1].code == 0);
     ck_assert_int_eq(tq_format_nonneg_levels(f), npos + 1);
 }
 
@@ -845,6 +845,60 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+START_TEST(test_activation_channels_and_dynamic_blocks)
+{
+    /* per-channel calibration over batches of (N=2, C=3, 2): amax per dimension-1 index */
+    tq_tape *t = tq_tape_new();
+    tq_quantizer *q = make_q("int8:channel=1:calib=percentile:p=100");
+    tq_quantizer_set_state(q, TQ_QSTATE_CALIBRATING);
+    const float b1[] = {1, -2, 3, 0, 0.5f, 0.25f, -4, 1, 0, 0, 0, 6};
+    const float b2[] = {0, 0, 0, 5, 0, 0, 0, 0, 0.5f, -0.5f, 0, 0};
+    const float *batches[] = {b1, b2};
+    for (int b = 0; b < 2; b++) {
+        tq_tensor *x = tq_tape_tensor(t, 3, (int32_t[]){2, 3, 2}, false);
+        memcpy(x->data, batches[b], sizeof b1);
+        tq_quantize(t, x, q);
+    }
+    tq_error e = {0};
+    ck_assert_int_eq(tq_quantizer_finish_calibration(q, &e), TQ_STATUS_OK);
+    ck_assert_int_eq(tq_quantizer_amax_count(q), 3);
+    /* p=100 gives the top edge of the bin holding the maximum: within a bin of it */
+    const float want[] = {4, 5, 6};
+    for (int c = 0; c < 3; c++) {
+        ck_assert_float_le(tq_quantizer_amax(q)[c], want[c]);
+        ck_assert_float_ge(tq_quantizer_amax(q)[c], want[c] * (1.0f - 2.0f / 2048));
+    }
+    char d[256];
+    tq_quantizer_describe(q, d, sizeof d);
+    ck_assert_msg(strstr(d, "per-channel axis 1") && strstr(d, "3 amax in [") &&
+                      strstr(d, "(kept signed)") && strstr(d, "calib=percentile"),
+                  "%s", d);
+    tq_quantizer_free(q);
+
+    /* per-block activations: one calibrated clip, block amax from each tensor */
+    q = make_q("int4:block=4");
+    tq_quantizer_set_state(q, TQ_QSTATE_CALIBRATING);
+    tq_tensor *x = tq_tape_tensor(t, 2, (int32_t[]){1, 8}, false);
+    const float v[] = {-3, 1, 0.5f, 0.25f, 0.7f, -0.35f, 0.1f, 0};
+    memcpy(x->data, v, sizeof v);
+    tq_quantize(t, x, q);
+    ck_assert_int_eq(tq_quantizer_finish_calibration(q, &e), TQ_STATUS_OK);
+    ck_assert_int_eq(tq_quantizer_amax_count(q), 1);
+    float clip = 2.0f;
+    ck_assert_int_eq(tq_quantizer_set_amax(q, &clip, 1, &e), TQ_STATUS_OK);
+    float y[8];
+    apply_ok(q, x, y);
+    for (int i = 0; i < 8; i++) {
+        float s = (i < 4 ? 2.0f : 0.7f) / 7; /* block 0 clipped at 2, block 1 its own max */
+        ck_assert(same_bits(y[i], fminf(fmaxf(rintf(v[i] / s), -8), 7) * s));
+    }
+    tq_quantizer_describe(q, d, sizeof d);
+    ck_assert_msg(strstr(d, "clipped at 2"), "%s", d);
+    tq_quantizer_free(q);
+    tq_tape_free(t);
+}
+END_TEST
+
 static Suite *quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -874,6 +928,7 @@ static Suite *quant_suite(void)
     tcase_add_test(cal, test_calib_percentile_uniform);
     tcase_add_test(cal, test_calib_mse_entropy_outliers);
     tcase_add_test(cal, test_auto_unsigned);
+    tcase_add_test(cal, test_activation_channels_and_dynamic_blocks);
     suite_add_tcase(s, cal);
 
     TCase *spec = tcase_create("spec");
