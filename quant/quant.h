@@ -150,7 +150,8 @@ tq_status tq_quantizer_apply(const tq_quantizer *q, const tq_tensor *x, float *o
                              tq_error *err);
 
 /* The quantizer op layers call on every input and weight: off -> x itself;
- * calibrating -> observes x, returns x; quantizing -> fake-quant op on the tape. */
+ * calibrating -> observes x, returns x; quantizing -> fake-quant op on the tape.
+ * A NULL quantizer (a float slot) returns x. */
 tq_tensor *tq_quantize(tq_tape *t, tq_tensor *x, tq_quantizer *q);
 
 /* ---------------------------------------------------------------- metrics */
