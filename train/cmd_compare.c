@@ -16,9 +16,9 @@ static const tq_cli_opt compare_opts[] = {
     {"recipes", "LIST", "comma-separated recipes (default int8,w4a8,w4a4,w2a2,fp8)"},
     {"calibs", "LIST", "activation calibrators to try (default max,percentile,mse,entropy)"},
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
-    {"keep", "WHAT", "first and last layers: none, float or int8 (default none)"},
+    {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
-    {"qat-lr", "X", "QAT learning rate (default 1e-4 with adam, 5e-3 with sgd)"},
+    {"qat-lr", "X", "QAT learning rate, decayed to 0 by a cosine (default: --lr)"},
     {"optim", "NAME", "optimizer for float training and QAT: sgd, adam, adamw (default adam)"},
     {"lr", "X", "float training learning rate (default 1e-3 adam, 0.05 sgd)"},
     {"batch", "N", "batch size (default 64)"},
@@ -69,7 +69,7 @@ typedef struct experiment {
     snapshot snap;
     int calib_batches, qat_epochs;
     double qat_lr;
-    tq_keep_kind keep;
+    int keep; /* tq_keep_kind, or -1 for the recipe's own */
     tq_reporter *rep;
 } experiment;
 
@@ -109,7 +109,7 @@ static tq_status run_recipe(experiment *x, const char *name, char **calibs, int 
 {
     tq_recipe r;
     if (tq_recipe_make(name, NULL, NULL, &r, err)) return err->status;
-    r.keep = x->keep;
+    if (x->keep >= 0) r.keep = (tq_keep_kind)x->keep;
     memset(out, 0, sizeof *out);
     snprintf(out->recipe, sizeof out->recipe, "%s", name);
     for (int k = 0; k < 4; k++) out->ptq[k] = -1;
@@ -219,12 +219,13 @@ int tq_cmd_compare(int argc, char **argv)
     tq_optim_kind kind = TQ_OPTIM_ADAM;
     if (optim && !tq_optim_kind_parse(optim, &kind))
         return tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", optim);
-    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = lr / 10;
+    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = lr;
     if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr))
         return TQ_EXIT_USAGE;
-    tq_keep_kind keep = TQ_KEEP_NONE;
+    tq_keep_kind keep_kind;
+    int keep = -1;
     const char *keep_s = tq_cli_get(cmd, &a, "keep");
-    if (keep_s && !tq_keep_parse(keep_s, &keep))
+    if (keep_s && !tq_keep_parse(keep_s, &keep_kind))
         return tq_cli_usage_error(cmd, "--keep: expected none, float or int8, got '%s'", keep_s);
 
     char recipes_buf[512], calibs_buf[256], *recipes[MAX_ITEMS], *calibs[MAX_ITEMS];
@@ -304,6 +305,7 @@ int tq_cmd_compare(int argc, char **argv)
     if (kind == TQ_OPTIM_SGD) run.optim_cfg.momentum = 0.9f;
     run.batch = (int32_t)batch;
     run.seed = (uint64_t)seed;
+    if (keep_s) keep = (int)keep_kind;
     experiment x = {.run = &run, .train = &train, .test = &test, .keep = keep,
                     .calib_batches = (int)calib_batches, .qat_epochs = (int)qat_epochs,
                     .qat_lr = qat_lr, .rep = &rep};

@@ -17,7 +17,7 @@ static const tq_cli_opt ptq_opts[] = {
     {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
     {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
-    {"keep", "WHAT", "first and last layers: none, float or int8 (default none)"},
+    {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"batch", "N", "calibration batch size (default 64)"},
     {"seed", "N", "which calibration batches are drawn (default 1)"},

@@ -227,7 +227,7 @@ static const tq_cli_opt qat_opts[] = {
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"epochs", "N", "QAT epochs (default 1)"},
     {"optim", "NAME", "sgd, adam or adamw (default adam)"},
-    {"lr", "X", "learning rate (default 1e-4 for adam/adamw, 5e-3 for sgd)"},
+    {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, 0.05 for sgd)"},
     {"momentum", "X", "SGD momentum (default 0.9)"},
     {"nesterov", NULL, "Nesterov momentum for SGD"},
     {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},
@@ -271,7 +271,6 @@ int tq_cmd_qat(int argc, char **argv)
     long long epochs = 1;
     if (!parse_optim(cmd, &a, &opts, &lr) || !tq_cli_int(cmd, &a, "epochs", 1, 100000, &epochs))
         return TQ_EXIT_USAGE;
-    if (!tq_cli_get(cmd, &a, "lr")) lr /= 10; /* fine-tuning: a tenth of the float default */
     const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
     const char *json_path = tq_cli_get(cmd, &a, "json");
     if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
