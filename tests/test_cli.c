@@ -1,0 +1,294 @@
+/* End-to-end tests of the `tinyqat` command on a small generated IDX data set: training,
+ * evaluation, resume, PTQ, QAT, compare, the teaching commands, and bad input. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "tq_test.h"
+
+static char dir[256];      /* fixture directory */
+static char tinyqat[1024]; /* the command under test */
+
+static void write_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    fwrite(b, 1, 4, f);
+}
+
+/* Class k: a horizontal bar `bright` above the noise, `width` rows from row 2k+4. The easy
+ * set (bright 120, width 3) is learnt perfectly; the hard one (20, 1) leaves little margin,
+ * so two-bit PTQ costs accuracy. */
+static void write_split(const char *sub, const char *images, const char *labels, int n,
+                        uint64_t seed, int bright, int width)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, images);
+    FILE *fi = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, labels);
+    FILE *fl = fopen(path, "wb");
+    ck_assert(fi && fl);
+    write_be32(fi, 0x803), write_be32(fi, (uint32_t)n), write_be32(fi, 28), write_be32(fi, 28);
+    write_be32(fl, 0x801), write_be32(fl, (uint32_t)n);
+    tq_rng rng;
+    tq_rng_seed(&rng, seed);
+    unsigned char img[784];
+    for (int i = 0; i < n; i++) {
+        int k = (int)tq_rng_below(&rng, 10);
+        for (int p = 0; p < 784; p++) {
+            int row = p / 28, noise = (int)tq_rng_below(&rng, 90);
+            bool bar = row >= 2 * k + 4 && row < 2 * k + 4 + width;
+            img[p] = (unsigned char)(bar ? bright + noise : noise);
+        }
+        fwrite(img, 1, 784, fi);
+        fputc(k, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+/* Runs "tinyqat ARGS" (a shell fragment); returns the exit status, output in out. */
+static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, tinyqat, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* The value of the last "accuracy: X" line, or -1. */
+static double accuracy_of(const char *out)
+{
+    const char *s = strstr(out, "accuracy: "), *last = NULL;
+    for (; s; s = strstr(s + 1, "accuracy: ")) last = s;
+    return last ? atof(last + 10) : -1;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static bool file_exists(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/tq_cli_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *build = getenv("TQ_BUILD_DIR");
+    snprintf(tinyqat, sizeof tinyqat, "%s/tinyqat", build ? build : ".");
+    char hard[512];
+    snprintf(hard, sizeof hard, "%s/hard", dir);
+    ck_assert_int_eq(mkdir(hard, 0755), 0);
+    for (int h = 0; h < 2; h++) {
+        const char *sub = h ? "hard" : ".";
+        int bright = h ? 20 : 120, width = h ? 1 : 3;
+        write_split(sub, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 1200, 1, bright, width);
+        write_split(sub, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 300, 2, bright, width);
+    }
+}
+
+static void teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char out[1 << 16];
+
+START_TEST(test_usage_errors_exit_2)
+{
+    ck_assert_int_eq(run(out, sizeof out, "--help"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "compare"));
+    const char *cmds[] = {"train", "eval", "ptq", "qat", "compare", "info", "grid", "fq"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        ck_assert_int_eq(run(out, sizeof out, "%s --help", cmds[i]), 0);
+        ck_assert_ptr_nonnull(strstr(out, "usage: tinyqat"));
+    }
+    ck_assert_int_eq(run(out, sizeof out, "train --bogus"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "tinyqat train: unknown option '--bogus'"));
+    ck_assert_int_eq(run(out, sizeof out, "train --epochs abc"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--epochs: expected an integer from 1 to 100000, got 'abc'"));
+    ck_assert_int_eq(run(out, sizeof out, "train --optim rmsprop"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "frobnicate"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "ptq --model-file x --recipe w3a3 --out y"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown recipe 'w3a3'"));
+    ck_assert_int_eq(run(out, sizeof out, "fq --spec int9 --amax 1 0.5"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown format"));
+}
+END_TEST
+
+START_TEST(test_bad_input_exit_1_one_line)
+{
+    ck_assert_int_eq(run(out, sizeof out, "eval --model-file missing.tqc"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "missing.tqc"));
+    ck_assert_int_eq(count_lines(out), 1);
+    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:nodir --epochs 1 --quiet"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "nodir"));
+    ck_assert_int_eq(count_lines(out), 1);
+    /* an output that cannot be written is reported before any training */
+    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:. --out nodir/m.tqc"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "nodir/m.tqc"));
+    ck_assert_ptr_null(strstr(out, "epoch"));
+    /* a corrupt checkpoint */
+    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:. --epochs 1 --quiet --out m.tqc"), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && printf 'X' | dd of=m.tqc bs=1 seek=200 conv=notrunc 2>/dev/null", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(run(out, sizeof out, "eval --model-file m.tqc"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "checksum mismatch"));
+    ck_assert_int_eq(run(out, sizeof out, "qat --model-file m.tqc --out q.tqc"), 1);
+}
+END_TEST
+
+START_TEST(test_train_eval_info_json)
+{
+    ck_assert_int_eq(run(out, sizeof out,
+                         "train --model lenet5 --data mnist:. --epochs 2 --seed 3 --out l.tqc "
+                         "--json l.json --threads 2"), 0);
+    double train_acc = accuracy_of(out);
+    ck_assert_msg(train_acc >= 0.95, "lenet5 on the bars reached only %.4f", train_acc);
+    ck_assert_ptr_nonnull(strstr(out, "epoch 2/2"));
+    ck_assert(file_exists("l.json"));
+    ck_assert_int_eq(run(out, sizeof out, "eval --model-file l.tqc --json e.json"), 0);
+    TQ_ASSERT_NEAR(accuracy_of(out), train_acc, 1e-9);
+    char path[512], json[4096];
+    snprintf(path, sizeof path, "%s/e.json", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    json[fread(json, 1, sizeof json - 1, f)] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(json, "\"accuracy\": "));
+    ck_assert_ptr_nonnull(strstr(json, "\"command\": \"eval\""));
+    ck_assert_int_eq(run(out, sizeof out, "info l.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "conv1"));
+    ck_assert_ptr_nonnull(strstr(out, "61706"));
+}
+END_TEST
+
+/* Two epochs in one go and one epoch plus a resumed one end with the same bits. */
+START_TEST(test_resume_is_bit_exact)
+{
+    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 2 --seed 5 --quiet --out a.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 1 --seed 5 --quiet --out b.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "train --resume b.tqc --epochs 2 --quiet --out c.tqc"), 0);
+    char pa[512], pc[512];
+    snprintf(pa, sizeof pa, "%s/a.tqc", dir);
+    snprintf(pc, sizeof pc, "%s/c.tqc", dir);
+    tq_error err = {0};
+    tq_ckpt *a = tq_ckpt_load(pa, &err), *c = tq_ckpt_load(pc, &err);
+    ck_assert_msg(a && c, "%s", err.msg);
+    const char *sections[] = {"model.params", "model.state", "optim.state"};
+    for (int i = 0; i < 3; i++) {
+        int64_t na = 0, nc = 0;
+        const float *xa = tq_ckpt_get_f32(a, sections[i], &na), *xc = tq_ckpt_get_f32(c, sections[i], &nc);
+        ck_assert_msg(na == nc && (na == 0 || (xa && xc)), "section %s", sections[i]);
+        ck_assert_msg(memcmp(xa, xc, (size_t)na * sizeof(float)) == 0, "%s differs after resume",
+                      sections[i]);
+    }
+    tq_ckpt_free(a);
+    tq_ckpt_free(c);
+    /* and a run with another seed does differ, so the comparison can fail */
+    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 2 --seed 6 --quiet --out d.tqc"), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s %s/a.tqc %s/d.tqc", dir, dir);
+    ck_assert_int_ne(system(cmd), 0);
+}
+END_TEST
+
+/* The heart of the tool: at two bits PTQ loses accuracy and QAT wins it back. */
+START_TEST(test_ptq_then_qat_at_two_bits_raises_accuracy)
+{
+    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:hard --epochs 2 --quiet --out f.tqc"), 0);
+    double float_acc = accuracy_of(out);
+    ck_assert_int_eq(run(out, sizeof out,
+                         "ptq --model-file f.tqc --weights int2:channel=0 --acts int2 --keep none "
+                         "--calib max --out p.tqc"), 0);
+    double ptq_acc = accuracy_of(out);
+    ck_assert_ptr_nonnull(strstr(out, "uint2 (calibration saw no negative values)"));
+    ck_assert_int_eq(run(out, sizeof out, "qat --model-file p.tqc --epochs 4 --lr 3e-4 --quiet --out q.tqc"), 0);
+    double qat_acc = accuracy_of(out);
+    ck_assert_msg(ptq_acc < float_acc - 0.02, "PTQ %.4f vs float %.4f", ptq_acc, float_acc);
+    ck_assert_msg(qat_acc > ptq_acc + 0.02, "QAT %.4f did not beat PTQ %.4f", qat_acc, ptq_acc);
+    /* the quantized checkpoint reproduces its accuracy */
+    ck_assert_int_eq(run(out, sizeof out, "eval --model-file q.tqc"), 0);
+    TQ_ASSERT_NEAR(accuracy_of(out), qat_acc, 1e-9);
+}
+END_TEST
+
+START_TEST(test_compare_writes_table_csv_md_json)
+{
+    ck_assert_int_eq(run(out, sizeof out,
+                         "compare --model mlp --data mnist:. --epochs 1 --recipes int8,w2a2 "
+                         "--calibs max,entropy --quiet --out cmp --json cmp.json"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "| w2a2 |"));
+    ck_assert(file_exists("cmp.csv") && file_exists("cmp.md") && file_exists("cmp-float.tqc"));
+    char path[512], json[1 << 14];
+    snprintf(path, sizeof path, "%s/cmp.json", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    json[fread(json, 1, sizeof json - 1, f)] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(json, "\"method\": \"ptq-entropy\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"method\": \"qat\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"recipe\": \"w2a2\""));
+    ck_assert_ptr_null(strstr(json, "ptq-mse"));
+}
+END_TEST
+
+START_TEST(test_grid_and_fq)
+{
+    ck_assert_int_eq(run(out, sizeof out, "grid e2m1"), 0);
+    ck_assert_int_eq(count_lines(out), 1 + 16); /* header, then +-0, +-0.5 ... +-6 */
+    ck_assert_ptr_nonnull(strstr(out, " 6\n"));
+    /* int8, amax 1: scale 1/127; 0.5*127 = 63.5 rounds to even 64 */
+    ck_assert_int_eq(run(out, sizeof out, "fq --spec int8 --amax 1 0.5 -2 0.001"), 0);
+    float a, b, c;
+    ck_assert_int_eq(sscanf(out, "%f %f %f", &a, &b, &c), 3);
+    ck_assert_float_eq(a, 64.0f * (1.0f / 127.0f));
+    ck_assert_float_eq(b, -128.0f * (1.0f / 127.0f));
+    ck_assert_float_eq(c, 0.0f);
+    ck_assert_int_eq(run(out, sizeof out, "fq --spec e4m3 --amax 448 < /dev/null"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "fq --spec int8 --amax 1 abc"), 1);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_usage_errors_exit_2);
+    tcase_add_test(tc, test_bad_input_exit_1_one_line);
+    tcase_add_test(tc, test_train_eval_info_json);
+    tcase_add_test(tc, test_resume_is_bit_exact);
+    tcase_add_test(tc, test_ptq_then_qat_at_two_bits_raises_accuracy);
+    tcase_add_test(tc, test_compare_writes_table_csv_md_json);
+    tcase_add_test(tc, test_grid_and_fq);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tq_test_run(cli_suite()); }
