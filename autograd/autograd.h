@@ -23,6 +23,7 @@ typedef enum tq_status {
     TQ_STATUS_FORMAT,  /* a file or string whose contents are wrong */
     TQ_STATUS_NOMEM,   /* out of memory */
     TQ_STATUS_NUMERIC, /* NaN or infinity where a finite value was needed */
+    TQ_STATUS_INTERRUPTED, /* stopped on request (SIGINT) between two steps */
 } tq_status;
 
 /* The first failure wins: later failures do not overwrite the message. */

@@ -35,7 +35,7 @@ const char *tq_status_name(tq_status status)
         [TQ_STATUS_OK] = "ok",           [TQ_STATUS_ARG] = "bad argument",
         [TQ_STATUS_SHAPE] = "bad shape", [TQ_STATUS_IO] = "i/o error",
         [TQ_STATUS_FORMAT] = "bad format", [TQ_STATUS_NOMEM] = "out of memory",
-        [TQ_STATUS_NUMERIC] = "non-finite value",
+        [TQ_STATUS_NUMERIC] = "non-finite value", [TQ_STATUS_INTERRUPTED] = "interrupted",
     };
     if ((unsigned)status < sizeof names / sizeof names[0]) return names[status];
     return "unknown status";

@@ -2,6 +2,7 @@
  * parameter count, then the totals. */
 #include "layers_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 
 const char *tq_layer_kind_name(const tq_layer *l)
@@ -57,4 +58,18 @@ void tq_model_describe(const tq_model *m, FILE *out)
     fprintf(out, "  total: %lld parameters in %d tensors, %lld batch-norm state values, "
                  "%d quantizable layers\n",
             (long long)m->n_params, m->n_params_t, (long long)m->n_state, m->n_qlayers);
+}
+
+const char *tq_model_first_nonfinite(const tq_model *m)
+{
+    for (int i = 0; i < m->n_params_t; i++)
+        for (int64_t j = 0; j < m->params[i].t.numel; j++)
+            if (!isfinite(m->params[i].t.data[j])) return m->params[i].name;
+    for (int i = 0; i < m->n_layers; i++) {
+        const tq_tensor *y = m->outs ? m->outs[i] : NULL;
+        if (!y) continue;
+        for (int64_t j = 0; j < y->numel; j++)
+            if (!isfinite(y->data[j])) return m->layers[i].name;
+    }
+    return NULL;
 }

@@ -61,6 +61,11 @@ void tq_qlayer_set_quantizers(tq_qlayer *l, tq_quantizer *weight_q, tq_quantizer
 /* The parameter tensor with this name ("layer1.0.bn1.weight"), or NULL if there is none. */
 tq_tensor *tq_model_tensor_by_name(tq_model *m, const char *name);
 
+/* After a forward whose result was not finite: the first parameter tensor, or else the first
+ * layer whose output in that forward, holds a NaN or an infinity (NULL if none does). Valid
+ * until the tape of that forward is reset. */
+const char *tq_model_first_nonfinite(const tq_model *m);
+
 /* Layers, output shapes and parameter counts, one line per layer. */
 void tq_model_describe(const tq_model *m, FILE *out);
 

@@ -51,16 +51,17 @@ static void write_split(const char *sub, const char *images, const char *labels,
     fclose(fl);
 }
 
-/* Runs "tinyqat ARGS" (a shell fragment); returns the exit status, output in out. */
+/* Runs a shell fragment in the fixture directory, with $TQ naming the command under test;
+ * returns the exit status, standard output and error in out. */
 static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int run(char *out, size_t cap, const char *fmt, ...)
 {
-    char args[2048], cmd[4096];
+    char args[2048], cmd[4096 + 1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, tinyqat, args);
+    snprintf(cmd, sizeof cmd, "cd %s && TQ=%s && { %s ; } 2>&1", dir, tinyqat, args);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     size_t len = fread(out, 1, cap - 1, p);
@@ -119,59 +120,59 @@ static char out[1 << 16];
 
 START_TEST(test_usage_errors_exit_2)
 {
-    ck_assert_int_eq(run(out, sizeof out, "--help"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ --help"), 0);
     ck_assert_ptr_nonnull(strstr(out, "compare"));
     const char *cmds[] = {"train", "eval", "ptq", "qat", "compare", "info", "grid", "fq"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
-        ck_assert_int_eq(run(out, sizeof out, "%s --help", cmds[i]), 0);
+        ck_assert_int_eq(run(out, sizeof out, "$TQ %s --help", cmds[i]), 0);
         ck_assert_ptr_nonnull(strstr(out, "usage: tinyqat"));
     }
-    ck_assert_int_eq(run(out, sizeof out, "train --bogus"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --bogus"), 2);
     ck_assert_ptr_nonnull(strstr(out, "tinyqat train: unknown option '--bogus'"));
-    ck_assert_int_eq(run(out, sizeof out, "train --epochs abc"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --epochs abc"), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs: expected an integer from 1 to 100000, got 'abc'"));
-    ck_assert_int_eq(run(out, sizeof out, "train --optim rmsprop"), 2);
-    ck_assert_int_eq(run(out, sizeof out, "frobnicate"), 2);
-    ck_assert_int_eq(run(out, sizeof out, "ptq --model-file x --recipe w3a3 --out y"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --optim rmsprop"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ frobnicate"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file x --recipe w3a3 --out y"), 2);
     ck_assert_ptr_nonnull(strstr(out, "unknown recipe 'w3a3'"));
-    ck_assert_int_eq(run(out, sizeof out, "fq --spec int9 --amax 1 0.5"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ fq --spec int9 --amax 1 0.5"), 2);
     ck_assert_ptr_nonnull(strstr(out, "unknown format"));
 }
 END_TEST
 
 START_TEST(test_bad_input_exit_1_one_line)
 {
-    ck_assert_int_eq(run(out, sizeof out, "eval --model-file missing.tqc"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file missing.tqc"), 1);
     ck_assert_ptr_nonnull(strstr(out, "missing.tqc"));
     ck_assert_int_eq(count_lines(out), 1);
-    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:nodir --epochs 1 --quiet"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:nodir --epochs 1 --quiet"), 1);
     ck_assert_ptr_nonnull(strstr(out, "nodir"));
     ck_assert_int_eq(count_lines(out), 1);
     /* an output that cannot be written is reported before any training */
-    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:. --out nodir/m.tqc"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --out nodir/m.tqc"), 1);
     ck_assert_ptr_nonnull(strstr(out, "nodir/m.tqc"));
     ck_assert_ptr_null(strstr(out, "epoch"));
     /* a corrupt checkpoint */
-    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:. --epochs 1 --quiet --out m.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --quiet --out m.tqc"), 0);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cd %s && printf 'X' | dd of=m.tqc bs=1 seek=200 conv=notrunc 2>/dev/null", dir);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(run(out, sizeof out, "eval --model-file m.tqc"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file m.tqc"), 1);
     ck_assert_ptr_nonnull(strstr(out, "checksum mismatch"));
-    ck_assert_int_eq(run(out, sizeof out, "qat --model-file m.tqc --out q.tqc"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file m.tqc --out q.tqc"), 1);
 }
 END_TEST
 
 START_TEST(test_train_eval_info_json)
 {
     ck_assert_int_eq(run(out, sizeof out,
-                         "train --model lenet5 --data mnist:. --epochs 2 --seed 3 --out l.tqc "
+                         "$TQ train --model lenet5 --data mnist:. --epochs 2 --seed 3 --out l.tqc "
                          "--json l.json --threads 2"), 0);
     double train_acc = accuracy_of(out);
     ck_assert_msg(train_acc >= 0.95, "lenet5 on the bars reached only %.4f", train_acc);
     ck_assert_ptr_nonnull(strstr(out, "epoch 2/2"));
     ck_assert(file_exists("l.json"));
-    ck_assert_int_eq(run(out, sizeof out, "eval --model-file l.tqc --json e.json"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file l.tqc --json e.json"), 0);
     TQ_ASSERT_NEAR(accuracy_of(out), train_acc, 1e-9);
     char path[512], json[4096];
     snprintf(path, sizeof path, "%s/e.json", dir);
@@ -181,7 +182,7 @@ START_TEST(test_train_eval_info_json)
     fclose(f);
     ck_assert_ptr_nonnull(strstr(json, "\"accuracy\": "));
     ck_assert_ptr_nonnull(strstr(json, "\"command\": \"eval\""));
-    ck_assert_int_eq(run(out, sizeof out, "info l.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ info l.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "conv1"));
     ck_assert_ptr_nonnull(strstr(out, "61706"));
 }
@@ -190,9 +191,9 @@ END_TEST
 /* Two epochs in one go and one epoch plus a resumed one end with the same bits. */
 START_TEST(test_resume_is_bit_exact)
 {
-    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 2 --seed 5 --quiet --out a.tqc"), 0);
-    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 1 --seed 5 --quiet --out b.tqc"), 0);
-    ck_assert_int_eq(run(out, sizeof out, "train --resume b.tqc --epochs 2 --quiet --out c.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model lenet5 --data mnist:. --epochs 2 --seed 5 --quiet --out a.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model lenet5 --data mnist:. --epochs 1 --seed 5 --quiet --out b.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --resume b.tqc --epochs 2 --quiet --out c.tqc"), 0);
     char pa[512], pc[512];
     snprintf(pa, sizeof pa, "%s/a.tqc", dir);
     snprintf(pc, sizeof pc, "%s/c.tqc", dir);
@@ -210,29 +211,74 @@ START_TEST(test_resume_is_bit_exact)
     tq_ckpt_free(a);
     tq_ckpt_free(c);
     /* and a run with another seed does differ, so the comparison can fail */
-    ck_assert_int_eq(run(out, sizeof out, "train --model lenet5 --data mnist:. --epochs 2 --seed 6 --quiet --out d.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model lenet5 --data mnist:. --epochs 2 --seed 6 --quiet --out d.tqc"), 0);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cmp -s %s/a.tqc %s/d.tqc", dir, dir);
     ck_assert_int_ne(system(cmd), 0);
 }
 END_TEST
 
+/* SIGINT finishes the step, saves, says how to resume; the resumed run ends with the same
+ * bits as one never interrupted. */
+START_TEST(test_sigint_saves_and_resumes_exactly)
+{
+    const char *args = "--model lenet5 --data mnist:. --seed 7 --quiet";
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train %s --epochs 30 --out full.tqc", args), 0);
+    int rc = run(out, sizeof out, "$TQ train %s --epochs 30 --out cut.tqc & pid=$!; sleep 1.5; "
+                 "kill -INT $pid; wait $pid; exit $?", args);
+    if (rc == 0) return; /* the machine was fast enough to finish first: nothing to test */
+    ck_assert_msg(rc == 130, "exit status %d: %s", rc, out);
+    ck_assert_ptr_nonnull(strstr(out, "continue with: tinyqat train --resume cut.tqc --epochs 30"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --resume cut.tqc --epochs 30 --quiet --out cut.tqc"), 0);
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/full.tqc", dir);
+    snprintf(pb, sizeof pb, "%s/cut.tqc", dir);
+    tq_error err = {0};
+    tq_ckpt *a = tq_ckpt_load(pa, &err), *b = tq_ckpt_load(pb, &err);
+    ck_assert_msg(a && b, "%s", err.msg);
+    int64_t na = 0, nb = 0;
+    const float *xa = tq_ckpt_get_f32(a, "model.params", &na), *xb = tq_ckpt_get_f32(b, "model.params", &nb);
+    ck_assert(xa && xb && na == nb);
+    ck_assert_msg(memcmp(xa, xb, (size_t)na * sizeof(float)) == 0, "parameters differ after resume");
+    tq_ckpt_free(a);
+    tq_ckpt_free(b);
+}
+END_TEST
+
+/* SIGKILL at random moments of a run that saves every epoch: the checkpoint on disk, once
+ * there, always loads. */
+START_TEST(test_sigkill_never_leaves_a_broken_checkpoint)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 11);
+    for (int i = 0; i < 6; i++) {
+        double after = 0.3 + 1.2 * tq_rng_uniform(&rng);
+        run(out, sizeof out, "timeout -s KILL %.2f $TQ train --model mlp --data mnist:. --epochs 200 "
+            "--quiet --out k.tqc", after);
+        if (!file_exists("k.tqc")) continue;
+        int rc = run(out, sizeof out, "$TQ info k.tqc");
+        ck_assert_msg(rc == 0, "after SIGKILL at %.2f s the checkpoint does not load: %s", after, out);
+    }
+    ck_assert(file_exists("k.tqc"));
+}
+END_TEST
+
 /* The heart of the tool: at two bits PTQ loses accuracy and QAT wins it back. */
 START_TEST(test_ptq_then_qat_at_two_bits_raises_accuracy)
 {
-    ck_assert_int_eq(run(out, sizeof out, "train --model mlp --data mnist:hard --epochs 2 --quiet --out f.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:hard --epochs 2 --quiet --out f.tqc"), 0);
     double float_acc = accuracy_of(out);
     ck_assert_int_eq(run(out, sizeof out,
-                         "ptq --model-file f.tqc --weights int2:channel=0 --acts int2 --keep none "
+                         "$TQ ptq --model-file f.tqc --weights int2:channel=0 --acts int2 --keep none "
                          "--calib max --out p.tqc"), 0);
     double ptq_acc = accuracy_of(out);
     ck_assert_ptr_nonnull(strstr(out, "uint2 (calibration saw no negative values)"));
-    ck_assert_int_eq(run(out, sizeof out, "qat --model-file p.tqc --epochs 4 --lr 3e-4 --quiet --out q.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file p.tqc --epochs 4 --lr 3e-4 --quiet --out q.tqc"), 0);
     double qat_acc = accuracy_of(out);
     ck_assert_msg(ptq_acc < float_acc - 0.02, "PTQ %.4f vs float %.4f", ptq_acc, float_acc);
     ck_assert_msg(qat_acc > ptq_acc + 0.02, "QAT %.4f did not beat PTQ %.4f", qat_acc, ptq_acc);
     /* the quantized checkpoint reproduces its accuracy */
-    ck_assert_int_eq(run(out, sizeof out, "eval --model-file q.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file q.tqc"), 0);
     TQ_ASSERT_NEAR(accuracy_of(out), qat_acc, 1e-9);
 }
 END_TEST
@@ -240,7 +286,7 @@ END_TEST
 START_TEST(test_compare_writes_table_csv_md_json)
 {
     ck_assert_int_eq(run(out, sizeof out,
-                         "compare --model mlp --data mnist:. --epochs 1 --recipes int8,w2a2 "
+                         "$TQ compare --model mlp --data mnist:. --epochs 1 --recipes int8,w2a2 "
                          "--calibs max,entropy --quiet --out cmp --json cmp.json"), 0);
     ck_assert_ptr_nonnull(strstr(out, "| w2a2 |"));
     ck_assert(file_exists("cmp.csv") && file_exists("cmp.md") && file_exists("cmp-float.tqc"));
@@ -259,18 +305,18 @@ END_TEST
 
 START_TEST(test_grid_and_fq)
 {
-    ck_assert_int_eq(run(out, sizeof out, "grid e2m1"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ grid e2m1"), 0);
     ck_assert_int_eq(count_lines(out), 1 + 16); /* header, then +-0, +-0.5 ... +-6 */
     ck_assert_ptr_nonnull(strstr(out, " 6\n"));
     /* int8, amax 1: scale 1/127; 0.5*127 = 63.5 rounds to even 64 */
-    ck_assert_int_eq(run(out, sizeof out, "fq --spec int8 --amax 1 0.5 -2 0.001"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ fq --spec int8 --amax 1 0.5 -2 0.001"), 0);
     float a, b, c;
     ck_assert_int_eq(sscanf(out, "%f %f %f", &a, &b, &c), 3);
     ck_assert_float_eq(a, 64.0f * (1.0f / 127.0f));
     ck_assert_float_eq(b, -128.0f * (1.0f / 127.0f));
     ck_assert_float_eq(c, 0.0f);
-    ck_assert_int_eq(run(out, sizeof out, "fq --spec e4m3 --amax 448 < /dev/null"), 0);
-    ck_assert_int_eq(run(out, sizeof out, "fq --spec int8 --amax 1 abc"), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ fq --spec e4m3 --amax 448 < /dev/null"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ fq --spec int8 --amax 1 abc"), 1);
 }
 END_TEST
 
@@ -284,6 +330,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_bad_input_exit_1_one_line);
     tcase_add_test(tc, test_train_eval_info_json);
     tcase_add_test(tc, test_resume_is_bit_exact);
+    tcase_add_test(tc, test_sigint_saves_and_resumes_exactly);
+    tcase_add_test(tc, test_sigkill_never_leaves_a_broken_checkpoint);
     tcase_add_test(tc, test_ptq_then_qat_at_two_bits_raises_accuracy);
     tcase_add_test(tc, test_compare_writes_table_csv_md_json);
     tcase_add_test(tc, test_grid_and_fq);

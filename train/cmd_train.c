@@ -94,21 +94,54 @@ static int64_t steps_per_epoch(const tq_dataset *d, int32_t batch)
     return (d->n + batch - 1) / batch;
 }
 
-/* Trains run for its remaining epochs, evaluating and checkpointing after each. */
+/* Set by SIGINT: the training loop finishes its step and stops. A signal handler can only
+ * talk through a flag like this one. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Saves the interrupted run so that `train --resume` continues it where it stopped. */
+static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out)
+{
+    tq_error err = {0};
+    if (tq_run_save(run, out, &err)) return tq_cli_fail(cmd, &err);
+    fprintf(stderr,
+            "\ntinyqat %s: interrupted after epoch %lld, batch %lld; saved %s\n"
+            "continue with: tinyqat train --resume %s --epochs %lld --out %s\n",
+            cmd->name, (long long)run->epoch, (long long)run->batch_in_epoch, out, out,
+            (long long)run->epochs, out);
+    return 130;
+}
+
+/* Trains run for its remaining epochs, evaluating and checkpointing after each. A NaN loss
+ * or a failure leaves the checkpoint of the last good epoch as it was. */
 static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
                         const tq_dataset *test, const char *out, tq_json *json,
                         tq_reporter *rep, double *final_acc)
 {
     tq_error err = {0};
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    run->stop = &interrupted;
+    int rc = 0;
     tq_json_open(json, "epochs", '[');
-    while (run->epoch < run->epochs) {
+    while (!rc && run->epoch < run->epochs) {
         tq_epoch_stats st;
         double acc = 0, loss = 0;
-        if (tq_train_epoch(run, train, rep, &st, &err) ||
-            tq_evaluate(run->model, test, run->mean, run->std, 256, &acc, &loss, &err) ||
+        tq_status s = tq_train_epoch(run, train, rep, &st, &err);
+        if (s == TQ_STATUS_INTERRUPTED) {
+            rc = save_interrupted(cmd, run, out);
+            break;
+        }
+        if (s || tq_evaluate(run->model, test, run->mean, run->std, 256, &acc, &loss, &err) ||
             tq_run_save(run, out, &err)) {
-            tq_json_close(json, '[');
-            return tq_cli_fail(cmd, &err);
+            rc = tq_cli_fail(cmd, &err);
+            break;
         }
         tq_report_line(rep,
                        "epoch %lld/%lld  loss %.4f  train acc %.4f  test acc %.4f  "
@@ -127,7 +160,9 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         *final_acc = acc;
     }
     tq_json_close(json, '[');
-    return 0;
+    sigaction(SIGINT, &old, NULL);
+    run->stop = NULL;
+    return rc;
 }
 
 int tq_cmd_train(int argc, char **argv)
@@ -167,9 +202,9 @@ int tq_cmd_train(int argc, char **argv)
             return tq_cli_usage_error(cmd, "--model %s does not match the checkpoint's model %s",
                                       model_name, tq_model_name(saved.model));
         }
-        if (!data_spec) data_spec = saved.data_name;
         saved.epochs = run.epochs;
         run = saved;
+        if (!data_spec) data_spec = run.data_name;
     }
     if (!data_spec) data_spec = "fashion-mnist";
 

@@ -91,18 +91,23 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         return tq_fail(err, TQ_STATUS_NOMEM, "train: out of memory");
     }
     tq_loader_start_epoch(loader, run->epoch);
-    tq_rng rng; /* dropout masks, determined by (seed, epoch) so a resumed run agrees */
-    tq_rng_seed(&rng, mix_seed(run->seed, run->epoch));
+    /* Dropout masks follow (seed, epoch) and the steps taken, so a resumed run agrees. */
+    if (run->batch_in_epoch == 0) tq_rng_seed(&run->rng, mix_seed(run->seed, run->epoch));
 
     float *params = tq_model_params(run->model), *grads = tq_model_grads(run->model);
     int64_t batches = tq_loader_batch_count(loader), seen = 0, correct = 0;
     double loss_sum = 0.0, t0 = now_seconds();
     tq_status st = TQ_STATUS_OK;
-    for (int64_t i = 0; i < batches; i++) {
+    for (int64_t i = run->batch_in_epoch; i < batches; i++) {
+        if (run->stop && *run->stop) {
+            st = tq_fail(err, TQ_STATUS_INTERRUPTED, "interrupted at epoch %lld, batch %lld of %lld",
+                         (long long)run->epoch + 1, (long long)i, (long long)batches);
+            break;
+        }
         int32_t n = tq_loader_fill(loader, i, b.x, b.labels);
         batch_buf_view(&b, train, n);
         tq_tape_reset(tape);
-        tq_tensor *logits = tq_model_forward(run->model, tape, &b.view, &rng);
+        tq_tensor *logits = tq_model_forward(run->model, tape, &b.view, &run->rng);
         tq_tensor *loss = tq_softmax_cross_entropy(tape, logits, b.labels);
         if (!loss) {
             st = tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
@@ -110,9 +115,12 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         }
         int64_t step = tq_optim_steps(run->optim);
         if (!isfinite(loss->data[0])) {
+            const char *where = tq_model_first_nonfinite(run->model);
             st = tq_fail(err, TQ_STATUS_NUMERIC,
-                         "train: loss is %f at epoch %lld step %lld (try a lower --lr)",
-                         (double)loss->data[0], (long long)run->epoch + 1, (long long)step);
+                         "loss is %f at epoch %lld, step %lld; first non-finite values in %s "
+                         "(try a lower --lr or --clip)",
+                         (double)loss->data[0], (long long)run->epoch + 1, (long long)step,
+                         where ? where : "the loss");
             break;
         }
         tq_model_zero_grad(run->model);
@@ -122,6 +130,7 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         }
         if (run->clip_norm > 0) tq_clip_grad_norm(grads, n_params, run->clip_norm);
         tq_optim_step(run->optim, params, grads, tq_schedule_lr(&run->schedule, step));
+        run->batch_in_epoch = i + 1;
         loss_sum += (double)loss->data[0] * n;
         correct += count_correct(logits, b.labels);
         seen += n;
@@ -133,10 +142,11 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
     tq_loader_free(loader);
     if (st != TQ_STATUS_OK) return st;
     run->epoch++;
+    run->batch_in_epoch = 0;
     if (stats)
-        *stats = (tq_epoch_stats){.epoch = run->epoch, .loss = loss_sum / (double)seen,
-                                  .accuracy = (double)correct / (double)seen, .seconds = seconds,
-                                  .images_per_s = (double)seen / seconds};
+        *stats = (tq_epoch_stats){.epoch = run->epoch, .loss = seen ? loss_sum / (double)seen : 0,
+                                  .accuracy = seen ? (double)correct / (double)seen : 0, .seconds = seconds,
+                                  .images_per_s = seen ? (double)seen / seconds : 0};
     return TQ_STATUS_OK;
 }
 

@@ -7,7 +7,8 @@
 #include <string.h>
 
 enum { RUN_EPOCH, RUN_EPOCHS, RUN_BATCH, RUN_SEED, RUN_OPTIM_STEPS, RUN_OPTIM_KIND,
-       RUN_NESTEROV, RUN_SCHED_KIND, RUN_WARMUP, RUN_STEP_SIZE, RUN_TOTAL_STEPS, RUN_I64_COUNT };
+       RUN_NESTEROV, RUN_SCHED_KIND, RUN_WARMUP, RUN_STEP_SIZE, RUN_TOTAL_STEPS,
+       RUN_BATCH_IN_EPOCH, RUN_RNG0, RUN_RNG1, RUN_I64_COUNT };
 enum { RUN_MOMENTUM, RUN_WD, RUN_BETA1, RUN_BETA2, RUN_EPS, RUN_LR, RUN_MIN_LR, RUN_GAMMA,
        RUN_CLIP, RUN_F32_COUNT };
 
@@ -51,7 +52,8 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
         [RUN_OPTIM_STEPS] = run->optim ? tq_optim_steps(run->optim) : 0,
         [RUN_OPTIM_KIND] = o->kind, [RUN_NESTEROV] = o->nesterov, [RUN_SCHED_KIND] = s->kind,
         [RUN_WARMUP] = s->warmup_steps, [RUN_STEP_SIZE] = s->step_size,
-        [RUN_TOTAL_STEPS] = s->total_steps};
+        [RUN_TOTAL_STEPS] = s->total_steps, [RUN_BATCH_IN_EPOCH] = run->batch_in_epoch,
+        [RUN_RNG0] = (int64_t)run->rng.s[0], [RUN_RNG1] = (int64_t)run->rng.s[1]};
     float f32[RUN_F32_COUNT] = {
         [RUN_MOMENTUM] = o->momentum, [RUN_WD] = o->weight_decay, [RUN_BETA1] = o->beta1,
         [RUN_BETA2] = o->beta2, [RUN_EPS] = o->eps, [RUN_LR] = s->lr, [RUN_MIN_LR] = s->min_lr,
@@ -152,10 +154,14 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
             return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: data.norm: std must be > 0", path);
     if (i64[RUN_OPTIM_KIND] < TQ_OPTIM_SGD || i64[RUN_OPTIM_KIND] > TQ_OPTIM_ADAMW ||
         i64[RUN_SCHED_KIND] < TQ_SCHEDULE_CONSTANT || i64[RUN_SCHED_KIND] > TQ_SCHEDULE_COSINE ||
-        i64[RUN_BATCH] < 1 || i64[RUN_BATCH] > 65536 || i64[RUN_EPOCH] < 0)
+        i64[RUN_BATCH] < 1 || i64[RUN_BATCH] > 65536 || i64[RUN_EPOCH] < 0 ||
+        i64[RUN_BATCH_IN_EPOCH] < 0)
         return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: run.i64: value out of range", path);
     run->epoch = i64[RUN_EPOCH];
     run->epochs = i64[RUN_EPOCHS];
+    run->batch_in_epoch = i64[RUN_BATCH_IN_EPOCH];
+    run->rng.s[0] = (uint64_t)i64[RUN_RNG0];
+    run->rng.s[1] = (uint64_t)i64[RUN_RNG1];
     run->batch = (int32_t)i64[RUN_BATCH];
     run->seed = (uint64_t)i64[RUN_SEED];
     run->optim_cfg = tq_optim_defaults((tq_optim_kind)i64[RUN_OPTIM_KIND]);
@@ -173,7 +179,7 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
                                   .warmup_steps = i64[RUN_WARMUP]};
     int64_t n_state = 0;
     const float *state = tq_ckpt_get_f32(ck, "optim.state", &n_state);
-    if (!state && tq_ckpt_get_i64(ck, "run.i64", NULL) && i64[RUN_OPTIM_STEPS] == 0) return TQ_STATUS_OK;
+    if (!state && i64[RUN_OPTIM_STEPS] == 0) return TQ_STATUS_OK; /* no optimizer yet */
     tq_error e = {0};
     run->optim = tq_optim_new(&run->optim_cfg, tq_model_param_count(run->model), &e);
     if (!run->optim) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);

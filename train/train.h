@@ -3,6 +3,7 @@
 #ifndef TINYQAT_TRAIN_H
 #define TINYQAT_TRAIN_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "autograd.h"
@@ -26,6 +27,10 @@ typedef struct tq_run {
     int32_t batch;
     uint64_t seed;
     int64_t epoch;             /* epochs completed */
+    int64_t batch_in_epoch;    /* batches of the current epoch done (an interrupted epoch) */
+    tq_rng rng;                /* dropout masks; reseeded from (seed, epoch) at an epoch start */
+    const volatile sig_atomic_t *stop; /* when set and *stop != 0, the loop stops after the current
+                                  step with TQ_STATUS_INTERRUPTED (not saved) */
     int64_t epochs;            /* epochs planned */
     float mean[4], std[4];     /* input normalisation, fixed from the training set */
     char data_name[64];
