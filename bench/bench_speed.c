@@ -78,8 +78,8 @@ int main(int argc, char **argv)
         bool train = phase == 0;
         int batch = train ? 64 : 256;
         long images = 0;
-        double t0 = 0;
-        for (int it = -1; it == -1 || now() - t0 < seconds; it++) {
+        double t0 = now();
+        for (int it = -1; it < 0 || now() - t0 < seconds; it++) {
             if (it == 0) t0 = now(); /* the first iteration is a warm-up */
             tq_tape_reset(tape);
             tq_tape_set_recording(tape, train);
