@@ -14,43 +14,6 @@
 static char dir[256];      /* fixture directory */
 static char tinyqat[1024]; /* the command under test */
 
-static void write_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-    fwrite(b, 1, 4, f);
-}
-
-/* Class k: a horizontal bar `bright` above the noise, `width` rows from row 2k+4. The easy
- * set (bright 120, width 3) is learnt perfectly; the hard one (20, 1) leaves little margin,
- * so two-bit PTQ costs accuracy. */
-static void write_split(const char *sub, const char *images, const char *labels, int n,
-                        uint64_t seed, int bright, int width)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, images);
-    FILE *fi = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, labels);
-    FILE *fl = fopen(path, "wb");
-    ck_assert(fi && fl);
-    write_be32(fi, 0x803), write_be32(fi, (uint32_t)n), write_be32(fi, 28), write_be32(fi, 28);
-    write_be32(fl, 0x801), write_be32(fl, (uint32_t)n);
-    tq_rng rng;
-    tq_rng_seed(&rng, seed);
-    unsigned char img[784];
-    for (int i = 0; i < n; i++) {
-        int k = (int)tq_rng_below(&rng, 10);
-        for (int p = 0; p < 784; p++) {
-            int row = p / 28, noise = (int)tq_rng_below(&rng, 90);
-            bool bar = row >= 2 * k + 4 && row < 2 * k + 4 + width;
-            img[p] = (unsigned char)(bar ? bright + noise : noise);
-        }
-        fwrite(img, 1, 784, fi);
-        fputc(k, fl);
-    }
-    fclose(fi);
-    fclose(fl);
-}
-
 /* Runs a shell fragment in the fixture directory, with $TQ naming the command under test;
  * returns the exit status, standard output and error in out. */
 static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -98,15 +61,11 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     const char *build = getenv("TQ_BUILD_DIR");
     snprintf(tinyqat, sizeof tinyqat, "%s/tinyqat", build ? build : ".");
-    char hard[512];
-    snprintf(hard, sizeof hard, "%s/hard", dir);
-    ck_assert_int_eq(mkdir(hard, 0755), 0);
-    for (int h = 0; h < 2; h++) {
-        const char *sub = h ? "hard" : ".";
-        int bright = h ? 20 : 120, width = h ? 1 : 3;
-        write_split(sub, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 1200, 1, bright, width);
-        write_split(sub, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 300, 2, bright, width);
-    }
+    /* the data: easy bars in dir, hard ones in dir/hard (see tests/fixture/make_bars.c) */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir %s/hard && %s/make_bars %s 120 3 && %s/make_bars %s/hard 20 1",
+             dir, build ? build : ".", dir, build ? build : ".", dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
 
 static void teardown(void)
@@ -224,7 +183,9 @@ START_TEST(test_sigint_saves_and_resumes_exactly)
 {
     const char *args = "--model lenet5 --data mnist:. --seed 7 --quiet";
     ck_assert_int_eq(run(out, sizeof out, "$TQ train %s --epochs 30 --out full.tqc", args), 0);
-    int rc = run(out, sizeof out, "$TQ train %s --epochs 30 --out cut.tqc & pid=$!; sleep 1.5; "
+    /* SIGINT once the first epoch is saved, so that the run is surely under way */
+    int rc = run(out, sizeof out, "$TQ train %s --epochs 30 --out cut.tqc & pid=$!; "
+                 "while [ ! -e cut.tqc ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done; "
                  "kill -INT $pid; wait $pid; exit $?", args);
     if (rc == 0) return; /* the machine was fast enough to finish first: nothing to test */
     ck_assert_msg(rc == 130, "exit status %d: %s", rc, out);
