@@ -85,6 +85,9 @@ tq_status tq_model_set_input_mul(tq_model *m, int qi, const float *mul, int64_t 
 /* The input of qlayer qi in the last forward, before input_mul and input_q (NULL before
  * any forward). Valid until that forward's tape is reset. */
 tq_tensor *tq_model_qlayer_input(tq_model *m, int qi);
+/* qlayer qi's op (linear, or conv with its stride and padding) on x with weights w, no
+ * bias and no quantizers: for measuring a layer's output error. */
+tq_tensor *tq_model_qlayer_apply(tq_model *m, int qi, tq_tape *t, tq_tensor *x, tq_tensor *w);
 
 /* Folds every batch norm that directly follows a Linear or Conv2d feeding only it:
  * w' = w g, b' = (b - mean) g + beta with g = gamma / sqrt(var + eps). The batch norm then

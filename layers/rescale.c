@@ -125,3 +125,12 @@ tq_tensor *tq_model_qlayer_input(tq_model *m, int qi)
     int src = m->layers[li].src;
     return src == TQ_MODEL_INPUT ? m->last_input : m->outs[src];
 }
+
+tq_tensor *tq_model_qlayer_apply(tq_model *m, int qi, tq_tape *t, tq_tensor *x, tq_tensor *w)
+{
+    int li = m && m->finished ? layer_of_qlayer(m, qi) : -1;
+    if (li < 0) return tq_tape_fail(t, TQ_STATUS_ARG, "qlayer_apply: no qlayer %d", qi);
+    const tq_layer *l = &m->layers[li];
+    if (l->kind == TQ_LAYER_LINEAR) return tq_linear(t, x, w, NULL);
+    return tq_conv2d(t, x, w, NULL, l->stride, l->pad);
+}
