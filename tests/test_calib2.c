@@ -435,6 +435,108 @@ START_TEST(recipe_files)
 }
 END_TEST
 
+/* 4 classes of 4x4 grey images: a random +-1 template per class plus noise. */
+static void make_dataset(tq_dataset *d, int64_t n, uint64_t seed)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 99);
+    float tmpl[4][16];
+    for (int k = 0; k < 4; k++)
+        for (int p = 0; p < 16; p++) tmpl[k][p] = tq_rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
+    tq_rng_seed(&rng, seed);
+    memset(d, 0, sizeof *d);
+    d->n = n;
+    d->c = 1;
+    d->h = d->w = 4;
+    d->classes = 4;
+    d->images = malloc((size_t)n * 16);
+    d->labels = malloc((size_t)n);
+    snprintf(d->name, sizeof d->name, "generated");
+    for (int64_t i = 0; i < n; i++) {
+        int y = (int)tq_rng_below(&rng, 4);
+        d->labels[i] = (uint8_t)y;
+        for (int p = 0; p < 16; p++) {
+            float v = 128.0f + 50.0f * tmpl[y][p] + 40.0f * tq_rng_normal(&rng);
+            d->images[i * 16 + p] = (uint8_t)fminf(fmaxf(v, 0.0f), 255.0f);
+        }
+    }
+}
+
+START_TEST(sensitivity_ranks_fragile_layer_first)
+{
+    tq_dataset train, test;
+    make_dataset(&train, 1024, 1);
+    make_dataset(&test, 512, 2);
+    tq_error e = {0};
+    tq_model *m = tq_model_new("gen", 1, 4, 4, &e);
+    tq_model_flatten(m, "flatten");
+    tq_model_linear(m, "fc1", 32, true);
+    tq_model_relu(m, "relu1");
+    tq_model_linear(m, "fc2", 32, true);
+    tq_model_relu(m, "relu2");
+    tq_model_linear(m, "fc3", 4, true);
+    m = finish(m, 4);
+    tq_run run = {0};
+    run.model = m;
+    run.batch = 64;
+    run.seed = 1;
+    run.epochs = 3;
+    run.optim_cfg = tq_optim_defaults(TQ_OPTIM_ADAM);
+    run.schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = 0.01f};
+    run.mean[0] = 0.5f;
+    run.std[0] = 0.25f;
+    tq_reporter rep = {.out = stderr, .quiet = true};
+    while (run.epoch < run.epochs)
+        ck_assert_msg(tq_train_epoch(&run, &train, &rep, NULL, &e) == TQ_STATUS_OK, "%s", e.msg);
+    double float_acc;
+    ck_assert(tq_evaluate(m, &test, run.mean, run.std, 256, &float_acc, NULL, &e) == TQ_STATUS_OK);
+    ck_assert_msg(float_acc > 0.9, "float accuracy %g", float_acc);
+    /* Make fc2 fragile without changing the float model: its most active input channel
+     * becomes 300 times larger (fc1's row), its weights on that channel 300 times smaller. */
+    tq_tensor x = {0};
+    float *buf = malloc(64 * 16 * sizeof(float));
+    for (int i = 0; i < 64 * 16; i++) buf[i] = ((float)train.images[i] / 255.0f - 0.5f) / 0.25f;
+    x.data = buf;
+    tq_shape_set(&x, 4, (int32_t[]){64, 1, 4, 4});
+    tq_chan_stats *st = stats_of(m, &x);
+    float s[32];
+    int big = 0;
+    for (int c = 0; c < 32; c++) {
+        s[c] = 1.0f;
+        if (st[1].amax[c] > st[1].amax[big]) big = c;
+    }
+    s[big] = 1.0f / 300.0f;
+    ck_assert_int_eq(tq_model_scale_input(m, 1, s, &e), 1);
+    double same;
+    ck_assert(tq_evaluate(m, &test, run.mean, run.std, 256, &same, NULL, &e) == TQ_STATUS_OK);
+    TQ_ASSERT_NEAR(same, float_acc, 1.5 / 512);
+    tq_recipe r;
+    ck_assert(tq_recipe_make("w4a4", NULL, NULL, &r, &e) == TQ_STATUS_OK);
+    tq_sens_ctx c = {.train = &train, .test = &test, .mean = run.mean, .std = run.std,
+                     .calib_batches = 4, .batch = 64, .seed = 1};
+    tq_sens_row rows[3];
+    ck_assert_msg(tq_sensitivity(m, &r, &c, float_acc, rows, &e) == TQ_STATUS_OK, "%s", e.msg);
+    ck_assert_str_eq(rows[0].name, "fc2");
+    ck_assert_msg(float_acc - rows[0].alone_acc > 0.10, "fc2 alone drops %g", float_acc - rows[0].alone_acc);
+    /* Per-tensor SQNR hides it (the outlier channel carries most of the energy), which
+     * is why the ranking is by accuracy. */
+    ck_assert(isfinite(rows[0].weight_sqnr) && isfinite(rows[0].input_sqnr));
+    tq_recipe mix;
+    double acc;
+    ck_assert_msg(tq_mixed_precision(m, &r, &c, rows, float_acc, 3.0, &mix, &acc, &e) == TQ_STATUS_OK,
+                  "%s", e.msg);
+    ck_assert(100 * (float_acc - acc) <= 3.0);
+    ck_assert_int_ge(mix.n_overrides, 1);
+    ck_assert_str_eq(mix.overrides[0].layer, "fc2");
+    tq_chan_stats_free(st, 3);
+    free(buf);
+    tq_optim_free(run.optim);
+    tq_model_free(m);
+    tq_dataset_free(&train);
+    tq_dataset_free(&test);
+}
+END_TEST
+
 Suite *calib2_suite(void)
 {
     Suite *s = suite_create("calib2");
@@ -448,6 +550,7 @@ Suite *calib2_suite(void)
     tcase_add_test(tc, linear_bn_folding);
     tcase_add_test(tc, checkpoint_keeps_folding_and_input_scales);
     tcase_add_test(tc, recipe_files);
+    tcase_add_test(tc, sensitivity_ranks_fragile_layer_first);
     suite_add_tcase(s, tc);
     return s;
 }
