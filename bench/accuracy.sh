@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Float accuracy targets on the real test sets, one command per model:
+#   bench/accuracy.sh [BUILD_DIR] [DATA_DIR] [WHICH...]
+# WHICH: lenet5-mnist lenet5-fashion mlp-mnist resnet20-cifar (default: the first three;
+# resnet20-cifar takes about an hour or more on two cores). DATA_DIR holds mnist/ and cifar10/
+# in the official layouts; Fashion-MNIST comes from the Debian package. Each run prints its
+# epochs and ends with "accuracy: X"; JSON figures go to bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}; data=${2:-../shared/data}
+shift $(( $# > 2 ? 2 : $# )) || true
+which=("$@"); ((${#which[@]})) || which=(lenet5-mnist lenet5-fashion mlp-mnist)
+tq="$build/tinyqat"; mkdir -p bench/out
+need() { [ -e "$1" ] || { echo "accuracy: skipped $2: $1 not found"; return 1; }; }
+for w in "${which[@]}"; do
+  echo "== $w"
+  case $w in
+    lenet5-mnist) need "$data/mnist" "$w" &&
+      "$tq" train --model lenet5 --data "mnist:$data/mnist" --epochs 5 --optim adam --lr 1e-3 \
+        --batch 64 --seed 1 --out bench/out/lenet5-mnist.tqc --json bench/out/lenet5-mnist.json ;;
+    lenet5-fashion)
+      "$tq" train --model lenet5 --data fashion-mnist --epochs 15 --optim adam --lr 2e-3 \
+        --schedule cosine --batch 64 --seed 1 --out bench/out/lenet5-fashion.tqc \
+        --json bench/out/lenet5-fashion.json ;;
+    mlp-mnist) need "$data/mnist" "$w" &&
+      "$tq" train --model mlp --data "mnist:$data/mnist" --epochs 10 --optim adam --lr 1e-3 \
+        --schedule cosine --batch 64 --seed 1 --out bench/out/mlp-mnist.tqc --json bench/out/mlp-mnist.json ;;
+    resnet20-cifar) need "$data/cifar10" "$w" &&
+      "$tq" train --model resnet20 --data "cifar10:$data/cifar10" --epochs "${RESNET_EPOCHS:-30}" \
+        --optim sgd --lr 0.1 --momentum 0.9 --nesterov --wd 5e-4 --schedule cosine --warmup 300 \
+        --batch 128 --seed 1 --out bench/out/resnet20-cifar.tqc --json bench/out/resnet20-cifar.json &&
+      "$tq" eval --model-file bench/out/resnet20-cifar.tqc --data "cifar10:$data/cifar10:test_batch" ;;
+    *) echo "accuracy: unknown run '$w'"; exit 2 ;;
+  esac
+done
