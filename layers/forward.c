@@ -7,6 +7,7 @@
 /* x -> input quantizer, w -> weight quantizer, then the op itself. */
 static tq_tensor *quantized_op(tq_tape *t, const tq_layer *l, tq_qlayer *q, tq_tensor *x)
 {
+    if (q->input_mul) x = tq_mul_channel(t, x, q->input_mul);
     if (q->input_q) x = tq_quantize(t, x, q->input_q);
     tq_tensor *w = q->weight_q ? tq_quantize(t, q->weight, q->weight_q) : q->weight;
     if (l->kind == TQ_LAYER_LINEAR) return tq_linear(t, x, w, q->bias);
@@ -21,6 +22,7 @@ static tq_tensor *layer_forward(tq_model *m, tq_tape *t, const tq_layer *l, tq_t
     case TQ_LAYER_CONV2D:
         return quantized_op(t, l, &m->qlayers[l->qlayer], x);
     case TQ_LAYER_BATCHNORM:
+        if (l->folded) return x;
         return tq_batchnorm(t, x, &m->params[l->weight].t, &m->params[l->bias].t, &l->bn);
     case TQ_LAYER_MAXPOOL2D:
         return tq_maxpool2d(t, x, l->kernel, l->stride);
@@ -61,6 +63,7 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
         return tq_tape_fail(t, TQ_STATUS_SHAPE, "model %s: expected input (N,%d,%d,%d), got %s",
                             m->name, m->c, m->h, m->w, tq_shape_str(x, s, sizeof s));
     }
+    m->last_input = x;
     for (int i = 0; i < m->n_layers; i++) {
         const tq_layer *l = &m->layers[i];
         tq_tensor *in = l->src == TQ_MODEL_INPUT ? x : m->outs[l->src];

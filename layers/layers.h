@@ -24,6 +24,9 @@ typedef struct tq_qlayer {
     tq_tensor *bias;       /* (out) or NULL */
     tq_quantizer *weight_q;
     tq_quantizer *input_q;
+    /* (in channels) multiplier of the input before input_q, or NULL: the part of a
+     * per-input-channel rescaling (SmoothQuant, AWQ) that no earlier layer could absorb. */
+    tq_tensor *input_mul;
 } tq_qlayer;
 
 /* Zoo names: "mlp", "lenet5", "convnet", "resnet20". Sized from the input (C,H,W) and the
@@ -65,6 +68,37 @@ tq_tensor *tq_model_tensor_by_name(tq_model *m, const char *name);
  * layer whose output in that forward, holds a NaN or an infinity (NULL if none does). Valid
  * until the tape of that forward is reset. */
 const char *tq_model_first_nonfinite(const tq_model *m);
+
+/* ---------------------------------------------------------------- rescaling and folding
+ * Both keep the float function of the model; call them before attaching quantizers (a
+ * weight quantizer's amax is not recomputed). */
+
+/* Multiplies qlayer qi's weights by s[c] along the input channel (axis 1) and divides its
+ * input by s[c] (c < in channels, s finite and > 0). The division goes into the weights and
+ * bias of the Linear/Conv2d before it when that layer feeds only this one (directly or
+ * through ReLU, dropout or a folded batch norm, which commute with a positive per-channel
+ * scale); otherwise into the layer's input_mul. Returns 1 (folded), 0 (input_mul) or -1. */
+int tq_model_scale_input(tq_model *m, int qi, const float *s, tq_error *err);
+/* Sets (mul NULL: removes) qlayer qi's input_mul, as a checkpoint load does. */
+tq_status tq_model_set_input_mul(tq_model *m, int qi, const float *mul, int64_t n,
+                                 tq_error *err);
+/* The input of qlayer qi in the last forward, before input_mul and input_q (NULL before
+ * any forward). Valid until that forward's tape is reset. */
+tq_tensor *tq_model_qlayer_input(tq_model *m, int qi);
+/* qlayer qi's op (linear, or conv with its stride and padding) on x with weights w, no
+ * bias and no quantizers: for measuring a layer's output error. */
+tq_tensor *tq_model_qlayer_apply(tq_model *m, int qi, tq_tape *t, tq_tensor *x, tq_tensor *w);
+
+/* Folds every batch norm that directly follows a Linear or Conv2d feeding only it:
+ * w' = w g, b' = (b - mean) g + beta with g = gamma / sqrt(var + eps). The batch norm then
+ * passes its input through, in training too. A layer without bias takes the batch norm's
+ * beta tensor as its bias (still in the parameter buffer, so trained and saved). Returns
+ * how many were folded, or -1. */
+int tq_model_fold_batchnorms(tq_model *m, tq_error *err);
+/* Marks one batch norm folded without touching any value (checkpoint load). */
+tq_status tq_model_mark_folded(tq_model *m, const char *bn_name, tq_error *err);
+/* Names of the folded batch norms, comma-separated ("" if none), into buf. */
+const char *tq_model_folded_names(const tq_model *m, char *buf, size_t len);
 
 /* Layers, output shapes and parameter counts, one line per layer. */
 void tq_model_describe(const tq_model *m, FILE *out);

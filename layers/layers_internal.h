@@ -36,6 +36,7 @@ typedef struct tq_layer {
     float p;          /* dropout */
     int weight, bias; /* indices into the model's parameter tensors, -1 = none */
     int qlayer;       /* index into the model's qlayers, -1 = none */
+    bool folded;      /* batch norm folded into the layer before: passes its input through */
     int64_t state_offset; /* batch norm: running mean, then running variance */
     int64_t n_params;
     tq_batchnorm_state bn;
@@ -61,6 +62,7 @@ struct tq_model {
     tq_qlayer *qlayers;
     int n_qlayers;
     tq_tensor **outs; /* forward scratch: each layer's output in the current step */
+    tq_tensor *last_input; /* forward scratch: the model input of the current step */
     int next_src;     /* input of the next layer added */
     bool finished;
     tq_error err;     /* first builder error */

@@ -86,7 +86,10 @@ void tq_model_free(tq_model *m)
 {
     if (!m) return;
     if (m->qlayers)
-        for (int i = 0; i < m->n_qlayers; i++) tq_qlayer_set_quantizers(&m->qlayers[i], NULL, NULL);
+        for (int i = 0; i < m->n_qlayers; i++) {
+            tq_qlayer_set_quantizers(&m->qlayers[i], NULL, NULL);
+            tq_tensor_free(m->qlayers[i].input_mul);
+        }
     free(m->layers);
     free(m->params);
     free(m->param_buf);

@@ -154,6 +154,27 @@ tq_status tq_quantizer_apply(const tq_quantizer *q, const tq_tensor *x, float *o
  * A NULL quantizer (a float slot) returns x. */
 tq_tensor *tq_quantize(tq_tape *t, tq_tensor *x, tq_quantizer *q);
 
+/* ---------------------------------------------------------------- weight rescaling
+ * SmoothQuant and AWQ move range between the input activations of a Linear or Conv2d and
+ * its weights, one scale per input channel c (axis 1 of (O,C) or (O,C,kh,kw)): weights are
+ * multiplied by s[c], inputs divided by it. These compute the scales; the layer does the
+ * rest. */
+
+/* s[c] = act_amax[c]^alpha / w_amax[c]^(1-alpha), w_amax[c] the abs max of the weights of
+ * input channel c; 1 for a channel whose activation or weight amax is 0, clamped to
+ * [1e-5, 1e5]. alpha in [0, 1]. */
+tq_status tq_smoothquant_scales(const tq_tensor *w, const float *act_amax, float alpha,
+                                float *s, tq_error *err);
+/* AWQ candidate: s[c] = act_mean[c]^a (mean |x_c| over calibration data), normalised so
+ * that sqrt(max s * min s) = 1; channels with a zero mean count as the smallest nonzero one. */
+void tq_awq_scales(const float *act_mean, int32_t n, float a, float *s);
+/* AWQ clipping: shrinks each amax of weight quantizer q (already calibrated on w) by the
+ * factor in 1.0, 0.95, ..., 0.5 minimising sum over its elements of
+ * importance[c] * (w - Q(w))^2, importance[c] = mean x_c^2 (the expected squared output
+ * error for inputs uncorrelated across channels). */
+tq_status tq_awq_clip_search(tq_quantizer *q, const tq_tensor *w, const float *importance,
+                             tq_error *err);
+
 /* ---------------------------------------------------------------- metrics */
 
 /* 10 log10(sum x^2 / sum (x - xq)^2); +inf when the error is zero. */

@@ -82,5 +82,6 @@ int tq_cmd_qat(int argc, char **argv);
 int tq_cmd_compare(int argc, char **argv);
 int tq_cmd_grid(int argc, char **argv);
 int tq_cmd_fq(int argc, char **argv);
+int tq_cmd_sensitivity(int argc, char **argv);
 
 #endif

@@ -13,7 +13,7 @@ static const tq_cli_opt compare_opts[] = {
     {"model-file", "FILE", "start from this float checkpoint instead of training"},
     {"data", "SPEC", "data set (default fashion-mnist)"},
     {"epochs", "N", "float training epochs (default 3)"},
-    {"recipes", "LIST", "comma-separated recipes (default int8,w4a8,w4a4,w2a2,fp8)"},
+    {"recipes", "LIST", "comma-separated recipes (default int8,w4a8,w4a4,w2a2,fp8; also int8-sq, w4a16-awq, ...)"},
     {"calibs", "LIST", "activation calibrators to try (default max,percentile,mse,entropy)"},
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
@@ -59,6 +59,7 @@ typedef struct snapshot {
 static void restore(tq_model *m, const snapshot *s)
 {
     tq_detach_quantizers(m);
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) tq_model_set_input_mul(m, i, NULL, 0, &(tq_error){0});
     memcpy(tq_model_params(m), s->params, (size_t)tq_model_param_count(m) * sizeof(float));
     memcpy(tq_model_state(m), s->state, (size_t)tq_model_state_count(m) * sizeof(float));
 }
@@ -77,9 +78,8 @@ static tq_status ptq_accuracy(experiment *x, const tq_recipe *r, int calib, doub
                               tq_error *err)
 {
     restore(x->run->model, &x->snap);
-    if (tq_attach_recipe(x->run->model, r, calib, err) ||
-        tq_calibrate(x->run->model, x->train, x->run->mean, x->run->std, x->calib_batches,
-                     x->run->batch, x->run->seed, err))
+    if (tq_ptq_run(x->run->model, r, calib, x->train, x->run->mean, x->run->std,
+                   x->calib_batches, x->run->batch, x->run->seed, err))
         return err->status;
     return tq_evaluate(x->run->model, x->test, x->run->mean, x->run->std, 256, acc, NULL, err);
 }

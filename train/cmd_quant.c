@@ -12,7 +12,10 @@
 
 static const tq_cli_opt ptq_opts[] = {
     {"model-file", "FILE", "float (or quantized) checkpoint to start from (required)"},
-    {"recipe", "NAME", "int8, w4a16, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4"},
+    {"recipe", "NAME", "int8, int8-sq, w4a16, w4a16-awq, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4"},
+    {"recipe-file", "FILE", "recipe with per-layer overrides ('default NAME', 'layer NAME RECIPE|float')"},
+    {"alpha", "X", "SmoothQuant migration strength in [0, 1] (default 0.5)"},
+    {"fold-bn", NULL, "fold batch norms into the layers before them first"},
     {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's)"},
     {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
     {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
@@ -33,17 +36,23 @@ static const tq_cli_cmd ptq_cmd = {
     "activation scales on training batches, evaluate, and save the quantized checkpoint.\n\nrecipes:",
     ptq_opts, 0};
 
-/* Recipe from --recipe / --weights / --acts / --keep. */
+/* Recipe from --recipe / --recipe-file / --weights / --acts / --keep / --alpha / --fold-bn. */
 static bool parse_recipe(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe *r)
 {
     const char *name = tq_cli_get(cmd, a, "recipe"), *w = tq_cli_get(cmd, a, "weights"),
                *ac = tq_cli_get(cmd, a, "acts"), *keep = tq_cli_get(cmd, a, "keep");
-    if (!name && !w && !ac) {
-        tq_cli_usage_error(cmd, "give --recipe NAME, or --weights SPEC and/or --acts SPEC");
+    const char *file = tq_cli_get(cmd, a, "recipe-file"), *alpha = tq_cli_get(cmd, a, "alpha");
+    if (!name && !w && !ac && !file) {
+        tq_cli_usage_error(cmd, "give --recipe NAME, --recipe-file FILE, or --weights SPEC and/or --acts SPEC");
         return false;
     }
     tq_error err = {0};
-    if (tq_recipe_make(name, w, ac, r, &err)) {
+    if (file && (name || w || ac)) {
+        tq_cli_usage_error(cmd, "--recipe-file replaces --recipe, --weights and --acts");
+        return false;
+    }
+    if (file ? tq_recipe_load(file, r, &err) != TQ_STATUS_OK
+             : tq_recipe_make(name, w, ac, r, &err) != TQ_STATUS_OK) {
         tq_cli_usage_error(cmd, "%s", err.msg);
         return false;
     }
@@ -51,6 +60,16 @@ static bool parse_recipe(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe 
         tq_cli_usage_error(cmd, "--keep: expected none, float or int8, got '%s'", keep);
         return false;
     }
+    if (alpha) {
+        char *end;
+        double v = strtod(alpha, &end);
+        if (*end || end == alpha || !(v >= 0 && v <= 1)) {
+            tq_cli_usage_error(cmd, "--alpha: expected a number in [0, 1], got '%s'", alpha);
+            return false;
+        }
+        r->alpha = (float)v;
+    }
+    r->fold_bn = tq_cli_flag(cmd, a, "fold-bn");
     return true;
 }
 
@@ -101,9 +120,8 @@ int tq_cmd_ptq(int argc, char **argv)
     if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
         tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
-        tq_attach_recipe(run.model, &recipe, calib, &err) ||
-        tq_calibrate(run.model, &train, run.mean, run.std, (int)batches, (int32_t)batch,
-                     (uint64_t)seed, &err) ||
+        tq_ptq_run(run.model, &recipe, calib, &train, run.mean, run.std, (int)batches,
+                   (int32_t)batch, (uint64_t)seed, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err)) {
         rc = tq_cli_fail(cmd, &err);
     } else {

@@ -16,6 +16,7 @@ static const subcommand subcommands[] = {
     {"ptq", tq_cmd_ptq, "quantize a trained model after training (calibrate the scales)"},
     {"qat", tq_cmd_qat, "fine-tune a quantized model with its scales fixed"},
     {"compare", tq_cmd_compare, "PTQ per calibrator against QAT, recipe by recipe, in one table"},
+    {"sensitivity", tq_cmd_sensitivity, "per-layer sensitivity to a recipe; propose a mixed-precision recipe"},
     {"info", tq_cmd_info, "show a checkpoint's layers, shapes and quantizers"},
     {"grid", tq_cmd_grid, "print every value a format can represent"},
     {"fq", tq_cmd_fq, "print the fake-quantized value of numbers"},
@@ -26,7 +27,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: tinyqat COMMAND [options]   (tinyqat COMMAND --help for its options)\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-12s %s\n", subcommands[i].name, subcommands[i].summary);
 }
 
 int main(int argc, char **argv)

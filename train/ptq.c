@@ -48,16 +48,34 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
     TQ_ASSERT(tq_qspec_parse("int8:channel=0", &int8_w, &e) == TQ_STATUS_OK);
     TQ_ASSERT(tq_qspec_parse("int8", &int8_a, &e) == TQ_STATUS_OK);
     int n = tq_model_qlayer_count(m);
+    for (int k = 0; k < r->n_overrides; k++) {
+        bool found = false;
+        for (int i = 0; i < n && !found; i++)
+            found = strcmp(tq_model_qlayer(m, i)->name, r->overrides[k].layer) == 0;
+        if (!found)
+            return tq_fail(err, TQ_STATUS_ARG, "recipe %s: no Linear or Conv2d layer named %s",
+                           r->name, r->overrides[k].layer);
+    }
     for (int i = 0; i < n; i++) {
         tq_qlayer *l = tq_model_qlayer(m, i);
         bool edge = i == 0 || i == n - 1;
         tq_qlayer_set_quantizers(l, NULL, NULL);
-        if (edge && r->keep == TQ_KEEP_FLOAT) continue;
-        bool int8 = edge && r->keep == TQ_KEEP_INT8;
+        const tq_layer_override *ov = NULL;
+        for (int k = 0; k < r->n_overrides; k++)
+            if (strcmp(r->overrides[k].layer, l->name) == 0) ov = &r->overrides[k];
+        if (!ov && edge && r->keep == TQ_KEEP_FLOAT) continue;
+        bool int8 = !ov && edge && r->keep == TQ_KEEP_INT8;
         tq_qspec ws = int8 ? int8_w : r->weights, as = int8 ? int8_a : r->acts;
+        bool has_w = r->has_weights, has_a = r->has_acts;
+        if (ov) {
+            ws = ov->weights;
+            as = ov->acts;
+            has_w = ov->has_weights;
+            has_a = ov->has_acts;
+        }
         if (calib >= 0) as.calib = (tq_calib_kind)calib;
         tq_quantizer *wq = NULL, *iq = NULL;
-        if (int8 || r->has_weights) {
+        if (int8 || has_w) {
             wq = make_quantizer(&ws, TQ_QSTATE_QUANTIZING, l->name, "weights", err);
             if (!wq) return err->status;
             if (tq_quantizer_calibrate_weight(wq, l->weight, &e)) {
@@ -65,7 +83,7 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
                 return tq_fail(err, e.status, "%s weights: %s", l->name, e.msg);
             }
         }
-        if (int8 || r->has_acts) {
+        if (int8 || has_a) {
             iq = make_quantizer(&as, TQ_QSTATE_CALIBRATING, l->name, "input", err);
             if (!iq) {
                 tq_quantizer_free(wq);

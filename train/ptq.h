@@ -7,11 +7,28 @@
 /* What happens to the first and last layers, which are the most sensitive. */
 typedef enum tq_keep_kind { TQ_KEEP_NONE, TQ_KEEP_FLOAT, TQ_KEEP_INT8 } tq_keep_kind;
 
+/* Calibration that changes weights before the quantizers are calibrated. */
+typedef enum tq_calib_algo { TQ_ALGO_NONE, TQ_ALGO_SMOOTHQUANT, TQ_ALGO_AWQ } tq_calib_algo;
+
+/* One layer's override from a recipe file: its own weight and input specs. */
+#define TQ_RECIPE_MAX_OVERRIDES 64
+typedef struct tq_layer_override {
+    char layer[48];
+    bool has_weights, has_acts;
+    tq_qspec weights, acts;
+} tq_layer_override;
+
 typedef struct tq_recipe {
     char name[96];
     bool has_weights, has_acts;
     tq_qspec weights, acts;
     tq_keep_kind keep;
+    tq_calib_algo algo;
+    float alpha;    /* SmoothQuant migration strength (default 0.5) */
+    bool awq_clip;  /* AWQ: also search the weight amax per block */
+    bool fold_bn;   /* fold batch norms into the layers before them first */
+    int n_overrides;
+    tq_layer_override overrides[TQ_RECIPE_MAX_OVERRIDES];
 } tq_recipe;
 
 /* A named recipe, optionally with its weight or activation spec replaced, or (name NULL)
@@ -22,6 +39,46 @@ const char *tq_recipe_names(void);
 void tq_recipe_list(FILE *out);
 bool tq_keep_parse(const char *s, tq_keep_kind *out);
 
+/* Reads a recipe file: '#' comments, blank lines, then lines
+ *   default RECIPE            (a named recipe; required, first)
+ *   layer NAME RECIPE|float   (that layer's weights and input as in RECIPE, or float)
+ * Errors name the file and line. */
+tq_status tq_recipe_load(const char *path, tq_recipe *out, tq_error *err);
+/* Writes r's default name and overrides in that format (atomically enough for a report). */
+tq_status tq_recipe_save(const char *path, const char *default_name,
+                         const tq_layer_override *over, const char *const *over_names,
+                         int n, tq_error *err);
+
+/* Attach, rescale and calibrate in one: folds batch norms if asked, runs SmoothQuant or AWQ
+ * on calibration statistics, attaches the recipe (AWQ clipping after), then calibrates the
+ * activation quantizers. */
+tq_status tq_ptq_run(tq_model *m, const tq_recipe *r, int calib, const tq_dataset *train,
+                     const float *mean, const float *std, int batches, int32_t batch,
+                     uint64_t seed, tq_error *err);
+
+/* Per-input-channel statistics of every Linear/Conv2d input, for SmoothQuant and AWQ. */
+typedef struct tq_chan_stats {
+    int32_t channels;
+    int64_t count;        /* values seen per channel */
+    float *amax;          /* max |x_c| */
+    double *sum_abs, *sum_sq;
+    tq_tensor *sample;    /* the first inputs seen, up to TQ_AWQ_SAMPLES of them */
+    float *awq_s;         /* the AWQ scale chosen (NULL before) */
+} tq_chan_stats;
+#define TQ_AWQ_SAMPLES 32
+
+tq_chan_stats *tq_chan_stats_new(tq_model *m, tq_error *err);
+void tq_chan_stats_free(tq_chan_stats *s, int n);
+/* One float forward of x (no tape recording) adding every layer's input to the stats. */
+tq_status tq_chan_stats_observe(tq_model *m, tq_chan_stats *s, tq_tensor *x, tq_error *err);
+/* SmoothQuant with strength alpha on every layer; AWQ's exponent search per layer with
+ * weight spec wspec (best exponents into exps[qlayer] when not NULL). Last layer first, so
+ * each search sees the final weights of its own layer. */
+tq_status tq_smoothquant_model(tq_model *m, const tq_chan_stats *s, float alpha, tq_error *err);
+tq_status tq_awq_model(tq_model *m, tq_chan_stats *s, const tq_qspec *wspec, float *exps,
+                       tq_error *err);
+/* AWQ clipping on every attached weight quantizer. */
+tq_status tq_awq_clip_model(tq_model *m, const tq_chan_stats *s, tq_error *err);
 #endif
 
 /* Puts the recipe's quantizers on every Linear and Conv2d of m (replacing any there):

@@ -9,6 +9,7 @@ typedef struct named_recipe {
     const char *name, *weights, *acts;
     tq_keep_kind keep;
     const char *about;
+    tq_calib_algo algo;
 } named_recipe;
 
 /* Weight specs are per output channel (axis 0) unless a block format is named. At 4 bits
@@ -18,29 +19,34 @@ typedef struct named_recipe {
  * keeps almost nothing of it. */
 static const named_recipe recipes[] = {
     {"int8", "int8:channel=0", "int8", TQ_KEEP_NONE,
-     "W8A8: int8 per-channel weights, int8 per-tensor activations"},
-    {"w4a16", "int4:block=32", "", TQ_KEEP_NONE, "weight-only int4, blocks of 32"},
+     "W8A8: int8 per-channel weights, int8 per-tensor activations", TQ_ALGO_NONE},
+    {"w4a16", "int4:block=32", "", TQ_KEEP_NONE, "weight-only int4, blocks of 32", TQ_ALGO_NONE},
+    {"int8-sq", "int8:channel=0", "int8", TQ_KEEP_NONE,
+     "W8A8 after SmoothQuant (alpha 0.5): activation outliers moved into the weights",
+     TQ_ALGO_SMOOTHQUANT},
+    {"w4a16-awq", "int4:block=32", "", TQ_KEEP_NONE,
+     "weight-only int4, blocks of 32, AWQ scales and clipping", TQ_ALGO_AWQ},
     {"w4a8", "int4:channel=0:calib=mse", "int8", TQ_KEEP_NONE,
-     "int4 per-channel weights, int8 activations"},
+     "int4 per-channel weights, int8 activations", TQ_ALGO_NONE},
     {"w4a4", "int4:channel=0:calib=mse", "int4", TQ_KEEP_NONE,
-     "int4 per-channel weights, int4 activations"},
+     "int4 per-channel weights, int4 activations", TQ_ALGO_NONE},
     {"w2a2", "int2:channel=0:calib=mse", "int2", TQ_KEEP_INT8,
-     "int2 per-channel weights, int2 activations; first and last layers int8"},
-    {"fp8", "e4m3", "e4m3", TQ_KEEP_NONE, "FP8 e4m3 weights and activations, per-tensor"},
-    {"mxfp8", "mxfp8", "mxfp8", TQ_KEEP_NONE, "MX FP8: e4m3 in blocks of 32, power-of-two scales"},
-    {"mxfp4", "mxfp4", "mxfp4", TQ_KEEP_NONE, "MX FP4: e2m1 in blocks of 32, power-of-two scales"},
-    {"nvfp4", "nvfp4", "nvfp4", TQ_KEEP_NONE, "NVFP4: e2m1 in blocks of 16, e4m3 scales, global scale"},
+     "int2 per-channel weights, int2 activations; first and last layers int8", TQ_ALGO_NONE},
+    {"fp8", "e4m3", "e4m3", TQ_KEEP_NONE, "FP8 e4m3 weights and activations, per-tensor", TQ_ALGO_NONE},
+    {"mxfp8", "mxfp8", "mxfp8", TQ_KEEP_NONE, "MX FP8: e4m3 in blocks of 32, power-of-two scales", TQ_ALGO_NONE},
+    {"mxfp4", "mxfp4", "mxfp4", TQ_KEEP_NONE, "MX FP4: e2m1 in blocks of 32, power-of-two scales", TQ_ALGO_NONE},
+    {"nvfp4", "nvfp4", "nvfp4", TQ_KEEP_NONE, "NVFP4: e2m1 in blocks of 16, e4m3 scales, global scale", TQ_ALGO_NONE},
 };
 
 const char *tq_recipe_names(void)
 {
-    return "int8, w4a16, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4";
+    return "int8, int8-sq, w4a16, w4a16-awq, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4";
 }
 
 void tq_recipe_list(FILE *out)
 {
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)
-        fprintf(out, "  %-8s weights %-26s acts %-8s %s\n", recipes[i].name, recipes[i].weights,
+        fprintf(out, "  %-9s weights %-26s acts %-8s %s\n", recipes[i].name, recipes[i].weights,
                 recipes[i].acts[0] ? recipes[i].acts : "float", recipes[i].about);
 }
 
@@ -60,6 +66,7 @@ tq_status tq_recipe_make(const char *name, const char *weights, const char *acts
 {
     memset(out, 0, sizeof *out);
     out->keep = TQ_KEEP_NONE;
+    out->alpha = 0.5f;
     if (name) {
         const named_recipe *r = NULL;
         for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)
@@ -71,6 +78,8 @@ tq_status tq_recipe_make(const char *name, const char *weights, const char *acts
         if (!acts) acts = r->acts;
         snprintf(out->name, sizeof out->name, "%s", name);
         out->keep = r->keep;
+        out->algo = r->algo;
+        out->awq_clip = r->algo == TQ_ALGO_AWQ;
     } else {
         snprintf(out->name, sizeof out->name, "w:%s/a:%s", weights ? weights : "float",
                  acts ? acts : "float");

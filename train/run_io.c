@@ -63,8 +63,13 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
     if (run->optim)
         tq_ckpt_put(w, "optim.state", TQ_CKPT_F32, tq_optim_state(run->optim),
                     tq_optim_state_count(run->optim));
+    char folded[4096];
+    if (tq_model_folded_names(m, folded, sizeof folded)[0]) tq_ckpt_put_str(w, "model.folded", folded);
     for (int i = 0; i < tq_model_qlayer_count(m); i++) {
         tq_qlayer *l = tq_model_qlayer(m, i);
+        char name[TQ_CKPT_MAX_NAME];
+        snprintf(name, sizeof name, "model.input_mul.%s", l->name);
+        if (l->input_mul) tq_ckpt_put(w, name, TQ_CKPT_F32, l->input_mul->data, l->input_mul->numel);
         if (l->weight_q) put_quantizer(w, l->name, "w", l->weight_q);
         if (l->input_q) put_quantizer(w, l->name, "a", l->input_q);
     }
@@ -102,6 +107,31 @@ static tq_status get_quantizer(const tq_ckpt *ck, const char *path, const char *
     return TQ_STATUS_OK;
 }
 
+/* Folded batch norms and stored input multipliers (SmoothQuant, AWQ). */
+static tq_status load_rescaling(const tq_ckpt *ck, const char *path, tq_model *m, tq_error *err)
+{
+    const char *folded = tq_ckpt_get_str(ck, "model.folded", NULL);
+    tq_error e = {0};
+    char name[TQ_CKPT_MAX_NAME];
+    while (folded && *folded) {
+        size_t n = strcspn(folded, ",");
+        snprintf(name, sizeof name, "%.*s", (int)n, folded);
+        if (tq_model_mark_folded(m, name, &e))
+            return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: model.folded: %s", path, e.msg);
+        folded += n + (folded[n] == ',');
+    }
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        snprintf(name, sizeof name, "model.input_mul.%s", tq_model_qlayer(m, i)->name);
+        int64_t n = 0;
+        if (!tq_ckpt_get_f32(ck, name, &n)) continue;
+        const float *mul = tq_ckpt_require_f32(ck, name, n, err);
+        if (!mul) return err->status;
+        if (tq_model_set_input_mul(m, i, mul, n, &e))
+            return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s: %s", path, name, e.msg);
+    }
+    return TQ_STATUS_OK;
+}
+
 static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
 {
     const char *name = tq_ckpt_get_str(ck, "model.name", NULL);
@@ -123,6 +153,7 @@ static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq
     if (!s) return err->status;
     memcpy(tq_model_params(m), p, (size_t)tq_model_param_count(m) * sizeof(float));
     memcpy(tq_model_state(m), s, (size_t)tq_model_state_count(m) * sizeof(float));
+    if (load_rescaling(ck, path, m, err)) return err->status;
     for (int i = 0; i < tq_model_qlayer_count(m); i++) {
         tq_qlayer *l = tq_model_qlayer(m, i);
         tq_quantizer *wq = NULL, *aq = NULL;
