@@ -119,6 +119,11 @@ START_TEST(test_bad_input_exit_1_one_line)
     ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file m.tqc"), 1);
     ck_assert_ptr_nonnull(strstr(out, "checksum mismatch"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file m.tqc --out q.tqc"), 1);
+    /* a learning rate that blows up: a message naming the step and layer, no NaN model */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model lenet5 --data mnist:. --optim sgd "
+                         "--lr 1e9 --epochs 2 --out nan.tqc"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "first non-finite values in"));
+    ck_assert(!file_exists("nan.tqc"));
 }
 END_TEST
 
@@ -141,6 +146,9 @@ START_TEST(test_train_eval_info_json)
     fclose(f);
     ck_assert_ptr_nonnull(strstr(json, "\"accuracy\": "));
     ck_assert_ptr_nonnull(strstr(json, "\"command\": \"eval\""));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --val 0.25 --out v.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "900 images")); /* 1200 minus a quarter held out */
+    ck_assert_ptr_nonnull(strstr(out, "val acc"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ info l.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "conv1"));
     ck_assert_ptr_nonnull(strstr(out, "61706"));

@@ -22,6 +22,7 @@ static const tq_cli_opt train_opts[] = {
     {"clip", "X", "clip the gradient norm to X (default off)"},
     {"batch", "N", "batch size (default 64)"},
     {"seed", "N", "random seed (default 1)"},
+    {"val", "FRACTION", "hold out this fraction of the training set for validation (default 0)"},
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (default MODEL.tqc)"},
     {"resume", "FILE", "continue the run saved in FILE"},
@@ -120,8 +121,8 @@ static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out)
 /* Trains run for its remaining epochs, evaluating and checkpointing after each. A NaN loss
  * or a failure leaves the checkpoint of the last good epoch as it was. */
 static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
-                        const tq_dataset *test, const char *out, tq_json *json,
-                        tq_reporter *rep, double *final_acc)
+                        const tq_dataset *val, const tq_dataset *test, const char *out,
+                        tq_json *json, tq_reporter *rep, double *final_acc)
 {
     tq_error err = {0};
     struct sigaction sa = {.sa_handler = on_sigint}, old;
@@ -138,21 +139,26 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
             rc = save_interrupted(cmd, run, out);
             break;
         }
+        double val_acc = -1;
         if (s || tq_evaluate(run->model, test, run->mean, run->std, 256, &acc, &loss, &err) ||
+            (val && tq_evaluate(run->model, val, run->mean, run->std, 256, &val_acc, NULL, &err)) ||
             tq_run_save(run, out, &err)) {
             rc = tq_cli_fail(cmd, &err);
             break;
         }
+        char val_str[32] = "";
+        if (val) snprintf(val_str, sizeof val_str, "  val acc %.4f", val_acc);
         tq_report_line(rep,
-                       "epoch %lld/%lld  loss %.4f  train acc %.4f  test acc %.4f  "
+                       "epoch %lld/%lld  loss %.4f  train acc %.4f%s  test acc %.4f  "
                        "%.0f img/s  %.1f s",
-                       (long long)st.epoch, (long long)run->epochs, st.loss, st.accuracy, acc,
-                       st.images_per_s, st.seconds);
+                       (long long)st.epoch, (long long)run->epochs, st.loss, st.accuracy,
+                       val_str, acc, st.images_per_s, st.seconds);
         tq_json_open(json, NULL, '{');
         tq_json_int(json, "epoch", st.epoch);
         tq_json_num(json, "loss", st.loss);
         tq_json_num(json, "train_accuracy", st.accuracy);
         tq_json_num(json, "test_loss", loss);
+        if (val) tq_json_num(json, "val_accuracy", val_acc);
         tq_json_num(json, "accuracy", acc);
         tq_json_num(json, "images_per_s", st.images_per_s);
         tq_json_num(json, "seconds", st.seconds);
@@ -179,6 +185,9 @@ int tq_cmd_train(int argc, char **argv)
     if (!parse_optim(cmd, &a, &run, &lr) || !tq_cli_int(cmd, &a, "epochs", 1, 100000, &epochs))
         return TQ_EXIT_USAGE;
     run.epochs = epochs;
+    double val_fraction = 0;
+    if (!tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction)) return TQ_EXIT_USAGE;
+    run.val_fraction = (float)val_fraction;
     const char *model_name = tq_cli_get(cmd, &a, "model");
     const char *data_spec = tq_cli_get(cmd, &a, "data");
     const char *resume = tq_cli_get(cmd, &a, "resume");
@@ -208,13 +217,17 @@ int tq_cmd_train(int argc, char **argv)
     }
     if (!data_spec) data_spec = "fashion-mnist";
 
-    tq_dataset train = {0}, test = {0};
-    if (tq_dataset_open(data_spec, TQ_SPLIT_TRAIN, &train, &err) ||
-        tq_dataset_open(data_spec, TQ_SPLIT_TEST, &test, &err)) {
-        tq_dataset_free(&train);
+    tq_dataset all = {0}, train = {0}, val = {0}, test = {0};
+    if (tq_dataset_open(data_spec, TQ_SPLIT_TRAIN, &all, &err) ||
+        tq_dataset_open(data_spec, TQ_SPLIT_TEST, &test, &err) ||
+        (run.val_fraction > 0 &&
+         tq_dataset_split(&all, run.val_fraction, run.seed, &train, &val, &err))) {
+        tq_dataset_free(&all);
+        tq_dataset_free(&test);
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
+    if (run.val_fraction == 0) train = all; /* the split emptied `all` otherwise */
     if (!resume) {
         tq_rng rng;
         tq_rng_seed(&rng, run.seed);
@@ -223,6 +236,7 @@ int tq_cmd_train(int argc, char **argv)
         if (!run.model || !parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch),
                                           TQ_SCHEDULE_CONSTANT)) {
             tq_dataset_free(&train);
+            tq_dataset_free(&val);
             tq_dataset_free(&test);
             return run.model ? TQ_EXIT_USAGE : tq_cli_fail(cmd, &err);
         }
@@ -241,7 +255,8 @@ int tq_cmd_train(int argc, char **argv)
     tq_json_str(&json, "model", tq_model_name(run.model));
     tq_json_str(&json, "data", train.name);
     double acc = 0;
-    rc = train_epochs(cmd, &run, &train, &test, out, &json, &rep, &acc);
+    rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, &json,
+                      &rep, &acc);
     tq_json_num(&json, "accuracy", acc);
     if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
     if (!rc) {
@@ -250,6 +265,7 @@ int tq_cmd_train(int argc, char **argv)
     }
     tq_json_free(&json);
     tq_dataset_free(&train);
+    tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
     return rc;
@@ -349,7 +365,7 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "model", tq_model_name(run.model));
         tq_json_str(&json, "data", train.name);
         double acc = 0;
-        rc = train_epochs(cmd, &run, &train, &test, out, &json, &rep, &acc);
+        rc = train_epochs(cmd, &run, &train, NULL, &test, out, &json, &rep, &acc);
         tq_json_num(&json, "accuracy", acc);
         if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
         if (!rc) printf("accuracy: %.4f\n", acc);

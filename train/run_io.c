@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@ enum { RUN_EPOCH, RUN_EPOCHS, RUN_BATCH, RUN_SEED, RUN_OPTIM_STEPS, RUN_OPTIM_KI
        RUN_NESTEROV, RUN_SCHED_KIND, RUN_WARMUP, RUN_STEP_SIZE, RUN_TOTAL_STEPS,
        RUN_BATCH_IN_EPOCH, RUN_RNG0, RUN_RNG1, RUN_I64_COUNT };
 enum { RUN_MOMENTUM, RUN_WD, RUN_BETA1, RUN_BETA2, RUN_EPS, RUN_LR, RUN_MIN_LR, RUN_GAMMA,
-       RUN_CLIP, RUN_F32_COUNT };
+       RUN_CLIP, RUN_VAL, RUN_F32_COUNT };
 
 static void put_quantizer(tq_ckpt_writer *w, const char *layer, const char *slot,
                           const tq_quantizer *q)
@@ -26,8 +27,23 @@ static void put_quantizer(tq_ckpt_writer *w, const char *layer, const char *slot
     tq_ckpt_put(w, name, TQ_CKPT_I64, meta, 2);
 }
 
+/* A model whose parameters went non-finite is never saved: the last good checkpoint stays. */
+static tq_status check_finite(tq_model *m, const char *path, tq_error *err)
+{
+    for (int i = 0; i < tq_model_tensor_count(m); i++) {
+        const tq_tensor *t = tq_model_tensor(m, i);
+        for (int64_t j = 0; j < t->numel; j++)
+            if (!isfinite(t->data[j]))
+                return tq_fail(err, TQ_STATUS_NUMERIC,
+                               "%s not written: parameter %s holds %f (try a lower --lr or --clip)",
+                               path, t->name, (double)t->data[j]);
+    }
+    return TQ_STATUS_OK;
+}
+
 tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
 {
+    if (check_finite(run->model, path, err)) return err->status;
     tq_ckpt_writer *w = tq_ckpt_begin(path, err);
     if (!w) return err->status;
     tq_model *m = run->model;
@@ -57,7 +73,7 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
     float f32[RUN_F32_COUNT] = {
         [RUN_MOMENTUM] = o->momentum, [RUN_WD] = o->weight_decay, [RUN_BETA1] = o->beta1,
         [RUN_BETA2] = o->beta2, [RUN_EPS] = o->eps, [RUN_LR] = s->lr, [RUN_MIN_LR] = s->min_lr,
-        [RUN_GAMMA] = s->gamma, [RUN_CLIP] = run->clip_norm};
+        [RUN_GAMMA] = s->gamma, [RUN_CLIP] = run->clip_norm, [RUN_VAL] = run->val_fraction};
     tq_ckpt_put(w, "run.i64", TQ_CKPT_I64, i64, RUN_I64_COUNT);
     tq_ckpt_put(w, "run.f32", TQ_CKPT_F32, f32, RUN_F32_COUNT);
     if (run->optim)
@@ -203,6 +219,9 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     run->optim_cfg.beta2 = f32[RUN_BETA2];
     run->optim_cfg.eps = f32[RUN_EPS];
     run->clip_norm = f32[RUN_CLIP];
+    run->val_fraction = f32[RUN_VAL];
+    if (!(run->val_fraction >= 0 && run->val_fraction < 1))
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: run.f32: bad validation fraction", path);
     run->schedule = (tq_schedule){.kind = (tq_schedule_kind)i64[RUN_SCHED_KIND],
                                   .lr = f32[RUN_LR], .min_lr = f32[RUN_MIN_LR],
                                   .gamma = f32[RUN_GAMMA], .step_size = i64[RUN_STEP_SIZE],
