@@ -33,6 +33,22 @@ float tq_format_min(tq_format f);  /* smallest (qmin): -qmax, -2^(b-1), or 0 */
 /* Rounds v (already divided by the scale) onto the format's grid: half to even,
  * saturating at the largest finite value, subnormals included. */
 float tq_format_round(tq_format f, float v);
+bool tq_format_is_float(tq_format f);
+/* Number of non-negative representable values (int8: 128, uint8: 256, e2m1: 8). */
+int tq_format_nonneg_levels(tq_format f);
+/* "int8", "uint4", "e4m3" (narrow range is a spec option, not part of the name). */
+const char *tq_format_name(tq_format f, char *buf, size_t len);
+
+/* One representable value and its bit pattern (two's complement for INT). */
+typedef struct tq_grid_entry {
+    float value;
+    uint32_t code;
+} tq_grid_entry;
+/* Every representable finite value (both zeros for FP formats, -0 first), ascending by
+ * value. Writes at most cap entries and returns how many there are (at most 256). */
+int tq_format_grid(tq_format f, tq_grid_entry *out, int cap);
+/* The grid as "code value" lines under a one-line header, for `tinyqat grid`. */
+void tq_format_print_grid(FILE *out, tq_format f);
 
 /* ---------------------------------------------------------------- block formats */
 
@@ -73,6 +89,16 @@ typedef struct tq_qspec {
     bool auto_unsigned; /* activations never negative in calibration -> uintN (default on) */
 } tq_qspec;
 
+/* int8, per-tensor, max calibration, STE with clipping, auto-unsigned on. */
+tq_qspec tq_qspec_default(void);
+/* Parses "format[:option...]"; on error leaves *out untouched and says which token is bad
+ * and what is accepted. */
+tq_status tq_qspec_parse(const char *str, tq_qspec *out, tq_error *err);
+/* Canonical string (only non-default options) that parses back to the same spec.
+ * Returns the length it needed (snprintf convention). */
+int tq_qspec_format(const tq_qspec *s, char *buf, size_t len);
+bool tq_qspec_equal(const tq_qspec *a, const tq_qspec *b);
+
 /* ---------------------------------------------------------------- quantizer */
 
 typedef enum tq_qstate {
@@ -83,9 +109,57 @@ typedef enum tq_qstate {
 
 typedef struct tq_quantizer tq_quantizer;
 
+/* Starts OFF with no amax. NULL (and err set) for an invalid spec. */
+tq_quantizer *tq_quantizer_new(const tq_qspec *spec, tq_error *err);
+void tq_quantizer_free(tq_quantizer *q);
+/* The spec as given (before any auto-unsigned switch); its canonical string is what a
+ * checkpoint stores. */
+const tq_qspec *tq_quantizer_spec(const tq_quantizer *q);
+/* The element format in use: the spec's, or uintN after the auto-unsigned switch. */
+tq_format tq_quantizer_format(const tq_quantizer *q);
+void tq_quantizer_set_state(tq_quantizer *q, tq_qstate state);
+tq_qstate tq_quantizer_state(const tq_quantizer *q);
+const char *tq_qstate_name(tq_qstate state);
+
+/* amax layout: per-tensor 1; per-channel shape[axis]; per-block [outer][blocks][inner]
+ * (outer/inner = product of the dimensions before/after the axis). A per-block quantizer
+ * holding a single amax (calibrated on activations) computes block amax from each tensor,
+ * clipped to that value. */
+int64_t tq_quantizer_amax_count(const tq_quantizer *q);
+const float *tq_quantizer_amax(const tq_quantizer *q);
+/* Replaces the amax array (checkpoint load); values must be finite and >= 0. */
+tq_status tq_quantizer_set_amax(tq_quantizer *q, const float *amax, int64_t n, tq_error *err);
+/* The auto-unsigned decision (restored from a checkpoint with the setter). */
+bool tq_quantizer_unsigned_chosen(const tq_quantizer *q);
+tq_status tq_quantizer_set_unsigned_chosen(tq_quantizer *q, bool on, tq_error *err);
+
+/* amax straight from the weights: abs max per block (per-channel, per-block), or the
+ * calibrator run over the weights for per-tensor. Works in any state; later observations
+ * do not override it. */
+tq_status tq_quantizer_calibrate_weight(tq_quantizer *q, const tq_tensor *w, tq_error *err);
+/* Turns what the calibrator observed into amax, then applies the auto-unsigned rule.
+ * A quantizer already calibrated from weights keeps its amax. Fails if nothing was seen. */
+tq_status tq_quantizer_finish_calibration(tq_quantizer *q, tq_error *err);
+/* Forgets observations and amax (back to an uncalibrated quantizer, state unchanged). */
+void tq_quantizer_reset(tq_quantizer *q);
+/* One line for `tinyqat info`: format, block format, calibrator, amax range, unsigned choice. */
+const char *tq_quantizer_describe(const tq_quantizer *q, char *buf, size_t len);
+/* Fake-quantizes x into out (x->numel floats) with the quantizer's amax, whatever its
+ * state: for error metrics outside the tape. */
+tq_status tq_quantizer_apply(const tq_quantizer *q, const tq_tensor *x, float *out,
+                             tq_error *err);
+
 /* The quantizer op layers call on every input and weight: off -> x itself;
- * calibrating -> observes x, returns x; quantizing -> fake-quant op on the tape. */
+ * calibrating -> observes x, returns x; quantizing -> fake-quant op on the tape.
+ * A NULL quantizer (a float slot) returns x. */
 tq_tensor *tq_quantize(tq_tape *t, tq_tensor *x, tq_quantizer *q);
+
+/* ---------------------------------------------------------------- metrics */
+
+/* 10 log10(sum x^2 / sum (x - xq)^2); +inf when the error is zero. */
+double tq_sqnr_db(const float *x, const float *xq, int64_t n);
+/* mean (x - xq)^2 */
+double tq_quant_mse(const float *x, const float *xq, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void tq_cli_usage(const tq_cli_cmd *cmd, FILE *out)
 {
@@ -121,5 +122,14 @@ bool tq_cli_float(const tq_cli_cmd *cmd, const tq_cli_args *a, const char *name,
         return false;
     }
     *out = x;
+    return true;
+}
+
+bool tq_cli_threads(const tq_cli_cmd *cmd, const tq_cli_args *a)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long long threads = n > 0 ? n : 1;
+    if (!tq_cli_int(cmd, a, "threads", 1, 256, &threads)) return false;
+    tq_set_threads((int)threads);
     return true;
 }

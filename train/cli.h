@@ -44,6 +44,8 @@ bool tq_cli_int(const tq_cli_cmd *cmd, const tq_cli_args *a, const char *name, l
                 long long hi, long long *out);
 bool tq_cli_float(const tq_cli_cmd *cmd, const tq_cli_args *a, const char *name, double lo,
                   double hi, double *out);
+/* --threads N (default: all cores), applied to the one thread pool. */
+bool tq_cli_threads(const tq_cli_cmd *cmd, const tq_cli_args *a);
 /* A one-line usage error naming the command; returns TQ_EXIT_USAGE. */
 int tq_cli_usage_error(const tq_cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -75,5 +77,10 @@ tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, t
 int tq_cmd_train(int argc, char **argv);
 int tq_cmd_eval(int argc, char **argv);
 int tq_cmd_info(int argc, char **argv);
+int tq_cmd_ptq(int argc, char **argv);
+int tq_cmd_qat(int argc, char **argv);
+int tq_cmd_compare(int argc, char **argv);
+int tq_cmd_grid(int argc, char **argv);
+int tq_cmd_fq(int argc, char **argv);
 
 #endif

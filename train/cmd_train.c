@@ -33,20 +33,6 @@ static const tq_cli_cmd train_cmd = {
     "train", "[options]", "Train a float model from the zoo and save it as a checkpoint.",
     train_opts, 0};
 
-static int default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-static bool parse_threads(const tq_cli_cmd *cmd, const tq_cli_args *a)
-{
-    long long threads = default_threads();
-    if (!tq_cli_int(cmd, a, "threads", 1, 256, &threads)) return false;
-    tq_set_threads((int)threads);
-    return true;
-}
-
 /* Options shared by every command that trains: optimizer, schedule, batch, seed. */
 static bool parse_optim(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run, double *lr)
 {
@@ -79,11 +65,11 @@ static bool parse_optim(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run
 
 /* The schedule spans all planned epochs; steps per epoch come from the data set size. */
 static bool parse_schedule(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run, double lr,
-                           int64_t steps_per_epoch)
+                           int64_t steps_per_epoch, tq_schedule_kind default_kind)
 {
     tq_schedule *s = &run->schedule;
     memset(s, 0, sizeof *s);
-    s->kind = TQ_SCHEDULE_CONSTANT;
+    s->kind = default_kind;
     const char *name = tq_cli_get(cmd, a, "schedule");
     if (name && !tq_schedule_kind_parse(name, &s->kind)) {
         tq_cli_usage_error(cmd, "--schedule: expected constant, step or cosine, got '%s'", name);
@@ -150,7 +136,7 @@ int tq_cmd_train(int argc, char **argv)
     tq_cli_args a;
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!parse_threads(cmd, &a)) return TQ_EXIT_USAGE;
+    if (!tq_cli_threads(cmd, &a)) return TQ_EXIT_USAGE;
 
     tq_run run = {0};
     double lr;
@@ -199,7 +185,8 @@ int tq_cmd_train(int argc, char **argv)
         tq_rng_seed(&rng, run.seed);
         run.model = tq_model_create(model_name ? model_name : "lenet5", train.c, train.h, train.w,
                                     train.classes, &rng, &err);
-        if (!run.model || !parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch))) {
+        if (!run.model || !parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch),
+                                          TQ_SCHEDULE_CONSTANT)) {
             tq_dataset_free(&train);
             tq_dataset_free(&test);
             return run.model ? TQ_EXIT_USAGE : tq_cli_fail(cmd, &err);
@@ -233,6 +220,112 @@ int tq_cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* ---- qat: the training loop on a quantized model, scales fixed */
+
+static const tq_cli_opt qat_opts[] = {
+    {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required)"},
+    {"data", "SPEC", "data set (default: the one the model was trained on)"},
+    {"epochs", "N", "QAT epochs (default 1)"},
+    {"optim", "NAME", "sgd, adam or adamw (default adam)"},
+    {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, 0.05 for sgd)"},
+    {"momentum", "X", "SGD momentum (default 0.9)"},
+    {"nesterov", NULL, "Nesterov momentum for SGD"},
+    {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},
+    {"schedule", "NAME", "constant, step or cosine (default cosine)"},
+    {"warmup", "N", "linear warm-up steps (default 0)"},
+    {"step-size", "N", "epochs between decays for --schedule step (default 1)"},
+    {"gamma", "X", "decay factor for --schedule step (default 0.1)"},
+    {"clip", "X", "clip the gradient norm to X (default off)"},
+    {"batch", "N", "batch size (default 64)"},
+    {"seed", "N", "random seed (default 1)"},
+    {"threads", "N", "threads (default: all cores)"},
+    {"out", "FILE", "checkpoint to write after every epoch (required)"},
+    {"json", "FILE", "write the figures as JSON"},
+    {"quiet", NULL, "print only the final accuracy line"},
+    {0},
+};
+static const tq_cli_cmd qat_cmd = {
+    "qat", "--model-file FILE --out FILE [options]",
+    "Quantization-aware training: fine-tune a PTQ checkpoint with its scales fixed\n"
+    "(straight-through estimator with clipping in backward).",
+    qat_opts, 0};
+
+static bool has_quantizers(tq_model *m)
+{
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        if (l->weight_q || l->input_q) return true;
+    }
+    return false;
+}
+
+int tq_cmd_qat(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &qat_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!tq_cli_threads(cmd, &a)) return TQ_EXIT_USAGE;
+    tq_run opts = {0};
+    double lr;
+    long long epochs = 1;
+    if (!parse_optim(cmd, &a, &opts, &lr) || !tq_cli_int(cmd, &a, "epochs", 1, 100000, &epochs))
+        return TQ_EXIT_USAGE;
+    const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
+    const char *json_path = tq_cli_get(cmd, &a, "json");
+    if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
+    tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
+    tq_error err = {0};
+    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+        return tq_cli_fail(cmd, &err);
+    tq_run run = {0};
+    if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
+    if (!has_quantizers(run.model)) {
+        tq_run_free(&run);
+        err = (tq_error){0};
+        tq_fail(&err, TQ_STATUS_ARG, "%s has no quantizers: quantize it with tinyqat ptq first", in);
+        return tq_cli_fail(cmd, &err);
+    }
+    const char *spec = tq_cli_get(cmd, &a, "data");
+    if (!spec) spec = run.data_name;
+    tq_dataset train = {0}, test = {0};
+    if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
+        tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err)) {
+        tq_dataset_free(&train);
+        tq_run_free(&run);
+        return tq_cli_fail(cmd, &err);
+    }
+    tq_optim_free(run.optim);
+    run.optim = NULL;
+    run.optim_cfg = opts.optim_cfg;
+    run.clip_norm = opts.clip_norm;
+    run.batch = opts.batch;
+    run.seed = opts.seed;
+    run.epoch = 0;
+    run.epochs = epochs;
+    if (!parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch), TQ_SCHEDULE_COSINE)) {
+        rc = TQ_EXIT_USAGE;
+    } else {
+        tq_report_line(&rep, "qat %s on %s: %lld epochs", tq_model_name(run.model), train.name,
+                       (long long)run.epochs);
+        tq_json json;
+        tq_json_begin(&json);
+        tq_json_str(&json, "command", "qat");
+        tq_json_str(&json, "model", tq_model_name(run.model));
+        tq_json_str(&json, "data", train.name);
+        double acc = 0;
+        rc = train_epochs(cmd, &run, &train, &test, out, &json, &rep, &acc);
+        tq_json_num(&json, "accuracy", acc);
+        if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
+        if (!rc) printf("accuracy: %.4f\n", acc);
+        tq_json_free(&json);
+    }
+    tq_dataset_free(&train);
+    tq_dataset_free(&test);
+    tq_run_free(&run);
+    return rc;
+}
+
 /* ---- eval */
 
 static const tq_cli_opt eval_opts[] = {
@@ -255,7 +348,7 @@ int tq_cmd_eval(int argc, char **argv)
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     long long batch = 256;
-    if (!parse_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
+    if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
         return TQ_EXIT_USAGE;
     const char *path = tq_cli_get(cmd, &a, "model-file");
     if (!path) return tq_cli_usage_error(cmd, "--model-file is required");

@@ -13,7 +13,12 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"train", tq_cmd_train, "train a float model from the zoo"},
     {"eval", tq_cmd_eval, "evaluate a checkpoint on the test split"},
+    {"ptq", tq_cmd_ptq, "quantize a trained model after training (calibrate the scales)"},
+    {"qat", tq_cmd_qat, "fine-tune a quantized model with its scales fixed"},
+    {"compare", tq_cmd_compare, "PTQ per calibrator against QAT, recipe by recipe, in one table"},
     {"info", tq_cmd_info, "show a checkpoint's layers, shapes and quantizers"},
+    {"grid", tq_cmd_grid, "print every value a format can represent"},
+    {"fq", tq_cmd_fq, "print the fake-quantized value of numbers"},
 };
 
 static void usage(FILE *out)

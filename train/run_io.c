@@ -145,7 +145,9 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     if (!f32) return err->status;
     memcpy(run->mean, norm, sizeof run->mean);
     memcpy(run->std, norm + 4, sizeof run->std);
-    for (int c = 0; c < 4; c++)
+    int32_t channels, h, w, classes;
+    tq_model_input(run->model, &channels, &h, &w, &classes);
+    for (int c = 0; c < channels && c < 4; c++)
         if (!(run->std[c] > 0))
             return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: data.norm: std must be > 0", path);
     if (i64[RUN_OPTIM_KIND] < TQ_OPTIM_SGD || i64[RUN_OPTIM_KIND] > TQ_OPTIM_ADAMW ||

@@ -1,0 +1,79 @@
+/* The forward pass: walks the layer records in order, each reading earlier outputs, with
+ * the quantizer slots of Linear and Conv2d applied to their input and weight. */
+#include "layers_internal.h"
+
+#include <stdio.h>
+
+/* x -> input quantizer, w -> weight quantizer, then the op itself. */
+static tq_tensor *quantized_op(tq_tape *t, const tq_layer *l, tq_qlayer *q, tq_tensor *x)
+{
+    if (q->input_q) x = tq_quantize(t, x, q->input_q);
+    tq_tensor *w = q->weight_q ? tq_quantize(t, q->weight, q->weight_q) : q->weight;
+    if (l->kind == TQ_LAYER_LINEAR) return tq_linear(t, x, w, q->bias);
+    return tq_conv2d(t, x, w, q->bias, l->stride, l->pad);
+}
+
+static tq_tensor *layer_forward(tq_model *m, tq_tape *t, const tq_layer *l, tq_tensor *x,
+                                tq_tensor *x2, tq_rng *rng)
+{
+    switch (l->kind) {
+    case TQ_LAYER_LINEAR:
+    case TQ_LAYER_CONV2D:
+        return quantized_op(t, l, &m->qlayers[l->qlayer], x);
+    case TQ_LAYER_BATCHNORM:
+        return tq_batchnorm(t, x, &m->params[l->weight].t, &m->params[l->bias].t, &l->bn);
+    case TQ_LAYER_MAXPOOL2D:
+        return tq_maxpool2d(t, x, l->kernel, l->stride);
+    case TQ_LAYER_AVGPOOL2D:
+        return tq_avgpool2d(t, x, l->kernel, l->stride);
+    case TQ_LAYER_GLOBAL_AVGPOOL:
+        return tq_global_avgpool(t, x);
+    case TQ_LAYER_RELU:
+        return tq_relu(t, x);
+    case TQ_LAYER_DROPOUT:
+        if (tq_tape_training(t) && l->p > 0.0f && !rng)
+            return tq_tape_fail(t, TQ_STATUS_ARG, "model %s: layer %s: dropout in training needs an rng",
+                                m->name, l->name);
+        return tq_dropout(t, x, l->p, rng);
+    case TQ_LAYER_FLATTEN:
+        return x->ndim == 2 ? x : tq_flatten(t, x);
+    case TQ_LAYER_ADD:
+        return tq_add(t, x, x2);
+    }
+    return tq_tape_fail(t, TQ_STATUS_ARG, "model %s: layer %s has unknown kind %d", m->name,
+                        l->name, (int)l->kind);
+}
+
+tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
+{
+    if (!m || !m->finished)
+        return tq_tape_fail(t, TQ_STATUS_ARG, "model: forward needs a finished model");
+    if (!x) {
+        if (tq_tape_error(t)->status == TQ_STATUS_OK)
+            tq_tape_fail(t, TQ_STATUS_ARG, "model %s: forward got no input", m->name);
+        return NULL;
+    }
+    /* A flat (N,C) batch is accepted for a model of 1x1 inputs. */
+    bool flat_ok = x->ndim == 2 && m->h == 1 && m->w == 1 && x->shape[1] == m->c;
+    if (flat_ok) x = tq_reshape(t, x, 4, (int32_t[]){x->shape[0], m->c, 1, 1});
+    else if (x->ndim != 4 || x->shape[1] != m->c || x->shape[2] != m->h || x->shape[3] != m->w) {
+        char s[64];
+        return tq_tape_fail(t, TQ_STATUS_SHAPE, "model %s: expected input (N,%d,%d,%d), got %s",
+                            m->name, m->c, m->h, m->w, tq_shape_str(x, s, sizeof s));
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        const tq_layer *l = &m->layers[i];
+        tq_tensor *in = l->src == TQ_MODEL_INPUT ? x : m->outs[l->src];
+        tq_tensor *in2 = l->kind == TQ_LAYER_ADD
+                             ? (l->src2 == TQ_MODEL_INPUT ? x : m->outs[l->src2])
+                             : NULL;
+        m->outs[i] = layer_forward(m, t, l, in, in2, rng);
+        if (!m->outs[i]) {
+            if (tq_tape_error(t)->status == TQ_STATUS_OK)
+                tq_tape_fail(t, TQ_STATUS_ARG, "model %s: layer %s produced no output", m->name,
+                             l->name);
+            return NULL;
+        }
+    }
+    return m->outs[m->n_layers - 1];
+}

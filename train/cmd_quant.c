@@ -1,0 +1,221 @@
+/* `tinyqat ptq`, `tinyqat qat`, `tinyqat grid` and `tinyqat fq`. */
+#include "checkpoint.h"
+#include "cli.h"
+#include "ptq.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- ptq */
+
+static const tq_cli_opt ptq_opts[] = {
+    {"model-file", "FILE", "float (or quantized) checkpoint to start from (required)"},
+    {"recipe", "NAME", "int8, w4a16, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4"},
+    {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's)"},
+    {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
+    {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
+    {"calib-batches", "N", "training batches to calibrate on (default 32)"},
+    {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
+    {"data", "SPEC", "data set (default: the one the model was trained on)"},
+    {"batch", "N", "calibration batch size (default 64)"},
+    {"seed", "N", "which calibration batches are drawn (default 1)"},
+    {"threads", "N", "threads (default: all cores)"},
+    {"out", "FILE", "quantized checkpoint to write (required)"},
+    {"json", "FILE", "write the figures as JSON"},
+    {"quiet", NULL, "print only the accuracy line"},
+    {0},
+};
+static const tq_cli_cmd ptq_cmd = {
+    "ptq", "--model-file FILE --recipe NAME --out FILE [options]",
+    "Quantize a trained model after training: attach a recipe's quantizers, calibrate the\n"
+    "activation scales on training batches, evaluate, and save the quantized checkpoint.\n\nrecipes:",
+    ptq_opts, 0};
+
+/* Recipe from --recipe / --weights / --acts / --keep. */
+static bool parse_recipe(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe *r)
+{
+    const char *name = tq_cli_get(cmd, a, "recipe"), *w = tq_cli_get(cmd, a, "weights"),
+               *ac = tq_cli_get(cmd, a, "acts"), *keep = tq_cli_get(cmd, a, "keep");
+    if (!name && !w && !ac) {
+        tq_cli_usage_error(cmd, "give --recipe NAME, or --weights SPEC and/or --acts SPEC");
+        return false;
+    }
+    tq_error err = {0};
+    if (tq_recipe_make(name, w, ac, r, &err)) {
+        tq_cli_usage_error(cmd, "%s", err.msg);
+        return false;
+    }
+    if (keep && !tq_keep_parse(keep, &r->keep)) {
+        tq_cli_usage_error(cmd, "--keep: expected none, float or int8, got '%s'", keep);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_calib(const tq_cli_cmd *cmd, const tq_cli_args *a, int *calib)
+{
+    const char *s = tq_cli_get(cmd, a, "calib");
+    tq_calib_kind k;
+    *calib = -1;
+    if (!s) return true;
+    if (!tq_calib_parse(s, &k)) {
+        tq_cli_usage_error(cmd, "--calib: expected max, percentile, mse or entropy, got '%s'", s);
+        return false;
+    }
+    *calib = (int)k;
+    return true;
+}
+
+int tq_cmd_ptq(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &ptq_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) {
+        if (rc < 0) tq_recipe_list(stdout);
+        return rc < 0 ? 0 : rc;
+    }
+    tq_recipe recipe;
+    int calib;
+    long long batches = 32, batch = 64, seed = 1;
+    if (!tq_cli_threads(cmd, &a) || !parse_recipe(cmd, &a, &recipe) || !parse_calib(cmd, &a, &calib) ||
+        !tq_cli_int(cmd, &a, "calib-batches", 1, 1 << 20, &batches) ||
+        !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch) ||
+        !tq_cli_int(cmd, &a, "seed", 0, 1LL << 62, &seed))
+        return TQ_EXIT_USAGE;
+    const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
+    const char *json_path = tq_cli_get(cmd, &a, "json");
+    if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
+    tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
+    tq_error err = {0};
+    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+        return tq_cli_fail(cmd, &err);
+    tq_run run = {0};
+    if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
+    const char *spec = tq_cli_get(cmd, &a, "data");
+    if (!spec) spec = run.data_name;
+    tq_dataset train = {0}, test = {0};
+    double float_acc = 0, acc = 0;
+    if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
+        tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
+        tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
+        tq_attach_recipe(run.model, &recipe, calib, &err) ||
+        tq_calibrate(run.model, &train, run.mean, run.std, (int)batches, (int32_t)batch,
+                     (uint64_t)seed, &err) ||
+        tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err)) {
+        rc = tq_cli_fail(cmd, &err);
+    } else {
+        /* The quantized model starts a new run: QAT gets a fresh optimizer. */
+        tq_optim_free(run.optim);
+        run.optim = NULL;
+        run.epoch = 0;
+        if (!rep.quiet) tq_print_quantizers(run.model, stdout);
+        tq_report_line(&rep, "recipe %s: float accuracy %.4f, PTQ accuracy %.4f (%+.2f points)",
+                       recipe.name, float_acc, acc, 100 * (acc - float_acc));
+        if (tq_run_save(&run, out, &err)) rc = tq_cli_fail(cmd, &err);
+    }
+    if (!rc && json_path) {
+        tq_json json;
+        tq_json_begin(&json);
+        tq_json_str(&json, "command", "ptq");
+        tq_json_str(&json, "recipe", recipe.name);
+        tq_json_num(&json, "float_accuracy", float_acc);
+        tq_json_num(&json, "accuracy", acc);
+        if (tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
+        tq_json_free(&json);
+    }
+    if (!rc) printf("accuracy: %.4f\n", acc);
+    tq_dataset_free(&train);
+    tq_dataset_free(&test);
+    tq_run_free(&run);
+    return rc;
+}
+
+/* ---- grid and fq */
+
+static const tq_cli_opt grid_opts[] = {{0}};
+static const tq_cli_cmd grid_cmd = {
+    "grid", "SPEC", "Print every value a format can represent, with its code (e.g. tinyqat grid e4m3).",
+    grid_opts, 1};
+
+int tq_cmd_grid(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &grid_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (a.n_positional != 1) return tq_cli_usage_error(cmd, "expected one format spec");
+    tq_qspec spec;
+    tq_error err = {0};
+    if (tq_qspec_parse(a.positional[0], &spec, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
+    tq_format_print_grid(stdout, spec.format);
+    return 0;
+}
+
+static const tq_cli_opt fq_opts[] = {
+    {"spec", "SPEC", "quantizer spec, e.g. int8, int4:narrow, e4m3 (required)"},
+    {"amax", "A", "the amax that fixes the scale (required)"},
+    {0},
+};
+static const tq_cli_cmd fq_cmd = {
+    "fq", "--spec SPEC --amax A [VALUE...]",
+    "Print the fake-quantized value of each VALUE (one per line from standard input when none\n"
+    "are given), per tensor: scale = amax / largest value of the format.",
+    fq_opts, 16};
+
+static int fq_value(const tq_cli_cmd *cmd, tq_quantizer *q, const char *s)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(s, &end);
+    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+    if (end == s || *end) {
+        fprintf(stderr, "tinyqat %s: '%s' is not a number\n", cmd->name, s);
+        return TQ_EXIT_FAIL;
+    }
+    tq_tensor t = {.data = &x};
+    tq_shape_set(&t, 1, (int32_t[]){1});
+    float y;
+    tq_error err = {0};
+    if (tq_quantizer_apply(q, &t, &y, &err)) return tq_cli_fail(cmd, &err);
+    printf("%.9g\n", (double)y);
+    return 0;
+}
+
+int tq_cmd_fq(int argc, char **argv)
+{
+    const tq_cli_cmd *cmd = &fq_cmd;
+    tq_cli_args a;
+    int rc = tq_cli_parse(cmd, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *spec_str = tq_cli_get(cmd, &a, "spec");
+    double amax = -1;
+    if (!spec_str || !tq_cli_get(cmd, &a, "amax"))
+        return tq_cli_usage_error(cmd, "--spec and --amax are required");
+    if (!tq_cli_float(cmd, &a, "amax", 0, 3.4e38, &amax)) return TQ_EXIT_USAGE;
+    tq_qspec spec;
+    tq_error err = {0};
+    if (tq_qspec_parse(spec_str, &spec, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
+    if (spec.block != TQ_BLOCK_TENSOR || spec.scale != TQ_SCALE_FLOAT)
+        return tq_cli_usage_error(cmd, "--spec: fq takes a per-tensor spec with a float scale");
+    spec.auto_unsigned = false;
+    tq_quantizer *q = tq_quantizer_new(&spec, &err);
+    float am = (float)amax;
+    if (!q || tq_quantizer_set_amax(q, &am, 1, &err)) {
+        tq_quantizer_free(q);
+        return tq_cli_usage_error(cmd, "%s", err.msg);
+    }
+    if (a.n_positional > 0) {
+        for (int i = 0; i < a.n_positional && !rc; i++) rc = fq_value(cmd, q, a.positional[i]);
+    } else {
+        char line[256];
+        while (!rc && fgets(line, sizeof line, stdin)) {
+            if (line[strspn(line, " \t\r\n")] == '\0') continue;
+            rc = fq_value(cmd, q, line);
+        }
+    }
+    tq_quantizer_free(q);
+    return rc;
+}
