@@ -1,10 +1,12 @@
-/* Fuzz target for the checkpoint container: the input as it is, then with its size field
- * and checksum repaired so the section parser sees every mutation. The loader's verdict and
- * every section it hands out are checked against an independent walk of the layout. */
+/* Fuzz target for the checkpoint container and the run checkpoints built on it: the input as
+ * it is, then with its size field and checksum repaired so the parsers see every mutation.
+ * The container's verdict and every section it hands out are checked against an independent
+ * walk of the layout; tq_run_load must fail cleanly or give a usable run. */
 #include <math.h>
 
 #include "checkpoint.h"
 #include "fuzz_util.h"
+#include "train.h"
 
 enum { HEADER = 24, TRAILER = 4, MAX_SECTIONS = 4096 };
 
@@ -112,14 +114,29 @@ static void check_file(const char *path, const uint8_t *data, size_t size)
     long n = ref_walk(data, size, sec);
     tq_error err = {0};
     tq_ckpt *c = tq_ckpt_load(path, &err);
+    bool container_ok = c != NULL;
     if (!c) {
         fuzz_check_error(err.status, &err, "checkpoint ");
         FUZZ_CHECK(n < 0);
+    } else {
+        FUZZ_CHECK(n != -1);
+        if (n >= 0) check_sections(c, sec, n);
+        tq_ckpt_free(c);
+    }
+
+    tq_run run;
+    tq_error run_err = {0};
+    tq_status st = tq_run_load(path, &run, &run_err);
+    if (st != TQ_STATUS_OK) {
+        fuzz_check_error(st, &run_err, "checkpoint ");
         return;
     }
-    FUZZ_CHECK(n != -1);
-    if (n >= 0) check_sections(c, sec, n);
-    tq_ckpt_free(c);
+    FUZZ_CHECK(container_ok && run.model != NULL);
+    int32_t ch, h, w, classes;
+    tq_model_input(run.model, &ch, &h, &w, &classes);
+    FUZZ_CHECK(ch >= 1 && h >= 1 && w >= 1 && classes >= 1);
+    FUZZ_CHECK(run.batch >= 1 && run.epoch >= 0);
+    tq_run_free(&run);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

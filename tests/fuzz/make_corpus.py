@@ -266,6 +266,56 @@ def make_checkpoint():
     put(t, "count-max", ckpt([(b"p", 1, (1 << 64) - 1, b"\0" * 8)]))
     put(t, "string-count-max", ckpt([(b"s", 3, (1 << 64) - 1, b"\0" * 8)]))
     put(t, "trailing-bytes", ckpt(good, tail=b"\0" * 8))
+    make_run_checkpoints(t)
+
+
+def i64s(*v):
+    return (len(v), struct.pack("<%dq" % len(v), *v))
+
+
+def string(s):
+    return (len(s), s + b"\0")
+
+
+def run_sections(model=b"lenet5", shape=(1, 12, 12, 2), n_params=14946, steps=0, batch=64,
+                 norm=(0.5, 0, 0, 0, 0.25, 1, 1, 1), quant=True):
+    """A run checkpoint as tq_run_save writes it: lenet5 on 1x12x12 inputs, 2 classes."""
+    # run.i64: epoch, epochs, batch, seed, optim steps, optim kind, nesterov, schedule kind,
+    # warm-up, step size, total steps; run.f32: momentum, wd, beta1, beta2, eps, lr, min lr,
+    # gamma, clip.
+    secs = [(b"model.name", 3) + string(model), (b"model.input", 2) + i64s(*shape),
+            (b"model.params", 1, n_params, struct.pack("<f", 0.01) * n_params),
+            (b"model.state", 1, 0, b""), (b"data.name", 3) + string(b"pngdir"),
+            (b"data.norm", 1) + f32(*norm),
+            (b"run.i64", 2) + i64s(1, 2, batch, 7, steps, 1, 0, 0, 0, 1, 100),
+            (b"run.f32", 1) + f32(0.9, 0, 0.9, 0.999, 1e-8, 1e-3, 0, 0.1, 0)]
+    if quant:
+        secs += [(b"q.fc3.w.spec", 3) + string(b"int4:channel=0"),
+                 (b"q.fc3.w.amax", 1) + f32(0.5, 0.25), (b"q.fc3.w.meta", 2) + i64s(2, 0),
+                 (b"q.fc3.a.spec", 3) + string(b"int8"), (b"q.fc3.a.amax", 1) + f32(4.0),
+                 (b"q.fc3.a.meta", 2) + i64s(2, 1)]
+    return secs
+
+
+def make_run_checkpoints(t):
+    put(t, "run-lenet5", ckpt(run_sections()))
+    put(t, "run-lenet5-float", ckpt(run_sections(quant=False)))
+    put(t, "run-steps-without-optim-state", ckpt(run_sections(steps=3, quant=False)))
+    bad_spec = run_sections()
+    bad_spec[8] = (b"q.fc3.w.spec", 3) + string(b"int9:channel=0")
+    put(t, "run-bad-quant-spec", ckpt(bad_spec))
+    bad_amax = run_sections()
+    bad_amax[9] = (b"q.fc3.w.amax", 1) + f32(0.5, 0.25, 1.0)
+    put(t, "run-amax-count", ckpt(bad_amax))
+    # Small ones the fuzzer can mutate: the model is built before its parameters are checked.
+    for name, shape in [(b"mlp", (1, 2, 2, 2)), (b"mlp", (65536, 65536, 65536, 65536)),
+                        (b"lenet5", (1, 1, 1, 2)), (b"resnet20", (3, 65536, 65536, 65536)),
+                        (b"convnet", (4, 8, 8, 10)), (b"nosuchmodel", (1, 2, 2, 2)),
+                        (b"mlp", (0, 2, 2, 2))]:
+        secs = run_sections(model=name, shape=shape, n_params=0, quant=False)
+        put(t, "run-%s-%s" % (name.decode(), "x".join(map(str, shape))), ckpt(secs))
+    put(t, "run-batch-0", ckpt(run_sections(batch=0, quant=False)))
+    put(t, "run-std-0", ckpt(run_sections(norm=(0.5, 0, 0, 0, 0, 1, 1, 1), quant=False)))
 
 
 # ---------------------------------------------------------------- cli
@@ -297,9 +347,32 @@ def make_cli():
         put(t, name, data)
 
 
+# ---------------------------------------------------------------- spec
+def make_spec():
+    t = "spec"
+    specs = ["int8", "int4:block=32:calib=mse", "uint4", "int2:narrow", "int8:channel",
+             "int8:channel=1", "int4:block=16:axis=0", "e4m3", "e5m2:channel=-1", "e2m1",
+             "mxfp8", "mxfp4:calib=entropy", "mxint8", "nvfp4:ste=pass",
+             "int8:calib=percentile:p=99.9", "int8:p=50", "int8:unsigned=off:narrow=off",
+             "int8:block=4:channel", "int8:channel=2:block=4", ":int8::calib=max:",
+             # rejected ones
+             "", "int9", "int1", "uint", "fp8", "int8:", "int8:bogus", "int8:block=0",
+             "int8:block=1048577", "int8:axis=4", "int8:axis=1", "int8:channel=x",
+             "uint4:narrow", "mxfp8:block=16", "nvfp4:channel", "int8:p=0", "int8:p=100.5",
+             "int8:p=nan", "int8:p=50:calib=max", "int8:calib=kl", "int8:ste=none",
+             "int8:unsigned=yes", "int8:narrow=maybe", "int8:tensor=1",
+             "int8:calib=percentile:p=1e-45", "int8:block=2147483648", "int8:axis=-2",
+             "int8:" + "channel:" * 40]
+    for i, s in enumerate(specs):
+        put(t, "spec-%02d" % i, s.encode())
+    put(t, "with-nul", b"int4\0:block=3")
+    put(t, "long-500", b"int8:" + b"x" * 500)
+
+
 if __name__ == "__main__":
     make_idx()
     make_cifar()
     make_png()
     make_checkpoint()
     make_cli()
+    make_spec()
