@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "png_read.h"
 
@@ -15,6 +16,7 @@ typedef struct png_reader {
     png_structp png;
     png_infop info;
     png_bytep *rows;
+    uint64_t file_size;
     char msg[200];
 } png_reader;
 
@@ -56,10 +58,21 @@ static bool decode(png_reader *r, tq_png_image *img)
                  (unsigned)w, (unsigned)h, TQ_PNG_MAX_SIDE);
         return false;
     }
+    /* Deflate expands at most 1032:1, so a header whose pixels could not fit in the file
+     * is corrupt: rejecting it here keeps a few bytes from reserving gigabytes. */
+    uint64_t packed = ((uint64_t)w * png_get_channels(r->png, r->info) * (uint64_t)depth + 7) / 8;
+    if (packed * h / 1032 > r->file_size) {
+        snprintf(r->msg, sizeof r->msg,
+                 "%ux%u image cannot fit in a %llu-byte file (truncated or corrupt)", (unsigned)w,
+                 (unsigned)h, (unsigned long long)r->file_size);
+        return false;
+    }
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(r->png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(r->png);
     if (depth == 16) png_set_scale_16(r->png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(r->png);
+    /* Expanding a palette also turns its tRNS chunk into an alpha channel. */
+    if ((color & PNG_COLOR_MASK_ALPHA) || png_get_valid(r->png, r->info, PNG_INFO_tRNS))
+        png_set_strip_alpha(r->png);
     png_read_update_info(r->png, r->info);
     int channels = png_get_channels(r->png, r->info);
     size_t rowbytes = png_get_rowbytes(r->png, r->info);
@@ -90,6 +103,8 @@ tq_status tq_png_read(const char *path, tq_png_image *img, tq_error *err)
     r.file = fopen(path, "rb");
     if (!r.file)
         return tq_fail(err, TQ_STATUS_IO, "pngdir: %s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(r.file), &sb) == 0) r.file_size = (uint64_t)sb.st_size;
     uint8_t sig[8];
     if (fread(sig, 1, sizeof sig, r.file) != sizeof sig || png_sig_cmp(sig, 0, sizeof sig)) {
         reader_close(&r);
