@@ -33,6 +33,10 @@ typedef struct tq_qlayer {
  * number of classes; parameters initialised as PyTorch does (Kaiming-uniform) from rng. */
 tq_model *tq_model_create(const char *zoo_name, int32_t c, int32_t h, int32_t w,
                           int32_t classes, tq_rng *rng, tq_error *err);
+/* As tq_model_create, but fails before allocating anything unless the model has exactly
+ * n_params parameters (n_params < 0: any), for loading checkpoints safely. */
+tq_model *tq_model_create_sized(const char *zoo_name, int32_t c, int32_t h, int32_t w,
+                                int32_t classes, int64_t n_params, tq_rng *rng, tq_error *err);
 void tq_model_free(tq_model *m);
 const char *tq_model_name(const tq_model *m);
 /* The input shape and class count the model was made for. */

@@ -112,6 +112,12 @@ static const struct {
 tq_model *tq_model_create(const char *zoo_name, int32_t c, int32_t h, int32_t w,
                           int32_t classes, tq_rng *rng, tq_error *err)
 {
+    return tq_model_create_sized(zoo_name, c, h, w, classes, -1, rng, err);
+}
+
+tq_model *tq_model_create_sized(const char *zoo_name, int32_t c, int32_t h, int32_t w,
+                                int32_t classes, int64_t n_params, tq_rng *rng, tq_error *err)
+{
     size_t n = sizeof zoo / sizeof zoo[0], k = 0;
     while (k < n && (!zoo_name || strcmp(zoo_name, zoo[k].name) != 0)) k++;
     if (k == n) {
@@ -127,6 +133,14 @@ tq_model *tq_model_create(const char *zoo_name, int32_t c, int32_t h, int32_t w,
     tq_model *m = tq_model_new(zoo_name, c, h, w, err);
     if (!m) return NULL;
     zoo[k].build(m, classes);
+    /* The builder has counted the parameters without allocating them: a shape that does not
+     * match (a corrupt checkpoint) fails here, before any large allocation. */
+    if (n_params >= 0 && m->err.status == TQ_STATUS_OK && m->n_params != n_params) {
+        tq_fail(err, TQ_STATUS_FORMAT, "model %s on (%d,%d,%d): %lld parameters, expected %lld",
+                zoo_name, c, h, w, (long long)m->n_params, (long long)n_params);
+        tq_model_free(m);
+        return NULL;
+    }
     if (tq_model_finish(m, rng, err) != TQ_STATUS_OK) {
         tq_model_free(m);
         return NULL;

@@ -160,8 +160,11 @@ static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq
     tq_rng rng;
     tq_rng_seed(&rng, 0);
     tq_error e = {0};
-    run->model = tq_model_create(name, (int32_t)in[0], (int32_t)in[1], (int32_t)in[2],
-                                 (int32_t)in[3], &rng, &e);
+    int64_t n_params = -1;
+    if (!tq_ckpt_get_f32(ck, "model.params", &n_params))
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: no model.params section", path);
+    run->model = tq_model_create_sized(name, (int32_t)in[0], (int32_t)in[1], (int32_t)in[2],
+                                       (int32_t)in[3], n_params, &rng, &e);
     if (!run->model) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);
     tq_model *m = run->model;
     const float *p = tq_ckpt_require_f32(ck, "model.params", tq_model_param_count(m), err);
