@@ -40,9 +40,11 @@ void tq_accumulate(float *restrict dst, const float *restrict src, int64_t n);
 #include <omp.h>
 static inline int tq_omp_max_threads(void) { return omp_get_max_threads(); }
 static inline int tq_omp_thread_id(void) { return omp_get_thread_num(); }
+static inline int tq_omp_team_size(void) { return omp_get_num_threads(); }
 #else
 static inline int tq_omp_max_threads(void) { return 1; }
 static inline int tq_omp_thread_id(void) { return 0; }
+static inline int tq_omp_team_size(void) { return 1; }
 #endif
 
 #endif

@@ -197,7 +197,10 @@ static void relu_backward(tq_node *n)
     float *restrict gx = n->in[0]->grad;
     const int64_t len = n->out->numel;
 #pragma omp parallel for schedule(static) if (len >= TQ_EW_PARALLEL_MIN)
-    for (int64_t i = 0; i < len; i++) gx[i] += y[i] > 0.0f ? g[i] : 0.0f;
+    for (int64_t i = 0; i < len; i++) {
+        float gi = g[i]; /* loaded unconditionally so that the select vectorises */
+        gx[i] += y[i] > 0.0f ? gi : 0.0f;
+    }
 }
 
 static void sigmoid_backward(tq_node *n)
