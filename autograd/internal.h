@@ -26,8 +26,13 @@ tq_tensor *tq_fail_shape(tq_tape *t, const char *op, const char *expected, const
 tq_tensor *tq_op_output(tq_tape *t, tq_tensor *const *in, int n_in, int32_t ndim,
                         const int32_t *shape);
 
-/* dst += src over n floats. */
-void tq_accumulate(float *dst, const float *src, int64_t n);
+/* dst += src over n floats (dst and src do not overlap). */
+void tq_accumulate(float *restrict dst, const float *restrict src, int64_t n);
+
+/* Below this many floats an elementwise loop stays on one thread: on two cores the fork and
+ * join of a parallel region (a few microseconds, more when the cores are shared) costs more
+ * than it saves on a memory-bound loop. Elementwise results never depend on the split. */
+#define TQ_EW_PARALLEL_MIN 65536
 
 /* The OpenMP pool, seen from an op: how many threads a parallel loop may use, and which
  * one is running (for per-thread scratch). One without OpenMP. */
@@ -35,9 +40,11 @@ void tq_accumulate(float *dst, const float *src, int64_t n);
 #include <omp.h>
 static inline int tq_omp_max_threads(void) { return omp_get_max_threads(); }
 static inline int tq_omp_thread_id(void) { return omp_get_thread_num(); }
+static inline int tq_omp_team_size(void) { return omp_get_num_threads(); }
 #else
 static inline int tq_omp_max_threads(void) { return 1; }
 static inline int tq_omp_thread_id(void) { return 0; }
+static inline int tq_omp_team_size(void) { return 1; }
 #endif
 
 #endif

@@ -40,31 +40,34 @@ static void valid_range(int off, int size, int stride, int n_out, int *lo, int *
     *hi = h;
 }
 
-/* x (C,H,W) -> cols (ck, p); row (c,ki,kj) holds the input under kernel tap (ki,kj). */
-static void im2col(const conv_geom *g, const float *x, float *cols)
+/* x (C,H,W) -> cols (ck, p) with rows ld floats apart (ld >= p, so that several images'
+ * columns can sit side by side); row (c,ki,kj) holds the input under kernel tap (ki,kj).
+ * Rows are short (OW floats): plain loops, which the compiler vectorises, beat a memcpy call
+ * per row. */
+static void im2col(const conv_geom *g, const float *restrict x, float *restrict cols, int64_t ld)
 {
-    int s = g->stride;
+    const int s = g->stride, OW = g->OW;
     for (int c = 0; c < g->C; c++) {
         const float *plane = x + (int64_t)c * g->H * g->W;
         for (int ki = 0; ki < g->kh; ki++)
             for (int kj = 0; kj < g->kw; kj++) {
-                float *row = cols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
+                float *restrict row = cols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * ld;
                 int ylo, yhi, xlo, xhi;
                 valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
-                valid_range(kj - g->pad, g->W, s, g->OW, &xlo, &xhi);
-                memset(row, 0, (size_t)ylo * g->OW * sizeof(float));
+                valid_range(kj - g->pad, g->W, s, OW, &xlo, &xhi);
+                for (int i = 0; i < ylo * OW; i++) row[i] = 0.0f;
                 for (int oy = ylo; oy < yhi; oy++) {
-                    float *r = row + (int64_t)oy * g->OW;
-                    const float *src = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
-                    int ix0 = xlo * s + kj - g->pad;
+                    float *restrict r = row + (int64_t)oy * OW;
+                    const float *restrict src = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
+                    const int shift = kj - g->pad;
                     for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
                     if (s == 1)
-                        memcpy(r + xlo, src + ix0, (size_t)(xhi - xlo) * sizeof(float));
+                        for (int ox = xlo; ox < xhi; ox++) r[ox] = src[ox + shift];
                     else
-                        for (int ox = xlo, ix = ix0; ox < xhi; ox++, ix += s) r[ox] = src[ix];
-                    for (int ox = xhi; ox < g->OW; ox++) r[ox] = 0.0f;
+                        for (int ox = xlo; ox < xhi; ox++) r[ox] = src[ox * s + shift];
+                    for (int ox = xhi; ox < OW; ox++) r[ox] = 0.0f;
                 }
-                memset(row + (int64_t)yhi * g->OW, 0, (size_t)(g->OH - yhi) * g->OW * sizeof(float));
+                for (int i = yhi * OW; i < g->p; i++) row[i] = 0.0f;
             }
     }
 }
@@ -104,50 +107,85 @@ static float plane_sum(const float *p, int n)
     return s;
 }
 
-/* Arena scratch saved for backward: `threads` column buffers (none when direct), then
- * `threads` partial weight gradients when there are several threads. */
+/* Arena scratch saved for backward: `threads` scratch slices of `slice` floats (column
+ * buffers; none when direct), then `threads` partial weight gradients when there are
+ * several threads. */
 typedef struct conv_saved {
     float *cols, *dw_partial;
-    int threads;
+    int64_t slice;
+    int threads, group;
 } conv_saved;
+
+/* Below this many multiply-adds a convolution stays on one thread: forking the pool costs
+ * microseconds, and on a shared machine a descheduled thread can stall a join for a whole
+ * time slice. */
+#define CONV_PARALLEL_MIN_MACS (1 << 20)
+
+/* Images per weight-gradient GEMM. One image's product has K = OH*OW, which for small
+ * planes (8x8 in ResNet's last stage) or few output channels (LeNet's conv1: 6x25 with
+ * K = 784) runs far below sgemm's peak; laying several images' columns side by side gives
+ * one product with K = group*OH*OW, at the cost of a larger scratch slice. */
+#define CONV_DW_TARGET_K 2048
+static int dw_group(const conv_geom *g, int threads)
+{
+    if (g->direct) return 1;
+    int per_thread = (g->N + threads - 1) / threads;
+    int b = (CONV_DW_TARGET_K + g->p - 1) / g->p;
+    return b < per_thread ? b : per_thread;
+}
 
 static void conv_backward(tq_node *nd)
 {
     tq_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     const conv_geom g = geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]);
     const conv_saved *sv = nd->saved;
-    const int T = sv->threads;
-    const int64_t cols_len = padded((int64_t)g.ck * g.p), dw_len = padded((int64_t)g.O * g.ck);
+    const int T = sv->threads, B = sv->group;
+    const int64_t dw_len = padded((int64_t)g.O * g.ck);
     const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
     const float *gy_all = nd->out->grad;
     /* One thread accumulates straight into w->grad; several keep partials that are summed
      * below in thread order, so the result depends only on the thread count. */
     if (w->grad && T > 1) memset(sv->dw_partial, 0, (size_t)(T * dw_len) * sizeof(float));
 
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
-    for (int n = 0; n < g.N; n++) {
-        int tid = tq_omp_thread_id();
-        const float *gy = gy_all + n * out_len; /* (O, p) */
-        float *buf = g.direct ? NULL : sv->cols + tid * cols_len;
-        if (w->grad) { /* dW (O,ck) += gy (O,p) cols^T (p,ck) */
-            const float *cols = x->data + n * in_len;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        const int tid = tq_omp_thread_id(), nt = tq_omp_team_size();
+        /* the same contiguous share of images per thread as schedule(static) would give */
+        const int per = (g.N + nt - 1) / nt, n0 = tid * per < g.N ? tid * per : g.N,
+                  n1 = n0 + per < g.N ? n0 + per : g.N;
+        float *scratch = g.direct ? NULL : sv->cols + tid * sv->slice;
+        float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
+        for (int n = n0; w->grad && n < n1; n += B) {
+            /* dW (O,ck) += G (O, k*p) C^T (k*p, ck) over the k images from n */
+            const int k = n1 - n < B ? n1 - n : B;
+            const int64_t ld = (int64_t)k * g.p;
+            const float *cols = x->data + n * in_len, *gy = gy_all + n * out_len;
             if (!g.direct) {
-                im2col(&g, cols, buf);
-                cols = buf;
+                float *gcols = scratch + (int64_t)g.ck * ld;
+                for (int j = 0; j < k; j++) {
+                    im2col(&g, x->data + (n + j) * in_len, scratch + (int64_t)j * g.p, ld);
+                    if (k > 1)
+                        for (int o = 0; o < g.O; o++)
+                            memcpy(gcols + o * ld + (int64_t)j * g.p,
+                                   gy_all + (n + j) * out_len + (int64_t)o * g.p,
+                                   (size_t)g.p * sizeof(float));
+                }
+                cols = scratch;
+                if (k > 1) gy = gcols;
             }
-            float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, g.ck, g.p, 1.0f, gy, g.p,
-                        cols, g.p, 1.0f, dw, g.ck);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, g.ck, (int)ld, 1.0f, gy,
+                        (int)ld, cols, (int)ld, 1.0f, dw, g.ck);
         }
-        if (x->grad) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
+        for (int n = n0; x->grad && n < n1; n++) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
+            const float *gy = gy_all + n * out_len;
             float *dx = x->grad + n * in_len;
             if (g.direct) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
                             w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
-                            w->data, g.ck, gy, g.p, 0.0f, buf, g.p);
-                col2im_add(&g, buf, dx);
+                            w->data, g.ck, gy, g.p, 0.0f, scratch, g.p);
+                col2im_add(&g, scratch, dx);
             }
         }
     }
@@ -198,12 +236,20 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
     bool record = tq_tape_needs_grad(t, in, n_in);
     int T = tq_omp_max_threads();
     if (T > g.N) T = g.N; /* with one image, sgemm gets the whole pool instead */
-    const int64_t cols_len = padded((int64_t)g.ck * g.p), dw_len = padded((int64_t)g.O * g.ck);
+    if ((int64_t)g.N * g.O * g.p * g.ck < CONV_PARALLEL_MIN_MACS) T = 1;
+    const int64_t dw_len = padded((int64_t)g.O * g.ck);
     conv_saved *sv = record ? tq_tape_alloc(t, sizeof *sv) : &(conv_saved){0};
     if (!sv) return NULL;
     sv->threads = T;
+    sv->group = dw_group(&g, T);
     sv->cols = sv->dw_partial = NULL;
-    if (!g.direct && !(sv->cols = tq_tape_alloc(t, (size_t)(T * cols_len) * sizeof(float))))
+    /* forward needs one image's columns per thread; backward a group's columns and gy */
+    sv->slice = padded((int64_t)g.ck * g.p);
+    if (record && w->grad) {
+        int64_t grouped = padded((int64_t)(g.ck + g.O) * sv->group * g.p);
+        if (grouped > sv->slice) sv->slice = grouped;
+    }
+    if (!g.direct && !(sv->cols = tq_tape_alloc(t, (size_t)(T * sv->slice) * sizeof(float))))
         return NULL;
     if (record && w->grad && T > 1 &&
         !(sv->dw_partial = tq_tape_alloc(t, (size_t)(T * dw_len) * sizeof(float))))
@@ -214,8 +260,8 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
     for (int n = 0; n < g.N; n++) {
         const float *cols = x->data + n * in_len;
         if (!g.direct) {
-            float *buf = sv->cols + tq_omp_thread_id() * cols_len;
-            im2col(&g, cols, buf);
+            float *buf = sv->cols + tq_omp_thread_id() * sv->slice;
+            im2col(&g, cols, buf, g.p);
             cols = buf;
         }
         float *yn = y->data + n * out_len; /* (O, p) = w (O,ck) cols (ck,p) [+ b] */

@@ -26,8 +26,9 @@ tq_tensor *tq_op_output(tq_tape *t, tq_tensor *const *in, int n_in, int32_t ndim
     return tq_tape_tensor(t, ndim, shape, tq_tape_needs_grad(t, in, n_in));
 }
 
-void tq_accumulate(float *dst, const float *src, int64_t n)
+void tq_accumulate(float *restrict dst, const float *restrict src, int64_t n)
 {
+#pragma omp parallel for schedule(static) if (n >= TQ_EW_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -67,14 +68,20 @@ static tq_tensor *binary(tq_tape *t, const tq_op_def *op, tq_tensor *a, tq_tenso
     tq_tensor *in[] = {a, b};
     tq_tensor *y = tq_op_output(t, in, 2, a->ndim, a->shape);
     if (!y) return NULL;
-    const float *x0 = a->data, *x1 = b->data;
-    float *o = y->data;
-    if (op == &op_add)
-        for (int64_t i = 0; i < y->numel; i++) o[i] = x0[i] + x1[i];
-    else if (op == &op_sub)
-        for (int64_t i = 0; i < y->numel; i++) o[i] = x0[i] - x1[i];
-    else
-        for (int64_t i = 0; i < y->numel; i++) o[i] = x0[i] * x1[i];
+    const float *restrict x0 = a->data, *restrict x1 = b->data;
+    float *restrict o = y->data;
+    const int64_t n = y->numel;
+    const bool par = n >= TQ_EW_PARALLEL_MIN;
+    if (op == &op_add) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t i = 0; i < n; i++) o[i] = x0[i] + x1[i];
+    } else if (op == &op_sub) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t i = 0; i < n; i++) o[i] = x0[i] - x1[i];
+    } else {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t i = 0; i < n; i++) o[i] = x0[i] * x1[i];
+    }
     tq_tape_record(t, op, y, in, 2);
     return y;
 }
@@ -115,8 +122,10 @@ static void add_channel_backward(tq_node *n)
     if (x->grad) tq_accumulate(x->grad, g, x->numel);
     if (v->grad) {
         int64_t N = x->shape[0], C = x->shape[1], inner = channel_inner(x);
-        for (int64_t b = 0; b < N; b++)
-            for (int64_t c = 0; c < C; c++) {
+        /* each channel sums its own planes in batch order: the same bits for any thread count */
+#pragma omp parallel for schedule(static) if (x->numel >= TQ_EW_PARALLEL_MIN)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t b = 0; b < N; b++) {
                 const float *gp = g + (b * C + c) * inner;
                 float s = 0.0f;
                 for (int64_t i = 0; i < inner; i++) s += gp[i];
@@ -157,6 +166,7 @@ static tq_tensor *channel_op(tq_tape *t, const tq_op_def *op, tq_tensor *x, tq_t
     if (!y) return NULL;
     int64_t N = x->shape[0], C = x->shape[1], inner = channel_inner(x);
     bool add = op == &op_add_channel;
+#pragma omp parallel for collapse(2) schedule(static) if (x->numel >= TQ_EW_PARALLEL_MIN)
     for (int64_t b = 0; b < N; b++)
         for (int64_t c = 0; c < C; c++) {
             int64_t off = (b * C + c) * inner;
@@ -183,9 +193,14 @@ tq_tensor *tq_mul_channel(tq_tape *t, tq_tensor *x, tq_tensor *v)
 
 static void relu_backward(tq_node *n)
 {
-    const float *y = n->out->data, *g = n->out->grad;
-    float *gx = n->in[0]->grad;
-    for (int64_t i = 0; i < n->out->numel; i++) gx[i] += y[i] > 0.0f ? g[i] : 0.0f;
+    const float *restrict y = n->out->data, *restrict g = n->out->grad;
+    float *restrict gx = n->in[0]->grad;
+    const int64_t len = n->out->numel;
+#pragma omp parallel for schedule(static) if (len >= TQ_EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        float gi = g[i]; /* loaded unconditionally so that the select vectorises */
+        gx[i] += y[i] > 0.0f ? gi : 0.0f;
+    }
 }
 
 static void sigmoid_backward(tq_node *n)
@@ -211,14 +226,17 @@ static tq_tensor *activation(tq_tape *t, const tq_op_def *op, tq_tensor *x)
     TQ_REQUIRE_INPUTS(t, op->name, x);
     tq_tensor *y = tq_op_output(t, &x, 1, x->ndim, x->shape);
     if (!y) return NULL;
-    const float *a = x->data;
-    float *o = y->data;
-    if (op == &op_relu)
-        for (int64_t i = 0; i < y->numel; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
-    else if (op == &op_sigmoid)
+    const float *restrict a = x->data;
+    float *restrict o = y->data;
+    const int64_t len = y->numel;
+    if (op == &op_relu) {
+#pragma omp parallel for schedule(static) if (len >= TQ_EW_PARALLEL_MIN)
+        for (int64_t i = 0; i < len; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
+    } else if (op == &op_sigmoid) {
         for (int64_t i = 0; i < y->numel; i++) o[i] = 1.0f / (1.0f + expf(-a[i]));
-    else
+    } else {
         for (int64_t i = 0; i < y->numel; i++) o[i] = tanhf(a[i]);
+    }
     tq_tape_record(t, op, y, &x, 1);
     return y;
 }

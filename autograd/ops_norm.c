@@ -164,7 +164,10 @@ static void dropout_backward(tq_node *nd)
     const unsigned char *keep = nd->saved;
     const float scale = nd->farg[0], *gy = nd->out->grad;
     float *gx = nd->in[0]->grad;
-    for (int64_t i = 0; i < nd->out->numel; i++) gx[i] += keep[i] ? gy[i] * scale : 0.0f;
+    for (int64_t i = 0; i < nd->out->numel; i++) {
+        float gi = gy[i] * scale; /* unconditional, so that the select vectorises */
+        gx[i] += keep[i] ? gi : 0.0f;
+    }
 }
 static const tq_op_def op_dropout = {.name = "dropout", .backward = dropout_backward};
 

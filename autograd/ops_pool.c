@@ -67,6 +67,54 @@ static void maxpool_backward(tq_node *nd)
 }
 static const tq_op_def op_maxpool = {.name = "maxpool2d", .backward = maxpool_backward};
 
+/* Strictly greater: the first maximum in scan order wins ties; a NaN sticks. Written as
+ * selects rather than branches: on real activations the comparison is a coin flip, and a
+ * mispredicted branch per tap cost more than the rest of the pool. */
+static inline void take_max(float v, int32_t i, float *best, int32_t *best_i)
+{
+    bool take = v > *best || (v != v && *best == *best);
+    *best = take ? v : *best;
+    *best_i = take ? i : *best_i;
+}
+
+/* One plane, any kernel and stride. */
+static void maxpool_plane(const pool_geom *g, const float *restrict src, float *restrict dst,
+                          int32_t *restrict arg)
+{
+    for (int oy = 0; oy < g->OH; oy++)
+        for (int ox = 0; ox < g->OW; ox++) {
+            int32_t best_i = oy * g->s * g->W + ox * g->s;
+            float best = src[best_i];
+            for (int ky = 0; ky < g->k; ky++)
+                for (int kx = 0; kx < g->k; kx++) {
+                    int32_t i = (oy * g->s + ky) * g->W + ox * g->s + kx;
+                    take_max(src[i], i, &best, &best_i);
+                }
+            int o = oy * g->OW + ox;
+            dst[o] = best;
+            if (arg) arg[o] = best_i;
+        }
+}
+
+/* One plane, kernel 2 stride 2 (LeNet, VGG): the same scan order, unrolled. */
+static void maxpool_plane_2x2(const pool_geom *g, const float *restrict src,
+                              float *restrict dst, int32_t *restrict arg)
+{
+    for (int oy = 0; oy < g->OH; oy++) {
+        const float *r0 = src + (int64_t)2 * oy * g->W, *r1 = r0 + g->W;
+        int32_t base = 2 * oy * g->W;
+        for (int ox = 0; ox < g->OW; ox++) {
+            float best = r0[2 * ox];
+            int32_t best_i = base + 2 * ox;
+            take_max(r0[2 * ox + 1], base + 2 * ox + 1, &best, &best_i);
+            take_max(r1[2 * ox], base + g->W + 2 * ox, &best, &best_i);
+            take_max(r1[2 * ox + 1], base + g->W + 2 * ox + 1, &best, &best_i);
+            dst[oy * g->OW + ox] = best;
+            if (arg) arg[oy * g->OW + ox] = best_i;
+        }
+    }
+}
+
 tq_tensor *tq_maxpool2d(tq_tape *t, tq_tensor *x, int kernel, int stride)
 {
     TQ_REQUIRE_INPUTS(t, "maxpool2d", x);
@@ -78,26 +126,14 @@ tq_tensor *tq_maxpool2d(tq_tape *t, tq_tensor *x, int kernel, int stride)
     int32_t *arg = NULL;
     if (y->grad && !(arg = tq_tape_alloc(t, (size_t)(g.planes * out_len) * sizeof(int32_t))))
         return NULL;
+    const bool two = kernel == 2 && stride == 2;
 #pragma omp parallel for schedule(static) if (g.planes * out_len >= POOL_PARALLEL_MIN)
     for (int64_t pl = 0; pl < g.planes; pl++) {
         const float *src = x->data + pl * in_len;
-        for (int oy = 0; oy < g.OH; oy++)
-            for (int ox = 0; ox < g.OW; ox++) {
-                int best_i = oy * g.s * g.W + ox * g.s;
-                float best = src[best_i];
-                for (int ky = 0; ky < g.k; ky++)
-                    for (int kx = 0; kx < g.k; kx++) {
-                        int i = (oy * g.s + ky) * g.W + ox * g.s + kx;
-                        /* strictly greater: the first maximum wins ties; a NaN sticks */
-                        if (src[i] > best || (src[i] != src[i] && best == best)) {
-                            best = src[i];
-                            best_i = i;
-                        }
-                    }
-                int64_t o = pl * out_len + (int64_t)oy * g.OW + ox;
-                y->data[o] = best;
-                if (arg) arg[o] = best_i;
-            }
+        float *dst = y->data + pl * out_len;
+        int32_t *a = arg ? arg + pl * out_len : NULL;
+        if (two) maxpool_plane_2x2(&g, src, dst, a);
+        else maxpool_plane(&g, src, dst, a);
     }
     tq_node *nd = tq_tape_record(t, &op_maxpool, y, &x, 1);
     if (nd) {

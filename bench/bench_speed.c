@@ -1,8 +1,13 @@
 /* Training (batch 64, Adam) and inference (batch 256) images/s of a zoo model on random
- * inputs, as bench/torch_ref.py measures PyTorch; also sgemm GFLOP/s for reference.
- * Usage: bench_speed MODEL THREADS [SECONDS]  ->  MODEL THREADS train_ips infer_ips
- *        bench_speed --sgemm THREADS         ->  sgemm GFLOP/s on a 1024^3 product */
+ * inputs, as bench/torch_ref.py measures PyTorch, with the effective GFLOP/s of training;
+ * also sgemm GFLOP/s for reference.
+ * Usage: bench_speed MODEL THREADS [SECONDS]
+ *          ->  MODEL THREADS train_ips infer_ips train_gflops
+ *        bench_speed --sgemm THREADS         ->  sgemm GFLOP/s on a 1024^3 product
+ * train_gflops counts the convolutions and linear layers only: forward 2*MACs, backward
+ * twice that (weight and input gradients), minus the input gradient of the first layer. */
 #include <cblas.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,46 @@ static double sgemm_gflops(void)
     free(b);
     free(c);
     return g;
+}
+
+/* Multiply-adds per image of the convolutions and linear layers, read from the model's
+ * description (its output shapes) and its layers' weights; *first gets the first layer's. */
+static double macs_per_image(tq_model *m, double *first)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return 0.0;
+    tq_model_describe(m, f);
+    fclose(f);
+    double total = 0.0;
+    *first = 0.0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tok[16];
+        int n = 0;
+        for (char *p = line; n < 16;) {
+            while (*p == ' ') p++;
+            if (!*p) break;
+            tok[n++] = p;
+            while (*p && *p != ' ') p++;
+            if (*p) *p++ = '\0';
+        }
+        if (n < 4 || (strcmp(tok[1], "conv2d") != 0 && strcmp(tok[1], "linear") != 0)) continue;
+        double out = 1.0; /* "16x32x32" or "120" */
+        for (char *p = tok[n - 2]; *p; p++) {
+            out *= strtod(p, &p);
+            if (*p != 'x') break;
+        }
+        for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+            const tq_qlayer *q = tq_model_qlayer(m, i);
+            if (strcmp(q->name, tok[0]) != 0) continue;
+            double macs = out * (double)q->weight->numel / q->weight->shape[0];
+            if (total == 0.0) *first = macs;
+            total += macs;
+        }
+    }
+    free(text);
+    return total;
 }
 
 int main(int argc, char **argv)
@@ -79,8 +124,9 @@ int main(int argc, char **argv)
         int batch = train ? 64 : 256;
         long images = 0;
         double t0 = now();
-        for (int it = -1; it < 0 || now() - t0 < seconds; it++) {
-            if (it == 0) t0 = now(); /* the first iteration is a warm-up */
+        /* two warm-up iterations: the tape's arena settles into one chunk after the first */
+        for (int it = -2; it < 0 || now() - t0 < seconds; it++) {
+            if (it == 0) t0 = now();
             tq_tape_reset(tape);
             tq_tape_set_recording(tape, train);
             tq_tape_set_training(tape, train);
@@ -101,7 +147,10 @@ int main(int argc, char **argv)
         }
         rates[phase] = (double)images / (now() - t0);
     }
-    printf("%s %d %.0f %.0f\n", name, threads, rates[0], rates[1]);
+    double first = 0.0, macs = macs_per_image(m, &first);
+    double train_flops = 6.0 * macs - 2.0 * first;
+    printf("%s %d %.0f %.0f %.2f\n", name, threads, rates[0], rates[1],
+           rates[0] * train_flops / 1e9);
     tq_tensor_free(xt);
     tq_tensor_free(xi);
     tq_tape_free(tape);

@@ -3,6 +3,9 @@
 # of each zoo model with 1 and 2 threads, tinyqat and Debian's python3-torch interleaved,
 # REPEATS times each; prints the medians and the ratios tinyqat / PyTorch.
 # PyTorch runs in its fastest setting here: OPENBLAS_NUM_THREADS=1, torch.set_num_threads(T).
+# Both use libgomp, so OMP_WAIT_POLICY / GOMP_SPINCOUNT, if set, apply to both alike.
+# Then the effective training GFLOP/s of LeNet-5 and ResNet-20 (convolutions and linear
+# layers) next to sgemm's peak measured by the same program.
 # Usage: bench/speed.sh [BUILD_DIR] [REPEATS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,14 +13,16 @@ build=${1:-build}; repeats=${2:-3}; seconds=${3:-3}
 [ -x "$build/bench_speed" ] || { echo "speed: build first ($build/bench_speed missing)"; exit 1; }
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "speed: skipped, python3-torch is not installed (apt-get install python3-torch)"; exit 0; }
 
+echo "# $(date -u +%Y-%m-%d) OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} repeats=$repeats seconds=$seconds"
+declare -A gflops
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 printf "%-9s %3s  %12s %12s %6s  %12s %12s %6s\n" model thr "train tq" "train torch" ratio "infer tq" "infer torch" ratio
 for model in mlp lenet5 resnet20; do
   for t in 1 2; do
-    tq_tr=(); tq_in=(); pt_tr=(); pt_in=()
+    tq_tr=(); tq_in=(); tq_gf=(); pt_tr=(); pt_in=()
     for ((r = 0; r < repeats; r++)); do
-      read -r _ _ a b < <(OMP_NUM_THREADS=$t "$build/bench_speed" "$model" "$t" "$seconds")
-      tq_tr+=("$a"); tq_in+=("$b")
+      read -r _ _ a b g < <(OMP_NUM_THREADS=$t "$build/bench_speed" "$model" "$t" "$seconds")
+      tq_tr+=("$a"); tq_in+=("$b"); tq_gf+=("$g")
       read -r _ _ a b < <(OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$t /usr/bin/python3 bench/torch_ref.py "$model" "$t" "$seconds")
       pt_tr+=("$a"); pt_in+=("$b")
     done
@@ -25,6 +30,15 @@ for model in mlp lenet5 resnet20; do
     c=$(printf "%s\n" "${tq_in[@]}" | median); d=$(printf "%s\n" "${pt_in[@]}" | median)
     printf "%-9s %3s  %12.0f %12.0f %6.2f  %12.0f %12.0f %6.2f\n" "$model" "$t" "$a" "$b" \
       "$(awk -v x="$a" -v y="$b" 'BEGIN{print x/y}')" "$c" "$d" "$(awk -v x="$c" -v y="$d" 'BEGIN{print x/y}')"
+    gflops["$model $t"]=$(printf "%s\n" "${tq_gf[@]}" | median)
   done
 done
-for t in 1 2; do OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t"; done
+echo
+printf "%-9s %3s  %16s %12s %6s\n" model thr "train GFLOP/s" "sgemm peak" share
+for t in 1 2; do
+  read -r _ _ peak < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
+  for model in lenet5 resnet20; do
+    g=${gflops["$model $t"]}
+    printf "%-9s %3s  %16.1f %12.1f %5.0f%%\n" "$model" "$t" "$g" "$peak" "$(awk -v x="$g" -v y="$peak" 'BEGIN{print 100*x/y}')"
+  done
+done

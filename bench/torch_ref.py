@@ -56,7 +56,8 @@ def shape_of(name):
 
 
 def rate(fn, batch, seconds):
-    fn()  # warm-up
+    fn()  # two warm-up calls, as bench_speed does
+    fn()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
