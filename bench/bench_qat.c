@@ -1,9 +1,10 @@
 /* QAT overhead: time of a training step (batch 64, Adam, random inputs) with a recipe's
  * quantizers attached and calibrated, against the same model in float, measured interleaved.
- * Usage: bench_qat [THREADS [STEPS [REPS [MODEL RECIPE]]]]
- *   prints, per model and recipe: float ms/step, QAT ms/step (medians) and the median of the
- *   per-repetition ratios QAT / float. Defaults: 2 threads, 5 steps, 7 repetitions,
- *   lenet5 and resnet20 with int8 and w4a4. */
+ * Usage: bench_qat [THREADS [PAIRS [MODEL RECIPE]]]
+ *   times PAIRS pairs of steps (one float, one QAT, in alternating order) and prints, per
+ *   model and recipe: float ms/step, QAT ms/step (medians) and the median of the per-pair
+ *   ratios QAT / float. Defaults: 2 threads, 21 pairs, lenet5 and resnet20 with int8 and
+ *   w4a4. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,6 @@
 #include "layers.h"
 #include "optim.h"
 #include "ptq.h"
-
-#define MAX_REPS 64
 
 typedef struct bench {
     tq_model *m;
@@ -96,17 +95,15 @@ static int step(bench *b)
     return 0;
 }
 
-/* Seconds per step over `steps` steps, after one warm-up step. */
-static double time_steps(bench *b, int steps)
+/* Seconds of one step with every quantizer in the given state. */
+static double timed_step(bench *b, tq_qstate state)
 {
-    if (step(b)) return -1.0;
+    set_quantizers(b->m, state);
     double t0 = now();
-    for (int i = 0; i < steps; i++)
-        if (step(b)) return -1.0;
-    return (now() - t0) / steps;
+    return step(b) ? -1.0 : now() - t0;
 }
 
-static int run(const char *model, const char *recipe, int steps, int reps)
+static int run(const char *model, const char *recipe, int pairs)
 {
     bench b = {0};
     tq_error err = {0};
@@ -123,22 +120,26 @@ static int run(const char *model, const char *recipe, int steps, int reps)
     for (int i = 0; i < 64; i++) b.labels[i] = (int32_t)tq_rng_below(&b.rng, 10);
     for (int64_t i = 0; i < b.x->numel; i++) b.x->data[i] = tq_rng_normal(&b.rng);
     int rc = attach(&b, recipe);
-    double tf[MAX_REPS], tqat[MAX_REPS], ratio[MAX_REPS];
-    for (int r = 0; rc == 0 && r < reps; r++) {
-        /* alternate which goes first, so a drift in machine load hits both alike */
-        for (int k = 0; k < 2; k++) {
-            bool qat = (k == 0) == (r % 2 == 1);
-            set_quantizers(b.m, qat ? TQ_QSTATE_QUANTIZING : TQ_QSTATE_OFF);
-            double t = time_steps(&b, steps);
-            if (t < 0) rc = 1;
-            (qat ? tqat : tf)[r] = t;
-        }
-        ratio[r] = tqat[r] / tf[r];
+    double *tf = malloc(3 * (size_t)pairs * sizeof *tf), *tqat = tf + pairs, *ratio = tqat + pairs;
+    if (!tf) rc = fail(model, "out of memory");
+    /* warm-up, then float and QAT steps alternate, the order flipping every pair: on a shared
+     * machine the load drifts, and adjacent steps see nearly the same load */
+    if (rc == 0 && (timed_step(&b, TQ_QSTATE_OFF) < 0 || timed_step(&b, TQ_QSTATE_QUANTIZING) < 0))
+        rc = 1;
+    for (int i = 0; rc == 0 && i < pairs; i++) {
+        bool qat_first = i % 2;
+        double t1 = timed_step(&b, qat_first ? TQ_QSTATE_QUANTIZING : TQ_QSTATE_OFF);
+        double t2 = timed_step(&b, qat_first ? TQ_QSTATE_OFF : TQ_QSTATE_QUANTIZING);
+        if (t1 < 0 || t2 < 0) rc = 1;
+        tf[i] = qat_first ? t2 : t1;
+        tqat[i] = qat_first ? t1 : t2;
+        ratio[i] = tqat[i] / tf[i];
     }
     if (rc == 0)
-        printf("%-9s %-6s %10.2f %10.2f %7.3f\n", model, recipe, 1e3 * median(tf, reps),
-               1e3 * median(tqat, reps), median(ratio, reps));
+        printf("%-9s %-6s %10.2f %10.2f %7.3f\n", model, recipe, 1e3 * median(tf, pairs),
+               1e3 * median(tqat, pairs), median(ratio, pairs));
     fflush(stdout);
+    free(tf);
     tq_tensor_free(b.x);
     tq_tape_free(b.tape);
     tq_optim_free(b.opt);
@@ -149,19 +150,17 @@ static int run(const char *model, const char *recipe, int steps, int reps)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
-    int steps = argc > 2 ? atoi(argv[2]) : 5;
-    int reps = argc > 3 ? atoi(argv[3]) : 7;
-    if (threads < 1 || steps < 1 || reps < 1 || reps > MAX_REPS || argc == 5 || argc > 6) {
-        fprintf(stderr, "usage: bench_qat [THREADS [STEPS [REPS(1..%d) [MODEL RECIPE]]]]\n",
-                MAX_REPS);
+    int pairs = argc > 2 ? atoi(argv[2]) : 21;
+    if (threads < 1 || pairs < 1 || argc == 4 || argc > 5) {
+        fprintf(stderr, "usage: bench_qat [THREADS [PAIRS [MODEL RECIPE]]]\n");
         return 2;
     }
     tq_set_threads(threads);
     printf("%-9s %-6s %10s %10s %7s\n", "model", "recipe", "float ms", "qat ms", "ratio");
-    if (argc == 6) return run(argv[4], argv[5], steps, reps);
+    if (argc == 5) return run(argv[3], argv[4], pairs);
     const char *models[] = {"lenet5", "resnet20"}, *recipes[] = {"int8", "w4a4"};
     int rc = 0;
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++) rc |= run(models[i], recipes[j], steps, reps);
+        for (int j = 0; j < 2; j++) rc |= run(models[i], recipes[j], pairs);
     return rc;
 }
