@@ -6,9 +6,11 @@
 #include <stdlib.h>
 
 /* Elements below which the op runs on one thread. It streams memory at a few cycles per
- * element (well under a millisecond for a million), so a fork-join only pays on large
- * tensors; on a loaded machine each join can wait a whole time slice for a preempted thread. */
-#define PARALLEL_MIN (1 << 18)
+ * element (a millisecond or two for a million), and on a shared machine every fork-join can
+ * wait a whole time slice for a preempted thread: with two threads under load, parallel
+ * fake quant on ResNet-20's activations (2^18..2^20 elements) made a QAT step 1.4x a float
+ * one, serial 1.02-1.10x (bench/bench_qat.c). Only tensors far larger go parallel. */
+#define PARALLEL_MIN (1 << 22)
 
 /* ---- forward kernels over one run; scale 0 (amax 0) gives 0, NaN stays NaN */
 
