@@ -12,7 +12,9 @@ Two QAT flavours:
       engine (int8; for w4a4 the same observers with 4-bit ranges), observers running.
 
 Usage: torch_qat.py MODEL RECIPE THREADS [PAIRS]
-prints: MODEL RECIPE float_ms fq_ms fq_ratio ao_ms ao_ratio
+prints: MODEL RECIPE float_ms fq_ms fq_ratio ao_ms ao_ratio fq_min_ratio ao_min_ratio
+(ms are medians, ratios the median of per-pair ratios; the min ratios compare the fastest
+steps, the least disturbed estimate on a loaded machine)
 Run with OPENBLAS_NUM_THREADS=1 (torch's fastest setting here: one pool)."""
 import copy
 import os
@@ -140,7 +142,7 @@ def main():
         rfq.append(got["q"] / got["f"]), rao.append(got["a"] / got["f"])
     med = statistics.median
     print(f"{name} {recipe} {1e3 * med(tf):.2f} {1e3 * med(tfq):.2f} {med(rfq):.3f} "
-          f"{1e3 * med(tao):.2f} {med(rao):.3f}")
+          f"{1e3 * med(tao):.2f} {med(rao):.3f} {min(tfq) / min(tf):.3f} {min(tao) / min(tf):.3f}")
 
 
 if __name__ == "__main__":
