@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The PTQ-versus-QAT tables on the real data sets, from float checkpoints trained by
+# bench/accuracy.sh (or trained here when missing):
+#   bench/compare.sh [BUILD_DIR] [DATA_DIR] [WHICH...]
+# WHICH: lenet5-mnist lenet5-fashion resnet20-cifar (default: the first two). Tables go to
+# bench/out/compare-WHICH.{md,csv,json}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}; data=${2:-../shared/data}
+shift $(( $# > 2 ? 2 : $# )) || true
+which=("$@"); ((${#which[@]})) || which=(lenet5-mnist lenet5-fashion)
+tq="$build/tinyqat"; mkdir -p bench/out
+recipes=${RECIPES:-int8,int8-sq,w4a16,w4a16-awq,w4a8,w4a4,w2a2,fp8,mxfp8,nvfp4}
+for w in "${which[@]}"; do
+  echo "== $w"
+  f=bench/out/$w.tqc
+  [ -e "$f" ] || bench/accuracy.sh "$build" "$data" "$w"
+  qat_epochs=2; [ "$w" = resnet20-cifar ] && qat_epochs=1
+  "$tq" compare --model-file "$f" --recipes "$recipes" --qat-epochs "${QAT_EPOCHS:-$qat_epochs}" \
+    --out "bench/out/compare-$w" --json "bench/out/compare-$w.json" ${COMPARE_ARGS:-}
+done
