@@ -1,5 +1,6 @@
 /* Check suite for the checkpoint container: round trips, every kind of damage (flipped
- * bytes, truncation, wrong magic, future version), atomic replacement and its failures. */
+ * bytes, truncation, wrong magic, future version), atomic replacement and its failures;
+ * and a run checkpoint whose input shape disagrees with its parameter count. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "checkpoint.h"
 #include "tq_test.h"
+#include "train.h"
 
 static char dir[512];
 static char path[600];
@@ -407,6 +409,69 @@ START_TEST(test_replaces_existing_file)
 }
 END_TEST
 
+/* A run checkpoint in the layout of train/run_io.c: model name, input (c, h, w, classes),
+ * n_params parameters, no batch-norm state, normalisation, and the run.i64 (14 values) and
+ * run.f32 (10 values) records of a run that has not started (plain SGD, constant rate). */
+static void write_run(const char *p, const char *model, const int64_t input[4], int64_t n_params)
+{
+    tq_error err = {0};
+    tq_ckpt_writer *w = tq_ckpt_begin(p, &err);
+    ck_assert_msg(w != NULL, "%s", err.msg);
+    float *params = calloc((size_t)n_params, sizeof *params);
+    ck_assert_ptr_nonnull(params);
+    const float norm[8] = {0.5f, 0, 0, 0, 0.25f, 1, 1, 1};
+    int64_t i64[14] = {0};
+    i64[2] = 32; /* batch */
+    float f32[10] = {0};
+    f32[5] = 0.01f; /* learning rate */
+    tq_ckpt_put_str(w, "model.name", model);
+    tq_ckpt_put(w, "model.input", TQ_CKPT_I64, input, 4);
+    tq_ckpt_put(w, "model.params", TQ_CKPT_F32, params, n_params);
+    tq_ckpt_put(w, "model.state", TQ_CKPT_F32, params, 0);
+    tq_ckpt_put_str(w, "data.name", "mnist:test");
+    tq_ckpt_put(w, "data.norm", TQ_CKPT_F32, norm, 8);
+    tq_ckpt_put(w, "run.i64", TQ_CKPT_I64, i64, 14);
+    tq_ckpt_put(w, "run.f32", TQ_CKPT_F32, f32, 10);
+    ck_assert_msg(tq_ckpt_commit(w, &err) == TQ_STATUS_OK, "%s", err.msg);
+    free(params);
+}
+
+/* Peak resident size of this process, in KiB. */
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_maxrss;
+}
+
+START_TEST(test_run_with_wrong_parameter_count_is_rejected_before_building)
+{
+    make_dir();
+    /* the layout is right: an mlp on 1x4x4 with 10 classes has
+     * (16*256 + 256) + (256*256 + 256) + (256*10 + 10) = 72714 parameters, and loads */
+    write_run(path, "mlp", (const int64_t[]){1, 4, 4, 10}, 72714);
+    tq_run run;
+    tq_error err = {0};
+    ck_assert_msg(tq_run_load(path, &run, &err) == TQ_STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(tq_model_param_count(run.model), 72714);
+    ck_assert_float_eq(run.mean[0], 0.5f);
+    tq_run_free(&run);
+
+    /* LeNet-5 on 1x8193x253: conv1 156, conv2 2416, then 16 planes of 2046x61 into fc1
+     * (120 * 1996896 + 120 = 239627640), fc2 10164, fc3 850: 239641226 parameters, about
+     * 1 GB, against the 10 in the file */
+    write_run(path, "lenet5", (const int64_t[]){1, 8193, 253, 10}, 10);
+    const long before = peak_rss_kib();
+    ck_assert_int_eq(tq_run_load(path, &run, &err), TQ_STATUS_FORMAT);
+    const long grown = peak_rss_kib() - before;
+    ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "239641226 parameters, expected 10"),
+                  "'%s' does not name the file and both parameter counts", err.msg);
+    ck_assert_ptr_null(run.model);
+    ck_assert_msg(grown < 64 * 1024, "loading grew the peak resident size by %ld KiB", grown);
+    remove_dir(1);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -426,6 +491,10 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(atomic, test_missing_directory_and_directory_paths);
     tcase_add_test(atomic, test_replaces_existing_file);
     suite_add_tcase(s, atomic);
+
+    TCase *run = tcase_create("run");
+    tcase_add_test(run, test_run_with_wrong_parameter_count_is_rejected_before_building);
+    suite_add_tcase(s, run);
     return s;
 }
 

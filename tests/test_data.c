@@ -315,9 +315,11 @@ END_TEST
 /* ---- PNG fixtures */
 
 /* Writes w x h samples s (interleaved, one per channel of color_type, in the bit depth's
- * range) as a PNG; pal holds palette entries for PNG_COLOR_TYPE_PALETTE. */
-static void write_png(const char *path, int w, int h, int color_type, int depth,
-                      const uint16_t *s, const png_color *pal, int n_pal)
+ * range) as a PNG; pal holds palette entries for PNG_COLOR_TYPE_PALETTE, trns (when not
+ * NULL) their alpha values for a tRNS chunk. */
+static void write_png_trns(const char *path, int w, int h, int color_type, int depth,
+                           const uint16_t *s, const png_color *pal, int n_pal,
+                           const png_byte *trns, int n_trns)
 {
     int ch = color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_PALETTE ? 1
              : color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
@@ -331,6 +333,7 @@ static void write_png(const char *path, int w, int h, int color_type, int depth,
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (pal) png_set_PLTE(png, info, pal, n_pal);
+    if (trns) png_set_tRNS(png, info, trns, n_trns, NULL);
     png_write_info(png, info);
     uint8_t row[256];
     for (int y = 0; y < h; y++) {
@@ -352,6 +355,12 @@ static void write_png(const char *path, int w, int h, int color_type, int depth,
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     fclose(f);
+}
+
+static void write_png(const char *path, int w, int h, int color_type, int depth,
+                      const uint16_t *s, const png_color *pal, int n_pal)
+{
+    write_png_trns(path, w, h, color_type, depth, s, pal, n_pal, NULL, 0);
 }
 
 /* A 3x2 grey image whose pixels are base + 10*y + x. */
@@ -405,7 +414,7 @@ static tq_dataset load_single(const char *folder)
 START_TEST(test_png_formats)
 {
     const char *folders[] = {"rgb", "rgb/c", "g16", "g16/c", "rgb16", "rgb16/c", "pal", "pal/c",
-                             "rgba", "rgba/c", "ga", "ga/c", "g4", "g4/c"};
+                             "rgba", "rgba/c", "ga", "ga/c", "g4", "g4/c", "palt", "palt/c"};
     for (size_t k = 0; k < sizeof folders / sizeof *folders; k++) mkdir_fx(folders[k]);
 
     /* RGB 8-bit, 2x1: interleaved RGBRGB becomes planes RR GG BB. */
@@ -440,6 +449,16 @@ START_TEST(test_png_formats)
     ck_assert_int_eq(d.c, 3);
     ck_assert_int_eq(memcmp(d.images, pal_planes, 9), 0);
     tq_dataset_free(&d);
+    /* With a tRNS chunk the expanded palette gains alpha, which is dropped: colours stay as
+     * stored even where alpha is 0. */
+    const png_byte trns[] = {0, 128};
+    write_png_trns(fx("palt/c/x.png"), 3, 1, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 2, trns, 2);
+    d = load_single("palt");
+    ck_assert_int_eq(d.c, 3);
+    ck_assert_int_eq(d.h, 1);
+    ck_assert_int_eq(d.w, 3);
+    ck_assert_int_eq(memcmp(d.images, pal_planes, 9), 0);
+    tq_dataset_free(&d);
 
     /* Alpha is dropped, colour kept as stored. */
     const uint16_t rgba[] = {9, 8, 7, 0, 60, 70, 80, 255};
@@ -467,6 +486,25 @@ START_TEST(test_png_formats)
     tq_dataset_free(&d);
 }
 END_TEST
+
+/* A complete 1x1 grey PNG from libpng whose IHDR is then rewritten (with its CRC) to
+ * declare w x h: a valid chunk stream far too small for the pixels it declares. */
+static void write_png_claiming(const char *path, uint32_t w, uint32_t h)
+{
+    const uint16_t one = 7;
+    write_png(path, 1, 1, PNG_COLOR_TYPE_GRAY, 8, &one, NULL, 0);
+    uint8_t buf[512];
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* signature (8), IHDR length (4), "IHDR" at 12, width at 16, height at 20, CRC at 29 */
+    ck_assert(len > 33 && memcmp(buf + 12, "IHDR", 4) == 0);
+    put_be32(buf + 16, w);
+    put_be32(buf + 20, h);
+    put_be32(buf + 29, (uint32_t)crc32(0L, buf + 12, 17));
+    write_raw(path, buf, len);
+}
 
 static void pngdir_expect(const char *folder, tq_status want, const char *part1, const char *part2)
 {
@@ -518,6 +556,16 @@ START_TEST(test_pngdir_errors)
     fclose(f);
     write_raw(fx("cut/a/1.png"), buf, len - 20);
     pngdir_expect("cut", TQ_STATUS_FORMAT, fx("cut/a/1.png"), NULL);
+
+    /* A header declaring 65536x65536 (4 GiB of grey pixels) in a file of under 200
+     * bytes: rejected from the header, before the pixels are allocated. */
+    mkdir_fx("huge");
+    mkdir_fx("huge/a");
+    write_png_claiming(fx("huge/a/1.png"), 65536, 65536);
+    struct stat sb;
+    ck_assert_int_eq(stat(fx("huge/a/1.png"), &sb), 0);
+    ck_assert_int_lt(sb.st_size, 200);
+    pngdir_expect("huge", TQ_STATUS_FORMAT, fx("huge/a/1.png"), "65536x65536 image cannot fit");
 }
 END_TEST
 

@@ -533,6 +533,79 @@ START_TEST(test_ste_per_channel_and_block_mask)
 }
 END_TEST
 
+/* Fake quant runs on several threads only from 2^22 elements: on a tensor of 1024 x 4097
+ * (just over, with a short last chunk) forward and STE backward at two threads give the
+ * same bits as at one, and sampled elements match clamp(rint(x / scale)) * scale and the
+ * clipping mask. */
+static void fq_big_run(tq_quantizer *q, tq_tensor *x, const float *r, float *y, float *g)
+{
+    tq_tape *t = tq_tape_new();
+    memset(x->grad, 0, (size_t)x->numel * sizeof(float));
+    tq_tensor *rt = tq_tape_tensor(t, x->ndim, x->shape, false);
+    memcpy(rt->data, r, (size_t)x->numel * sizeof(float));
+    tq_tensor *fq = tq_quantize(t, x, q);
+    ck_assert_msg(fq != NULL, "%s", tq_tape_error(t)->msg);
+    ck_assert_msg(tq_backward(t, tq_sum(t, tq_mul(t, fq, rt))) == TQ_STATUS_OK, "%s",
+                  tq_tape_error(t)->msg);
+    memcpy(y, fq->data, (size_t)x->numel * sizeof(float));
+    memcpy(g, x->grad, (size_t)x->numel * sizeof(float));
+    tq_tape_free(t);
+}
+
+START_TEST(test_fake_quant_two_threads_on_large_tensor)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 17);
+    tq_tensor *x = tq_test_tensor(&rng, 2, (int32_t[]){1024, 4097}, true, -3, 3);
+    const int64_t n = x->numel;
+    ck_assert_int_ge(n, (int64_t)1 << 22);
+    float *r = malloc((size_t)n * sizeof *r);
+    float *out = malloc(4 * (size_t)n * sizeof *out); /* y1, g1, y2, g2 */
+    ck_assert(r && out);
+    for (int64_t i = 0; i < n; i++) r[i] = (float)(i % 7) - 3.0f;
+    tq_quantizer *q = make_q("int8");
+    tq_error e = {0};
+    const float amax = 2.5f; /* about a sixth of x lies beyond and clips */
+    ck_assert_int_eq(tq_quantizer_set_amax(q, &amax, 1, &e), TQ_STATUS_OK);
+    tq_quantizer_set_state(q, TQ_QSTATE_QUANTIZING);
+
+    const int saved = tq_get_threads();
+    tq_set_threads(1);
+    fq_big_run(q, x, r, out, out + n);
+    tq_set_threads(2);
+    const int two = tq_get_threads();
+    fq_big_run(q, x, r, out + 2 * n, out + 3 * n);
+    tq_set_threads(saved);
+    ck_assert_int_eq(two, 2);
+    ck_assert_msg(memcmp(out, out + 2 * n, (size_t)n * sizeof(float)) == 0,
+                  "forward differs between 1 and 2 threads");
+    ck_assert_msg(memcmp(out + n, out + 3 * n, (size_t)n * sizeof(float)) == 0,
+                  "STE backward differs between 1 and 2 threads");
+
+    const float scale = amax / 127.0f;
+    int64_t clipped = 0, checked = 0;
+    for (int64_t i = 0; i < n; i += 1009) { /* a prime stride: every chunk, varied offsets */
+        float v = fminf(fmaxf(rintf(x->data[i] / scale), -128.0f), 127.0f) * scale;
+        float gv = fabsf(x->data[i]) <= amax ? r[i] : 0.0f;
+        ck_assert_msg(same_bits(out[2 * n + i], v), "y[%lld] = %a, expected %a", (long long)i,
+                      (double)out[2 * n + i], (double)v);
+        ck_assert_msg(same_bits(out[3 * n + i], gv), "grad[%lld] = %a, expected %a",
+                      (long long)i, (double)out[3 * n + i], (double)gv);
+        clipped += gv == 0.0f && r[i] != 0.0f;
+        checked++;
+    }
+    /* the last element, in the short last chunk */
+    float last = fminf(fmaxf(rintf(x->data[n - 1] / scale), -128.0f), 127.0f) * scale;
+    ck_assert(same_bits(out[2 * n + n - 1], last));
+    ck_assert_int_gt(clipped, 0);
+    ck_assert_int_lt(clipped, checked);
+    free(out);
+    free(r);
+    tq_quantizer_free(q);
+    tq_tensor_free(x);
+}
+END_TEST
+
 START_TEST(test_states)
 {
     tq_tape *t = tq_tape_new();
@@ -921,6 +994,7 @@ static Suite *quant_suite(void)
     tcase_add_test(fq, test_ste_clipping_mask);
     tcase_add_test(fq, test_ste_per_channel_and_block_mask);
     tcase_add_test(fq, test_states);
+    tcase_add_test(fq, test_fake_quant_two_threads_on_large_tensor);
     suite_add_tcase(s, fq);
 
     TCase *cal = tcase_create("calibration");
