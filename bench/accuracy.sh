@@ -7,6 +7,9 @@
 # epochs and ends with "accuracy: X"; JSON figures go to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads cost
+# 10x and more (bench/README.md, "Thread wait policy").
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 build=${1:-build}; data=${2:-../shared/data}
 shift $(( $# > 2 ? 2 : $# )) || true
 which=("$@"); ((${#which[@]})) || which=(lenet5-mnist lenet5-fashion mlp-mnist)

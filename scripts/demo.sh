@@ -4,6 +4,9 @@
 # two cores. Extra arguments go to `tinyqat compare` (e.g. --recipes int8,w2a2 --epochs 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads cost
+# 10x and more (bench/README.md, "Thread wait policy").
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 scripts/setup.sh build
 mkdir -p out
 build/tinyqat compare --model lenet5 --data fashion-mnist --recipes int8,w4a8,w4a4,w2a2,fp8 \
