@@ -189,16 +189,16 @@ END_TEST
  * bits as one never interrupted. */
 START_TEST(test_sigint_saves_and_resumes_exactly)
 {
-    const char *args = "--model lenet5 --data mnist:. --seed 7 --quiet";
-    ck_assert_int_eq(run(out, sizeof out, "$TQ train %s --epochs 30 --out full.tqc", args), 0);
+    const char *args = "--model mlp --data mnist:. --seed 7 --quiet";
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train %s --epochs 40 --out full.tqc", args), 0);
     /* SIGINT once the first epoch is saved, so that the run is surely under way */
-    int rc = run(out, sizeof out, "$TQ train %s --epochs 30 --out cut.tqc & pid=$!; "
+    int rc = run(out, sizeof out, "$TQ train %s --epochs 40 --out cut.tqc & pid=$!; "
                  "while [ ! -e cut.tqc ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done; "
                  "kill -INT $pid; wait $pid; exit $?", args);
     if (rc == 0) return; /* the machine was fast enough to finish first: nothing to test */
     ck_assert_msg(rc == 130, "exit status %d: %s", rc, out);
-    ck_assert_ptr_nonnull(strstr(out, "continue with: tinyqat train --resume cut.tqc --epochs 30"));
-    ck_assert_int_eq(run(out, sizeof out, "$TQ train --resume cut.tqc --epochs 30 --quiet --out cut.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "continue with: tinyqat train --resume cut.tqc --epochs 40"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --resume cut.tqc --epochs 40 --quiet --out cut.tqc"), 0);
     char pa[512], pb[512];
     snprintf(pa, sizeof pa, "%s/full.tqc", dir);
     snprintf(pb, sizeof pb, "%s/cut.tqc", dir);
