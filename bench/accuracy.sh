@@ -19,7 +19,7 @@ for w in "${which[@]}"; do
   echo "== $w"
   case $w in
     lenet5-mnist) need "$data/mnist" "$w" &&
-      "$tq" train --model lenet5 --data "mnist:$data/mnist" --epochs 5 --optim adam --lr 1e-3 \
+      "$tq" train --model lenet5 --data "mnist:$data/mnist" --epochs 5 --optim adam --lr 2e-3 --schedule cosine \
         --batch 64 --seed 1 --out bench/out/lenet5-mnist.tqc --json bench/out/lenet5-mnist.json ;;
     lenet5-fashion)
       "$tq" train --model lenet5 --data fashion-mnist --epochs 15 --optim adam --lr 2e-3 \
