@@ -47,6 +47,9 @@ static tq_status find_idx(const char *kind, const char *dir, const char *base, c
     if (is_file(path)) return TQ_STATUS_OK;
     if (!make_path(err, path, len, "%s/%s", dir, base)) return TQ_STATUS_ARG;
     if (is_file(path)) return TQ_STATUS_OK;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return tq_fail(err, TQ_STATUS_IO, "%s: %s: is a directory (expected a file)", kind, path);
     return tq_fail(err, TQ_STATUS_IO, "%s: %s: neither %s.gz nor %s found", kind, dir, base, base);
 }
 

@@ -125,7 +125,7 @@ tq_ckpt_writer *tq_ckpt_begin(const char *path, tq_error *err)
         return NULL;
     }
     if (is_directory(path)) {
-        tq_fail(err, TQ_STATUS_IO, "checkpoint %s: is a directory (expected a file path)", path);
+        tq_fail(err, TQ_STATUS_IO, "%s: is a directory (expected a file path)", path);
         return NULL;
     }
     tq_ckpt_writer *w = calloc(1, sizeof *w);
@@ -330,7 +330,7 @@ tq_status tq_ckpt_check_writable(const char *path, tq_error *err)
     } else {
         int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0) {
-            st = tq_fail(err, TQ_STATUS_IO, "checkpoint %s: cannot create files in %s: %s", path,
+            st = tq_fail(err, TQ_STATUS_IO, "%s: cannot create files in %s: %s", path,
                          dir, strerror(errno));
         } else {
             close(fd);
