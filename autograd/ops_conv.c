@@ -11,6 +11,7 @@ typedef struct conv_geom {
     int ck;       /* C*kh*kw: rows of one image's column matrix, columns of w viewed (O,ck) */
     int p;        /* OH*OW: columns of the column matrix */
     bool direct;  /* 1x1, stride 1, no padding: the image itself is the column matrix */
+    bool same;    /* stride 1, output plane as large as the input: taps are shifted planes */
 } conv_geom;
 
 static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, int pad)
@@ -23,6 +24,7 @@ static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, in
     g.ck = g.C * g.kh * g.kw;
     g.p = g.OH * g.OW;
     g.direct = g.kh == 1 && g.kw == 1 && stride == 1 && pad == 0;
+    g.same = stride == 1 && g.OH == g.H && g.OW == g.W;
     return g;
 }
 
@@ -40,10 +42,34 @@ static void valid_range(int off, int size, int stride, int n_out, int *lo, int *
     *hi = h;
 }
 
+/* Stride 1 with "same" padding (OH == H, OW == W: ResNet's 3x3 pad 1): tap (dy,dx) of the
+ * column matrix is the plane shifted by dy rows and dx columns. The valid part is one
+ * contiguous run of the plane, copied at once; the entries where a row wrapped into its
+ * neighbour, and the rows above and below the plane, are then zeroed. */
+static void im2col_same_tap(const conv_geom *g, const float *restrict plane, float *restrict row,
+                            int dy, int dx, int ylo, int yhi, int xlo, int xhi)
+{
+    const int W = g->W;
+    if (ylo >= yhi || xlo >= xhi) {
+        memset(row, 0, (size_t)g->p * sizeof(float));
+        return;
+    }
+    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
+    memset(row, 0, (size_t)start * sizeof(float));
+    memcpy(row + start, plane + start + (int64_t)dy * W + dx, (size_t)(end - start) * sizeof(float));
+    memset(row + end, 0, (size_t)(g->p - end) * sizeof(float));
+    if (xlo > 0 || xhi < W)
+        for (int oy = ylo; oy < yhi; oy++) {
+            float *r = row + (int64_t)oy * W;
+            for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
+            for (int ox = xhi; ox < W; ox++) r[ox] = 0.0f;
+        }
+}
+
 /* x (C,H,W) -> cols (ck, p) with rows ld floats apart (ld >= p, so that several images'
  * columns can sit side by side); row (c,ki,kj) holds the input under kernel tap (ki,kj).
  * Rows are short (OW floats): plain loops, which the compiler vectorises, beat a memcpy call
- * per row. */
+ * per row; "same" convolutions copy a whole tap at once instead. */
 static void im2col(const conv_geom *g, const float *restrict x, float *restrict cols, int64_t ld)
 {
     const int s = g->stride, OW = g->OW;
@@ -55,6 +81,10 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
                 int ylo, yhi, xlo, xhi;
                 valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
                 valid_range(kj - g->pad, g->W, s, OW, &xlo, &xhi);
+                if (g->same) {
+                    im2col_same_tap(g, plane, row, ki - g->pad, kj - g->pad, ylo, yhi, xlo, xhi);
+                    continue;
+                }
                 for (int i = 0; i < ylo * OW; i++) row[i] = 0.0f;
                 for (int oy = ylo; oy < yhi; oy++) {
                     float *restrict r = row + (int64_t)oy * OW;
@@ -72,23 +102,38 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
     }
 }
 
-/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped. */
-static void col2im_add(const conv_geom *g, const float *dcols, float *dx)
+/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped.
+ * For "same" convolutions a tap is added as one contiguous run after zeroing, in dcols (a
+ * scratch buffer), the entries that im2col would have zeroed: they land on a neighbouring
+ * row's pixels in that run. */
+static void col2im_add(const conv_geom *g, float *restrict dcols, float *restrict dx)
 {
-    int s = g->stride;
+    const int s = g->stride, W = g->W;
     for (int c = 0; c < g->C; c++) {
-        float *plane = dx + (int64_t)c * g->H * g->W;
+        float *restrict plane = dx + (int64_t)c * g->H * W;
         for (int ki = 0; ki < g->kh; ki++)
             for (int kj = 0; kj < g->kw; kj++) {
-                const float *row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
+                float *restrict row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
                 int ylo, yhi, xlo, xhi;
                 valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
-                valid_range(kj - g->pad, g->W, s, g->OW, &xlo, &xhi);
+                valid_range(kj - g->pad, W, s, g->OW, &xlo, &xhi);
+                if (ylo >= yhi || xlo >= xhi) continue;
+                if (g->same) {
+                    for (int oy = ylo; oy < yhi; oy++) {
+                        float *r = row + (int64_t)oy * W;
+                        for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
+                        for (int ox = xhi; ox < W; ox++) r[ox] = 0.0f;
+                    }
+                    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
+                    const int64_t shift = (int64_t)(ki - g->pad) * W + (kj - g->pad);
+                    for (int64_t i = start; i < end; i++) plane[i + shift] += row[i];
+                    continue;
+                }
                 for (int oy = ylo; oy < yhi; oy++) {
                     const float *r = row + (int64_t)oy * g->OW;
-                    float *dst = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
+                    float *d = plane + (int64_t)(oy * s + ki - g->pad) * W;
                     for (int ox = xlo, ix = xlo * s + kj - g->pad; ox < xhi; ox++, ix += s)
-                        dst[ix] += r[ox];
+                        d[ix] += r[ox];
                 }
             }
     }

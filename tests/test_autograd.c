@@ -332,12 +332,15 @@ typedef struct conv_case {
 } conv_case;
 
 /* Non-square inputs and kernels, stride 1 and 2, padding 0..2, with and without bias,
- * 1x1 both on the direct path (stride 1, no padding) and through im2col. */
+ * 1x1 both on the direct path (stride 1, no padding) and through im2col; the last three keep
+ * the plane size (stride 1, pad (k-1)/2), one with a kernel larger than the plane, so that
+ * some taps see no pixel at all. */
 static const conv_case conv_cases[] = {
     {2, 2, 5, 5, 3, 3, 3, 1, 0, true},  {1, 2, 6, 5, 2, 3, 3, 2, 1, false},
     {2, 1, 7, 6, 2, 3, 2, 1, 2, true},  {3, 3, 4, 5, 4, 1, 1, 1, 0, true},
     {1, 2, 5, 4, 2, 1, 1, 2, 1, false}, {2, 3, 5, 6, 2, 2, 2, 2, 2, true},
-    {2, 2, 4, 4, 3, 3, 3, 2, 1, false},
+    {2, 2, 4, 4, 3, 3, 3, 2, 1, false}, {3, 2, 5, 6, 3, 3, 3, 1, 1, true},
+    {1, 2, 6, 5, 2, 5, 5, 1, 2, false}, {2, 2, 2, 3, 2, 5, 5, 1, 2, true},
 };
 
 static tq_tensor *fn_conv(tq_tape *t, tq_tensor **x, void *c)
