@@ -42,6 +42,16 @@ static void valid_range(int off, int size, int stride, int n_out, int *lo, int *
     *hi = h;
 }
 
+/* Zeroes columns [0, xlo) and [xhi, W) of rows [ylo, yhi) of a (.., W) plane. Column by
+ * column: a few strided stores, where a row-by-row loop becomes a memset call per row. */
+static void zero_edge_columns(float *plane, int W, int ylo, int yhi, int xlo, int xhi)
+{
+    for (int ox = 0; ox < xlo; ox++)
+        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
+    for (int ox = xhi; ox < W; ox++)
+        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
+}
+
 /* Stride 1 with "same" padding (OH == H, OW == W: ResNet's 3x3 pad 1): tap (dy,dx) of the
  * column matrix is the plane shifted by dy rows and dx columns. The valid part is one
  * contiguous run of the plane, copied at once; the entries where a row wrapped into its
@@ -58,12 +68,7 @@ static void im2col_same_tap(const conv_geom *g, const float *restrict plane, flo
     memset(row, 0, (size_t)start * sizeof(float));
     memcpy(row + start, plane + start + (int64_t)dy * W + dx, (size_t)(end - start) * sizeof(float));
     memset(row + end, 0, (size_t)(g->p - end) * sizeof(float));
-    if (xlo > 0 || xhi < W)
-        for (int oy = ylo; oy < yhi; oy++) {
-            float *r = row + (int64_t)oy * W;
-            for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
-            for (int ox = xhi; ox < W; ox++) r[ox] = 0.0f;
-        }
+    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
 }
 
 /* x (C,H,W) -> cols (ck, p) with rows ld floats apart (ld >= p, so that several images'
@@ -119,11 +124,7 @@ static void col2im_add(const conv_geom *g, float *restrict dcols, float *restric
                 valid_range(kj - g->pad, W, s, g->OW, &xlo, &xhi);
                 if (ylo >= yhi || xlo >= xhi) continue;
                 if (g->same) {
-                    for (int oy = ylo; oy < yhi; oy++) {
-                        float *r = row + (int64_t)oy * W;
-                        for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
-                        for (int ox = xhi; ox < W; ox++) r[ox] = 0.0f;
-                    }
+                    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
                     const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
                     const int64_t shift = (int64_t)(ki - g->pad) * W + (kj - g->pad);
                     for (int64_t i = start; i < end; i++) plane[i + shift] += row[i];
