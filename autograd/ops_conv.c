@@ -256,23 +256,32 @@ static void conv_backward(tq_node *nd)
 }
 static const tq_op_def op_conv2d = {.name = "conv2d", .backward = conv_backward};
 
-tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride, int pad)
+/* Shape and argument checks shared by conv2d and its fused inference form; false after
+ * recording the error on the tape. */
+static bool conv_args_ok(tq_tape *t, const tq_tensor *x, const tq_tensor *w, const tq_tensor *b,
+                         int stride, int pad)
 {
-    TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
     if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
-        return tq_fail_shapes(t, "conv2d", "expected x (N,C,H,W) and w (O,C,kh,kw), got", x, w);
+        return tq_fail_shapes(t, "conv2d", "expected x (N,C,H,W) and w (O,C,kh,kw), got", x, w), false;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-        return tq_fail_shapes(t, "conv2d", "bias does not match w: w and bias are", w, b);
+        return tq_fail_shapes(t, "conv2d", "bias does not match w: w and bias are", w, b), false;
     if (stride < 1 || pad < 0)
         return tq_tape_fail(t, TQ_STATUS_ARG,
                             "conv2d: stride %d and padding %d (expected stride >= 1, padding >= 0)",
-                            stride, pad);
+                            stride, pad), false;
     if (w->shape[2] > x->shape[2] + 2 * pad || w->shape[3] > x->shape[3] + 2 * pad) {
         char sx[64], sw[64];
-        return tq_tape_fail(t, TQ_STATUS_SHAPE,
-                            "conv2d: kernel of w %s does not fit x %s with padding %d",
-                            tq_shape_str(w, sw, sizeof sw), tq_shape_str(x, sx, sizeof sx), pad);
+        tq_tape_fail(t, TQ_STATUS_SHAPE, "conv2d: kernel of w %s does not fit x %s with padding %d",
+                     tq_shape_str(w, sw, sizeof sw), tq_shape_str(x, sx, sizeof sx), pad);
+        return false;
     }
+    return true;
+}
+
+tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride, int pad)
+{
+    TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
+    if (!conv_args_ok(t, x, w, b, stride, pad)) return NULL;
     const conv_geom g = geometry(x, w, stride, pad);
     tq_tensor *in[] = {x, w, b};
     int n_in = b ? 3 : 2;
@@ -326,6 +335,76 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
         nd->saved = sv;
         nd->iarg[0] = stride;
         nd->iarg[1] = pad;
+    }
+    return y;
+}
+
+tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride,
+                             int pad, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn, bool relu)
+{
+    TQ_REQUIRE_INPUTS(t, "conv2d_bn_eval", x, w, gamma, beta);
+    if (!conv_args_ok(t, x, w, b, stride, pad)) return NULL;
+    tq_tensor *in[] = {x, w, gamma, beta, b};
+    if (tq_tape_training(t) || tq_tape_needs_grad(t, in, b ? 5 : 4))
+        return tq_tape_fail(t, TQ_STATUS_ARG,
+                            "conv2d_bn_eval: inference only (tape in training mode or recording "
+                            "a gradient)");
+    if (gamma->ndim != 1 || gamma->shape[0] != w->shape[0])
+        return tq_fail_shapes(t, "conv2d_bn_eval", "gamma does not match w: w and gamma are", w,
+                              gamma);
+    if (beta->ndim != 1 || beta->shape[0] != w->shape[0])
+        return tq_fail_shapes(t, "conv2d_bn_eval", "beta does not match w: w and beta are", w, beta);
+    if (!bn || !bn->running_mean || !bn->running_var || !(bn->eps > 0.0f))
+        return tq_tape_fail(t, TQ_STATUS_ARG,
+                            "conv2d_bn_eval: no running statistics state, or eps <= 0");
+    const conv_geom g = geometry(x, w, stride, pad);
+    tq_tensor *y = tq_tape_tensor(t, 4, (int32_t[]){g.N, g.O, g.OH, g.OW}, false);
+    float *coef = tq_tape_alloc(t, (size_t)(3 * g.O) * sizeof(float));
+    if (!y || !coef) return NULL;
+    float *k = coef, *mean = coef + g.O, *shift = coef + 2 * g.O;
+    for (int o = 0; o < g.O; o++) {
+        k[o] = gamma->data[o] * tq_batchnorm_eval_invstd(bn, o);
+        mean[o] = bn->running_mean[o];
+        shift[o] = beta->data[o];
+    }
+    int T = tq_omp_max_threads();
+    if (T > g.N) T = g.N;
+    if ((int64_t)g.N * g.O * g.p * g.ck < CONV_PARALLEL_MIN_MACS) T = 1;
+    const int64_t slice = padded((int64_t)g.ck * g.p);
+    float *scratch = NULL;
+    if (!g.direct && !(scratch = tq_tape_alloc(t, (size_t)(T * slice) * sizeof(float)))) return NULL;
+
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+    for (int n = 0; n < g.N; n++) {
+        const float *cols = x->data + n * in_len;
+        if (!g.direct) {
+            float *buf = scratch + tq_omp_thread_id() * slice;
+            im2col(&g, cols, buf, g.p);
+            cols = buf;
+        }
+        float *yn = y->data + n * out_len;
+        float beta0 = 0.0f;
+        if (b) {
+            for (int o = 0; o < g.O; o++)
+                for (int i = 0; i < g.p; i++) yn[(int64_t)o * g.p + i] = b->data[o];
+            beta0 = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, g.p, g.ck, 1.0f, w->data,
+                    g.ck, cols, g.p, beta0, yn, g.p);
+        /* the same expressions as batchnorm's and relu's forward, on a cache-hot plane */
+        for (int o = 0; o < g.O; o++) {
+            float *restrict row = yn + (int64_t)o * g.p;
+            const float ko = k[o], mo = mean[o], so = shift[o];
+            if (relu)
+                for (int i = 0; i < g.p; i++) {
+                    float v = ko * (row[i] - mo) + so;
+                    row[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int i = 0; i < g.p; i++) row[i] = ko * (row[i] - mo) + so;
+        }
     }
     return y;
 }

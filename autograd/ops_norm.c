@@ -56,6 +56,11 @@ static void row_grad_sums(const float *g, const float *x, int64_t n, float m, do
     }
 }
 
+float tq_batchnorm_eval_invstd(const tq_batchnorm_state *bn, int64_t c)
+{
+    return (float)(1.0 / sqrt((double)bn->running_var[c] + bn->eps));
+}
+
 static void batchnorm_backward(tq_node *nd)
 {
     tq_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
@@ -139,7 +144,7 @@ tq_tensor *tq_batchnorm(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *b
             bn->running_var[c] = (float)((1.0 - m) * bn->running_var[c] + m * var * M / (M - 1));
         } else {
             mean[c] = bn->running_mean[c];
-            invstd[c] = (float)(1.0 / sqrt((double)bn->running_var[c] + bn->eps));
+            invstd[c] = tq_batchnorm_eval_invstd(bn, c);
         }
         const float k = gamma->data[c] * invstd[c], b = beta->data[c], m = mean[c];
         for (int64_t n = 0; n < N; n++) {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* tq_conv2d_bn_eval */
 #include "tq_test.h"
 
 /* ---- functions under gradient check: inputs[] -> output */
@@ -463,6 +464,58 @@ START_TEST(test_conv2d_weight_grad_deterministic)
 }
 END_TEST
 
+/* The fused inference op gives the bits of conv2d, batchnorm (evaluation) and relu in
+ * sequence, on same-size, strided and 1x1 geometries, with and without bias and ReLU; it
+ * refuses a training-mode tape. */
+START_TEST(test_conv2d_bn_eval_matches_the_op_sequence)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 22);
+    const conv_case cases[] = {
+        {3, 2, 6, 5, 4, 3, 3, 1, 1, true}, {2, 3, 7, 7, 5, 3, 3, 2, 1, false},
+        {2, 4, 4, 4, 3, 1, 1, 1, 0, true}, {5, 3, 4, 4, 2, 1, 1, 2, 0, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int relu = 0; relu < 2; relu++) {
+            const conv_case *k = &cases[i];
+            tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){k->N, k->C, k->H, k->W}, false, -1, 1);
+            tq_tensor *w = tq_test_tensor(&rng, 4, (int32_t[]){k->O, k->C, k->kh, k->kw}, true, -1, 1);
+            tq_tensor *b = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -1, 1);
+            tq_tensor *gamma = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -2, 2);
+            tq_tensor *beta = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -1, 1);
+            float rm[8], rv[8];
+            for (int o = 0; o < k->O; o++) {
+                rm[o] = tq_rng_uniform(&rng) - 0.5f;
+                rv[o] = 0.1f + 2.0f * tq_rng_uniform(&rng);
+            }
+            tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+            tq_tape *t = tq_tape_new();
+            tq_tape_set_training(t, false);
+            tq_tape_set_recording(t, false);
+            tq_tensor *bias = k->bias ? b : NULL;
+            tq_tensor *want = tq_batchnorm(t, tq_conv2d(t, x, w, bias, k->stride, k->pad), gamma, beta, &st);
+            if (relu) want = tq_relu(t, want);
+            tq_tensor *got = tq_conv2d_bn_eval(t, x, w, bias, k->stride, k->pad, gamma, beta, &st, relu);
+            ck_assert_msg(want && got, "%s", tq_tape_error(t)->msg);
+            ck_assert_int_eq(got->numel, want->numel);
+            ck_assert_mem_eq(got->data, want->data, (size_t)want->numel * sizeof(float));
+            int negatives = 0;
+            for (int64_t j = 0; j < got->numel; j++) negatives += got->data[j] < 0.0f;
+            ck_assert(relu ? negatives == 0 : negatives > 0);
+            tq_tape_set_training(t, true);
+            ck_assert_ptr_null(tq_conv2d_bn_eval(t, x, w, bias, k->stride, k->pad, gamma, beta, &st, relu));
+            ck_assert_str_eq(tq_tape_error(t)->msg, "conv2d_bn_eval: inference only (tape in training "
+                                                     "mode or recording a gradient)");
+            tq_tape_free(t);
+            tq_tensor_free(x);
+            tq_tensor_free(w);
+            tq_tensor_free(b);
+            tq_tensor_free(gamma);
+            tq_tensor_free(beta);
+        }
+}
+END_TEST
+
 typedef struct pool_case {
     int32_t N, C, H, W;
     int kernel, stride;
@@ -899,6 +952,7 @@ static Suite *autograd_suite(void)
     tcase_add_test(nn, test_conv2d_matches_direct_definition_and_gradcheck);
     tcase_add_test(nn, test_conv2d_known_values);
     tcase_add_test(nn, test_conv2d_weight_grad_deterministic);
+    tcase_add_test(nn, test_conv2d_bn_eval_matches_the_op_sequence);
     tcase_add_test(nn, test_gradcheck_pools);
     tcase_add_test(nn, test_maxpool_known_winners);
     tcase_add_test(nn, test_avgpool_known_values);
