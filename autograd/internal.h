@@ -43,6 +43,12 @@ tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *
                              int pad, tq_tensor *gamma, tq_tensor *beta,
                              const tq_batchnorm_state *bn, bool relu);
 
+/* relu(batchnorm(x)) as one op: the same bits, forward and backward, as tq_relu after
+ * tq_batchnorm, without the intermediate tensor, the ReLU's passes over memory and its
+ * gradient buffer. */
+tq_tensor *tq_batchnorm_relu(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn);
+
 /* Below this many floats an elementwise loop stays on one thread: on two cores the fork and
  * join of a parallel region (a few microseconds, more when the cores are shared) costs more
  * than it saves on a memory-bound loop. Elementwise results never depend on the split. */

@@ -41,6 +41,18 @@ static int eval_chain_length(const tq_model *m, const tq_tape *t, int i)
     return 2;
 }
 
+/* A batch norm whose output only the ReLU right after it reads: the two run as one op.
+ * 2 (layers covered) or 0. */
+static int bn_relu_length(const tq_model *m, int i)
+{
+    if (i + 1 >= m->n_layers) return 0;
+    const tq_layer *bn = &m->layers[i], *relu = &m->layers[i + 1];
+    return bn->kind == TQ_LAYER_BATCHNORM && !bn->folded && relu->kind == TQ_LAYER_RELU &&
+                   relu->src == i && !read_from(m, i, i + 2)
+               ? 2
+               : 0;
+}
+
 static tq_tensor *chain_forward(tq_model *m, tq_tape *t, int i, int len, tq_tensor *x)
 {
     const tq_layer *l = &m->layers[i], *bn = &m->layers[i + 1];
@@ -108,9 +120,13 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
         tq_tensor *in2 = l->kind == TQ_LAYER_ADD
                              ? (l->src2 == TQ_MODEL_INPUT ? x : m->outs[l->src2])
                              : NULL;
-        const int chain = eval_chain_length(m, t, i);
+        int chain = eval_chain_length(m, t, i);
+        tq_tensor *y = NULL;
+        if (chain)
+            y = chain_forward(m, t, i, chain, in);
+        else if ((chain = bn_relu_length(m, i)))
+            y = tq_batchnorm_relu(t, in, &m->params[l->weight].t, &m->params[l->bias].t, &l->bn);
         if (chain) { /* the covered layers all show the chain's output */
-            tq_tensor *y = chain_forward(m, t, i, chain, in);
             for (int j = i; j < i + chain - 1; j++) m->outs[j] = y;
             i += chain - 1;
             m->outs[i] = y;
