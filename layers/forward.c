@@ -1,6 +1,6 @@
 /* The forward pass: walks the layer records in order, each reading earlier outputs, with
  * the quantizer slots of Linear and Conv2d applied to their input and weight. */
-#include "internal.h" /* autograd's: the fused inference convolution */
+#include "internal.h" /* autograd's: the fused conv2d -> batch norm -> ReLU ops */
 #include "layers_internal.h"
 
 #include <stdio.h>
