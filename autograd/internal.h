@@ -29,6 +29,26 @@ tq_tensor *tq_op_output(tq_tape *t, tq_tensor *const *in, int n_in, int32_t ndim
 /* dst += src over n floats (dst and src do not overlap). */
 void tq_accumulate(float *restrict dst, const float *restrict src, int64_t n);
 
+/* 1/sqrt(running_var[c] + eps) in float, as batch norm's evaluation mode uses it: y = k (x -
+ * running_mean) + beta with k = gamma * this. Shared so that fused ops give the same bits. */
+float tq_batchnorm_eval_invstd(const tq_batchnorm_state *bn, int64_t c);
+
+/* Inference only: y = relu?(batchnorm_eval(conv2d(x, w, b))), with batch norm's running
+ * statistics (gamma, beta of length O). Batch norm (and ReLU) are applied to each image's
+ * output right after its GEMM, while it is in cache, rather than in two more passes over
+ * memory; the bits are those of tq_conv2d, tq_batchnorm (evaluation mode) and tq_relu in
+ * sequence. Nothing is recorded: fails when the tape records and an input needs a gradient,
+ * or in training mode. */
+tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride,
+                             int pad, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn, bool relu);
+
+/* relu(batchnorm(x)) as one op: the same bits, forward and backward, as tq_relu after
+ * tq_batchnorm, without the intermediate tensor, the ReLU's passes over memory and its
+ * gradient buffer. */
+tq_tensor *tq_batchnorm_relu(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn);
+
 /* Below this many floats an elementwise loop stays on one thread: on two cores the fork and
  * join of a parallel region (a few microseconds, more when the cores are shared) costs more
  * than it saves on a memory-bound loop. Elementwise results never depend on the split. */

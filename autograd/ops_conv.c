@@ -11,6 +11,7 @@ typedef struct conv_geom {
     int ck;       /* C*kh*kw: rows of one image's column matrix, columns of w viewed (O,ck) */
     int p;        /* OH*OW: columns of the column matrix */
     bool direct;  /* 1x1, stride 1, no padding: the image itself is the column matrix */
+    bool same;    /* stride 1, output plane as large as the input: taps are shifted planes */
 } conv_geom;
 
 static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, int pad)
@@ -23,6 +24,7 @@ static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, in
     g.ck = g.C * g.kh * g.kw;
     g.p = g.OH * g.OW;
     g.direct = g.kh == 1 && g.kw == 1 && stride == 1 && pad == 0;
+    g.same = stride == 1 && g.OH == g.H && g.OW == g.W;
     return g;
 }
 
@@ -40,10 +42,39 @@ static void valid_range(int off, int size, int stride, int n_out, int *lo, int *
     *hi = h;
 }
 
+/* Zeroes columns [0, xlo) and [xhi, W) of rows [ylo, yhi) of a (.., W) plane. Column by
+ * column: a few strided stores, where a row-by-row loop becomes a memset call per row. */
+static void zero_edge_columns(float *plane, int W, int ylo, int yhi, int xlo, int xhi)
+{
+    for (int ox = 0; ox < xlo; ox++)
+        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
+    for (int ox = xhi; ox < W; ox++)
+        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
+}
+
+/* Stride 1 with "same" padding (OH == H, OW == W: ResNet's 3x3 pad 1): tap (dy,dx) of the
+ * column matrix is the plane shifted by dy rows and dx columns. The valid part is one
+ * contiguous run of the plane, copied at once; the entries where a row wrapped into its
+ * neighbour, and the rows above and below the plane, are then zeroed. */
+static void im2col_same_tap(const conv_geom *g, const float *restrict plane, float *restrict row,
+                            int dy, int dx, int ylo, int yhi, int xlo, int xhi)
+{
+    const int W = g->W;
+    if (ylo >= yhi || xlo >= xhi) {
+        memset(row, 0, (size_t)g->p * sizeof(float));
+        return;
+    }
+    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
+    memset(row, 0, (size_t)start * sizeof(float));
+    memcpy(row + start, plane + start + (int64_t)dy * W + dx, (size_t)(end - start) * sizeof(float));
+    memset(row + end, 0, (size_t)(g->p - end) * sizeof(float));
+    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
+}
+
 /* x (C,H,W) -> cols (ck, p) with rows ld floats apart (ld >= p, so that several images'
  * columns can sit side by side); row (c,ki,kj) holds the input under kernel tap (ki,kj).
  * Rows are short (OW floats): plain loops, which the compiler vectorises, beat a memcpy call
- * per row. */
+ * per row; "same" convolutions copy a whole tap at once instead. */
 static void im2col(const conv_geom *g, const float *restrict x, float *restrict cols, int64_t ld)
 {
     const int s = g->stride, OW = g->OW;
@@ -55,6 +86,10 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
                 int ylo, yhi, xlo, xhi;
                 valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
                 valid_range(kj - g->pad, g->W, s, OW, &xlo, &xhi);
+                if (g->same) {
+                    im2col_same_tap(g, plane, row, ki - g->pad, kj - g->pad, ylo, yhi, xlo, xhi);
+                    continue;
+                }
                 for (int i = 0; i < ylo * OW; i++) row[i] = 0.0f;
                 for (int oy = ylo; oy < yhi; oy++) {
                     float *restrict r = row + (int64_t)oy * OW;
@@ -72,23 +107,34 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
     }
 }
 
-/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped. */
-static void col2im_add(const conv_geom *g, const float *dcols, float *dx)
+/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped.
+ * For "same" convolutions a tap is added as one contiguous run after zeroing, in dcols (a
+ * scratch buffer), the entries that im2col would have zeroed: they land on a neighbouring
+ * row's pixels in that run. */
+static void col2im_add(const conv_geom *g, float *restrict dcols, float *restrict dx)
 {
-    int s = g->stride;
+    const int s = g->stride, W = g->W;
     for (int c = 0; c < g->C; c++) {
-        float *plane = dx + (int64_t)c * g->H * g->W;
+        float *restrict plane = dx + (int64_t)c * g->H * W;
         for (int ki = 0; ki < g->kh; ki++)
             for (int kj = 0; kj < g->kw; kj++) {
-                const float *row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
+                float *restrict row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
                 int ylo, yhi, xlo, xhi;
                 valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
-                valid_range(kj - g->pad, g->W, s, g->OW, &xlo, &xhi);
+                valid_range(kj - g->pad, W, s, g->OW, &xlo, &xhi);
+                if (ylo >= yhi || xlo >= xhi) continue;
+                if (g->same) {
+                    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
+                    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
+                    const int64_t shift = (int64_t)(ki - g->pad) * W + (kj - g->pad);
+                    for (int64_t i = start; i < end; i++) plane[i + shift] += row[i];
+                    continue;
+                }
                 for (int oy = ylo; oy < yhi; oy++) {
                     const float *r = row + (int64_t)oy * g->OW;
-                    float *dst = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
+                    float *d = plane + (int64_t)(oy * s + ki - g->pad) * W;
                     for (int ox = xlo, ix = xlo * s + kj - g->pad; ox < xhi; ox++, ix += s)
-                        dst[ix] += r[ox];
+                        d[ix] += r[ox];
                 }
             }
     }
@@ -210,23 +256,32 @@ static void conv_backward(tq_node *nd)
 }
 static const tq_op_def op_conv2d = {.name = "conv2d", .backward = conv_backward};
 
-tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride, int pad)
+/* Shape and argument checks shared by conv2d and its fused inference form; false after
+ * recording the error on the tape. */
+static bool conv_args_ok(tq_tape *t, const tq_tensor *x, const tq_tensor *w, const tq_tensor *b,
+                         int stride, int pad)
 {
-    TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
     if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
-        return tq_fail_shapes(t, "conv2d", "expected x (N,C,H,W) and w (O,C,kh,kw), got", x, w);
+        return tq_fail_shapes(t, "conv2d", "expected x (N,C,H,W) and w (O,C,kh,kw), got", x, w), false;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-        return tq_fail_shapes(t, "conv2d", "bias does not match w: w and bias are", w, b);
+        return tq_fail_shapes(t, "conv2d", "bias does not match w: w and bias are", w, b), false;
     if (stride < 1 || pad < 0)
         return tq_tape_fail(t, TQ_STATUS_ARG,
                             "conv2d: stride %d and padding %d (expected stride >= 1, padding >= 0)",
-                            stride, pad);
+                            stride, pad), false;
     if (w->shape[2] > x->shape[2] + 2 * pad || w->shape[3] > x->shape[3] + 2 * pad) {
         char sx[64], sw[64];
-        return tq_tape_fail(t, TQ_STATUS_SHAPE,
-                            "conv2d: kernel of w %s does not fit x %s with padding %d",
-                            tq_shape_str(w, sw, sizeof sw), tq_shape_str(x, sx, sizeof sx), pad);
+        tq_tape_fail(t, TQ_STATUS_SHAPE, "conv2d: kernel of w %s does not fit x %s with padding %d",
+                     tq_shape_str(w, sw, sizeof sw), tq_shape_str(x, sx, sizeof sx), pad);
+        return false;
     }
+    return true;
+}
+
+tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride, int pad)
+{
+    TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
+    if (!conv_args_ok(t, x, w, b, stride, pad)) return NULL;
     const conv_geom g = geometry(x, w, stride, pad);
     tq_tensor *in[] = {x, w, b};
     int n_in = b ? 3 : 2;
@@ -280,6 +335,76 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
         nd->saved = sv;
         nd->iarg[0] = stride;
         nd->iarg[1] = pad;
+    }
+    return y;
+}
+
+tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int stride,
+                             int pad, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn, bool relu)
+{
+    TQ_REQUIRE_INPUTS(t, "conv2d_bn_eval", x, w, gamma, beta);
+    if (!conv_args_ok(t, x, w, b, stride, pad)) return NULL;
+    tq_tensor *in[] = {x, w, gamma, beta, b};
+    if (tq_tape_training(t) || tq_tape_needs_grad(t, in, b ? 5 : 4))
+        return tq_tape_fail(t, TQ_STATUS_ARG,
+                            "conv2d_bn_eval: inference only (tape in training mode or recording "
+                            "a gradient)");
+    if (gamma->ndim != 1 || gamma->shape[0] != w->shape[0])
+        return tq_fail_shapes(t, "conv2d_bn_eval", "gamma does not match w: w and gamma are", w,
+                              gamma);
+    if (beta->ndim != 1 || beta->shape[0] != w->shape[0])
+        return tq_fail_shapes(t, "conv2d_bn_eval", "beta does not match w: w and beta are", w, beta);
+    if (!bn || !bn->running_mean || !bn->running_var || !(bn->eps > 0.0f))
+        return tq_tape_fail(t, TQ_STATUS_ARG,
+                            "conv2d_bn_eval: no running statistics state, or eps <= 0");
+    const conv_geom g = geometry(x, w, stride, pad);
+    tq_tensor *y = tq_tape_tensor(t, 4, (int32_t[]){g.N, g.O, g.OH, g.OW}, false);
+    float *coef = tq_tape_alloc(t, (size_t)(3 * g.O) * sizeof(float));
+    if (!y || !coef) return NULL;
+    float *k = coef, *mean = coef + g.O, *shift = coef + 2 * g.O;
+    for (int o = 0; o < g.O; o++) {
+        k[o] = gamma->data[o] * tq_batchnorm_eval_invstd(bn, o);
+        mean[o] = bn->running_mean[o];
+        shift[o] = beta->data[o];
+    }
+    int T = tq_omp_max_threads();
+    if (T > g.N) T = g.N;
+    if ((int64_t)g.N * g.O * g.p * g.ck < CONV_PARALLEL_MIN_MACS) T = 1;
+    const int64_t slice = padded((int64_t)g.ck * g.p);
+    float *scratch = NULL;
+    if (!g.direct && !(scratch = tq_tape_alloc(t, (size_t)(T * slice) * sizeof(float)))) return NULL;
+
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+    for (int n = 0; n < g.N; n++) {
+        const float *cols = x->data + n * in_len;
+        if (!g.direct) {
+            float *buf = scratch + tq_omp_thread_id() * slice;
+            im2col(&g, cols, buf, g.p);
+            cols = buf;
+        }
+        float *yn = y->data + n * out_len;
+        float beta0 = 0.0f;
+        if (b) {
+            for (int o = 0; o < g.O; o++)
+                for (int i = 0; i < g.p; i++) yn[(int64_t)o * g.p + i] = b->data[o];
+            beta0 = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, g.p, g.ck, 1.0f, w->data,
+                    g.ck, cols, g.p, beta0, yn, g.p);
+        /* the same expressions as batchnorm's and relu's forward, on a cache-hot plane */
+        for (int o = 0; o < g.O; o++) {
+            float *restrict row = yn + (int64_t)o * g.p;
+            const float ko = k[o], mo = mean[o], so = shift[o];
+            if (relu)
+                for (int i = 0; i < g.p; i++) {
+                    float v = ko * (row[i] - mo) + so;
+                    row[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int i = 0; i < g.p; i++) row[i] = ko * (row[i] - mo) + so;
+        }
     }
     return y;
 }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 
 /* ---- batch norm. saved = mean (C) then 1/sqrt(var+eps) (C), as used by the forward;
- * iarg[0] = 1 when those were batch statistics (backward then flows through them).
+ * iarg[0] = 1 when those were batch statistics (backward then flows through them);
+ * iarg[1] = 1 when a ReLU is fused onto the output (its gradient is then masked where the
+ * output is 0, exactly as relu's backward would have left it).
  * Channels are independent, so they are spread over the pool with the same bits for any
  * thread count. */
 
@@ -35,25 +37,54 @@ static void row_moments(const float *p, int64_t n, float m, double *s1, double *
     }
 }
 
-/* sum of g and of g * (x - m) over one row */
-static void row_grad_sums(const float *g, const float *x, int64_t n, float m, double *sg,
-                          double *sgx)
+/* a[j] += g[i], b[j] += g[i] (x[i] - m) for i = j mod LANES, over n (a multiple of LANES)
+ * values */
+static inline void lanes_grad_sums(float *restrict a, float *restrict b, const float *restrict g,
+                                   const float *restrict x, int64_t n, float m)
 {
-    float a[LANES] = {0}, b[LANES] = {0};
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
+    for (int64_t i = 0; i < n; i += LANES)
         for (int j = 0; j < LANES; j++) {
             a[j] += g[i + j];
             b[j] += g[i + j] * (x[i + j] - m);
         }
-    for (; i < n; i++) {
-        a[0] += g[i];
-        b[0] += g[i] * (x[i] - m);
+}
+
+/* sum of g and of g * (x - m) over one row; when y is given, g is masked to 0 where the
+ * fused ReLU's output y is 0 (the gradient relu's backward would have passed on), a chunk
+ * at a time into a buffer so that both loops vectorise and the sums keep the unmasked
+ * order. */
+#define MASK_CHUNK 256
+static void row_grad_sums(const float *g, const float *y, const float *x, int64_t n, float m,
+                          double *sg, double *sgx)
+{
+    float a[LANES] = {0}, b[LANES] = {0}, buf[MASK_CHUNK];
+    const int64_t body = n / LANES * LANES;
+    for (int64_t i0 = 0; i0 < body; i0 += MASK_CHUNK) {
+        const int64_t len = body - i0 < MASK_CHUNK ? body - i0 : MASK_CHUNK;
+        const float *gc = g + i0;
+        if (y) {
+            for (int64_t i = 0; i < len; i++) {
+                const float gv = g[i0 + i]; /* unconditional, so that the select vectorises */
+                buf[i] = y[i0 + i] > 0.0f ? gv : 0.0f;
+            }
+            gc = buf;
+        }
+        lanes_grad_sums(a, b, gc, x + i0, len, m);
+    }
+    for (int64_t i = body; i < n; i++) {
+        const float gv = g[i], gi = !y || y[i] > 0.0f ? gv : 0.0f;
+        a[0] += gi;
+        b[0] += gi * (x[i] - m);
     }
     for (int j = 0; j < LANES; j++) {
         *sg += a[j];
         *sgx += b[j];
     }
+}
+
+float tq_batchnorm_eval_invstd(const tq_batchnorm_state *bn, int64_t c)
+{
+    return (float)(1.0 / sqrt((double)bn->running_var[c] + bn->eps));
 }
 
 static void batchnorm_backward(tq_node *nd)
@@ -62,12 +93,14 @@ static void batchnorm_backward(tq_node *nd)
     const int64_t N = x->shape[0], C = x->shape[1], inner = x->numel / N / C, M = N * inner;
     const float *mean = nd->saved, *invstd = mean + C, *gy = nd->out->grad;
     const bool batch_stats = nd->iarg[0] != 0;
+    const float *mask = nd->iarg[1] ? nd->out->data : NULL;
 #pragma omp parallel for schedule(static) if (x->numel >= BN_PARALLEL_MIN)
     for (int64_t c = 0; c < C; c++) {
         double sum_g = 0.0, sum_gd = 0.0; /* dbeta, and dgamma / invstd */
         for (int64_t n = 0; n < N; n++) {
             int64_t off = (n * C + c) * inner;
-            row_grad_sums(gy + off, x->data + off, inner, mean[c], &sum_g, &sum_gd);
+            row_grad_sums(gy + off, mask ? mask + off : NULL, x->data + off, inner, mean[c],
+                          &sum_g, &sum_gd);
         }
         double sum_gx = sum_gd * invstd[c];
         if (gamma->grad) gamma->grad[c] += (float)sum_gx;
@@ -82,14 +115,23 @@ static void batchnorm_backward(tq_node *nd)
             int64_t off = (n * C + c) * inner;
             const float *g = gy + off, *xs = x->data + off;
             float *dx = x->grad + off;
-            for (int64_t i = 0; i < inner; i++) dx[i] += k * (g[i] - mg - (xs[i] - m) * mgx_is);
+            if (mask) {
+                const float *restrict ys = mask + off, *restrict gr = g, *restrict xr = xs;
+                float *restrict dr = dx;
+                for (int64_t i = 0; i < inner; i++) {
+                    const float gv = gr[i], gi = ys[i] > 0.0f ? gv : 0.0f;
+                    dr[i] += k * (gi - mg - (xr[i] - m) * mgx_is);
+                }
+            } else {
+                for (int64_t i = 0; i < inner; i++) dx[i] += k * (g[i] - mg - (xs[i] - m) * mgx_is);
+            }
         }
     }
 }
 static const tq_op_def op_batchnorm = {.name = "batchnorm", .backward = batchnorm_backward};
 
-tq_tensor *tq_batchnorm(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
-                        const tq_batchnorm_state *bn)
+static tq_tensor *batchnorm_op(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
+                               const tq_batchnorm_state *bn, bool relu)
 {
     TQ_REQUIRE_INPUTS(t, "batchnorm", x, gamma, beta);
     if (x->ndim != 2 && x->ndim != 4)
@@ -139,22 +181,41 @@ tq_tensor *tq_batchnorm(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *b
             bn->running_var[c] = (float)((1.0 - m) * bn->running_var[c] + m * var * M / (M - 1));
         } else {
             mean[c] = bn->running_mean[c];
-            invstd[c] = (float)(1.0 / sqrt((double)bn->running_var[c] + bn->eps));
+            invstd[c] = tq_batchnorm_eval_invstd(bn, c);
         }
         const float k = gamma->data[c] * invstd[c], b = beta->data[c], m = mean[c];
         for (int64_t n = 0; n < N; n++) {
             int64_t off = (n * C + c) * inner;
             const float *xs = x->data + off;
             float *ys = y->data + off;
-            for (int64_t i = 0; i < inner; i++) ys[i] = k * (xs[i] - m) + b;
+            if (relu)
+                for (int64_t i = 0; i < inner; i++) {
+                    const float v = k * (xs[i] - m) + b;
+                    ys[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int64_t i = 0; i < inner; i++) ys[i] = k * (xs[i] - m) + b;
         }
     }
     tq_node *nd = tq_tape_record(t, &op_batchnorm, y, in, 3);
     if (nd) {
         nd->saved = stats;
         nd->iarg[0] = training;
+        nd->iarg[1] = relu;
     }
     return y;
+}
+
+tq_tensor *tq_batchnorm(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
+                        const tq_batchnorm_state *bn)
+{
+    return batchnorm_op(t, x, gamma, beta, bn, false);
+}
+
+tq_tensor *tq_batchnorm_relu(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
+                             const tq_batchnorm_state *bn)
+{
+    return batchnorm_op(t, x, gamma, beta, bn, true);
 }
 
 /* ---- dropout. saved = keep mask (one byte per element); farg[0] = 1/(1-p). */

@@ -1,5 +1,6 @@
 /* The forward pass: walks the layer records in order, each reading earlier outputs, with
  * the quantizer slots of Linear and Conv2d applied to their input and weight. */
+#include "internal.h" /* autograd's: the fused conv2d -> batch norm -> ReLU ops */
 #include "layers_internal.h"
 
 #include <stdio.h>
@@ -12,6 +13,55 @@ static tq_tensor *quantized_op(tq_tape *t, const tq_layer *l, tq_qlayer *q, tq_t
     tq_tensor *w = q->weight_q ? tq_quantize(t, q->weight, q->weight_q) : q->weight;
     if (l->kind == TQ_LAYER_LINEAR) return tq_linear(t, x, w, q->bias);
     return tq_conv2d(t, x, w, q->bias, l->stride, l->pad);
+}
+
+/* Whether a layer from `from` on reads the output of layer `out`. */
+static bool read_from(const tq_model *m, int out, int from)
+{
+    for (int j = from; j < m->n_layers; j++) {
+        const tq_layer *l = &m->layers[j];
+        if (l->src == out || (l->kind == TQ_LAYER_ADD && l->src2 == out)) return true;
+    }
+    return false;
+}
+
+/* In inference (nothing recorded), conv2d -> batch norm (-> ReLU) runs as one op when no
+ * other layer reads the intermediate outputs: how many layers from i that covers, 0 for
+ * none. */
+static int eval_chain_length(const tq_model *m, const tq_tape *t, int i)
+{
+    if (tq_tape_training(t) || tq_tape_recording(t) || i + 1 >= m->n_layers) return 0;
+    const tq_layer *conv = &m->layers[i], *bn = &m->layers[i + 1];
+    if (conv->kind != TQ_LAYER_CONV2D || bn->kind != TQ_LAYER_BATCHNORM || bn->folded ||
+        bn->src != i || read_from(m, i, i + 2))
+        return 0;
+    if (i + 2 < m->n_layers && m->layers[i + 2].kind == TQ_LAYER_RELU &&
+        m->layers[i + 2].src == i + 1 && !read_from(m, i + 1, i + 3))
+        return 3;
+    return 2;
+}
+
+/* A batch norm whose output only the ReLU right after it reads: the two run as one op.
+ * 2 (layers covered) or 0. */
+static int bn_relu_length(const tq_model *m, int i)
+{
+    if (i + 1 >= m->n_layers) return 0;
+    const tq_layer *bn = &m->layers[i], *relu = &m->layers[i + 1];
+    return bn->kind == TQ_LAYER_BATCHNORM && !bn->folded && relu->kind == TQ_LAYER_RELU &&
+                   relu->src == i && !read_from(m, i, i + 2)
+               ? 2
+               : 0;
+}
+
+static tq_tensor *chain_forward(tq_model *m, tq_tape *t, int i, int len, tq_tensor *x)
+{
+    const tq_layer *l = &m->layers[i], *bn = &m->layers[i + 1];
+    tq_qlayer *q = &m->qlayers[l->qlayer];
+    if (q->input_mul) x = tq_mul_channel(t, x, q->input_mul);
+    if (q->input_q) x = tq_quantize(t, x, q->input_q);
+    tq_tensor *w = q->weight_q ? tq_quantize(t, q->weight, q->weight_q) : q->weight;
+    return tq_conv2d_bn_eval(t, x, w, q->bias, l->stride, l->pad, &m->params[bn->weight].t,
+                             &m->params[bn->bias].t, &bn->bn, len == 3);
 }
 
 static tq_tensor *layer_forward(tq_model *m, tq_tape *t, const tq_layer *l, tq_tensor *x,
@@ -70,7 +120,19 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
         tq_tensor *in2 = l->kind == TQ_LAYER_ADD
                              ? (l->src2 == TQ_MODEL_INPUT ? x : m->outs[l->src2])
                              : NULL;
-        m->outs[i] = layer_forward(m, t, l, in, in2, rng);
+        int chain = eval_chain_length(m, t, i);
+        tq_tensor *y = NULL;
+        if (chain)
+            y = chain_forward(m, t, i, chain, in);
+        else if ((chain = bn_relu_length(m, i)))
+            y = tq_batchnorm_relu(t, in, &m->params[l->weight].t, &m->params[l->bias].t, &l->bn);
+        if (chain) { /* the covered layers all show the chain's output */
+            for (int j = i; j < i + chain - 1; j++) m->outs[j] = y;
+            i += chain - 1;
+            m->outs[i] = y;
+        } else {
+            m->outs[i] = layer_forward(m, t, l, in, in2, rng);
+        }
         if (!m->outs[i]) {
             if (tq_tape_error(t)->status == TQ_STATUS_OK)
                 tq_tape_fail(t, TQ_STATUS_ARG, "model %s: layer %s produced no output", m->name,

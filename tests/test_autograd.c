@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* the fused ops */
 #include "tq_test.h"
 
 /* ---- functions under gradient check: inputs[] -> output */
@@ -332,12 +333,15 @@ typedef struct conv_case {
 } conv_case;
 
 /* Non-square inputs and kernels, stride 1 and 2, padding 0..2, with and without bias,
- * 1x1 both on the direct path (stride 1, no padding) and through im2col. */
+ * 1x1 both on the direct path (stride 1, no padding) and through im2col; the last three keep
+ * the plane size (stride 1, pad (k-1)/2), one with a kernel larger than the plane, so that
+ * some taps see no pixel at all. */
 static const conv_case conv_cases[] = {
     {2, 2, 5, 5, 3, 3, 3, 1, 0, true},  {1, 2, 6, 5, 2, 3, 3, 2, 1, false},
     {2, 1, 7, 6, 2, 3, 2, 1, 2, true},  {3, 3, 4, 5, 4, 1, 1, 1, 0, true},
     {1, 2, 5, 4, 2, 1, 1, 2, 1, false}, {2, 3, 5, 6, 2, 2, 2, 2, 2, true},
-    {2, 2, 4, 4, 3, 3, 3, 2, 1, false},
+    {2, 2, 4, 4, 3, 3, 3, 2, 1, false}, {3, 2, 5, 6, 3, 3, 3, 1, 1, true},
+    {1, 2, 6, 5, 2, 5, 5, 1, 2, false}, {2, 2, 2, 3, 2, 5, 5, 1, 2, true},
 };
 
 static tq_tensor *fn_conv(tq_tape *t, tq_tensor **x, void *c)
@@ -553,6 +557,58 @@ START_TEST(test_conv2d_parallel_paths_match_reference)
 }
 END_TEST
 
+/* The fused inference op gives the bits of conv2d, batchnorm (evaluation) and relu in
+ * sequence, on same-size, strided and 1x1 geometries, with and without bias and ReLU; it
+ * refuses a training-mode tape. */
+START_TEST(test_conv2d_bn_eval_matches_the_op_sequence)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 22);
+    const conv_case cases[] = {
+        {3, 2, 6, 5, 4, 3, 3, 1, 1, true}, {2, 3, 7, 7, 5, 3, 3, 2, 1, false},
+        {2, 4, 4, 4, 3, 1, 1, 1, 0, true}, {5, 3, 4, 4, 2, 1, 1, 2, 0, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int relu = 0; relu < 2; relu++) {
+            const conv_case *k = &cases[i];
+            tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){k->N, k->C, k->H, k->W}, false, -1, 1);
+            tq_tensor *w = tq_test_tensor(&rng, 4, (int32_t[]){k->O, k->C, k->kh, k->kw}, true, -1, 1);
+            tq_tensor *b = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -1, 1);
+            tq_tensor *gamma = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -2, 2);
+            tq_tensor *beta = tq_test_tensor(&rng, 1, (int32_t[]){k->O}, true, -1, 1);
+            float rm[8], rv[8];
+            for (int o = 0; o < k->O; o++) {
+                rm[o] = tq_rng_uniform(&rng) - 0.5f;
+                rv[o] = 0.1f + 2.0f * tq_rng_uniform(&rng);
+            }
+            tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+            tq_tape *t = tq_tape_new();
+            tq_tape_set_training(t, false);
+            tq_tape_set_recording(t, false);
+            tq_tensor *bias = k->bias ? b : NULL;
+            tq_tensor *want = tq_batchnorm(t, tq_conv2d(t, x, w, bias, k->stride, k->pad), gamma, beta, &st);
+            if (relu) want = tq_relu(t, want);
+            tq_tensor *got = tq_conv2d_bn_eval(t, x, w, bias, k->stride, k->pad, gamma, beta, &st, relu);
+            ck_assert_msg(want && got, "%s", tq_tape_error(t)->msg);
+            ck_assert_int_eq(got->numel, want->numel);
+            ck_assert_mem_eq(got->data, want->data, (size_t)want->numel * sizeof(float));
+            int negatives = 0;
+            for (int64_t j = 0; j < got->numel; j++) negatives += got->data[j] < 0.0f;
+            ck_assert(relu ? negatives == 0 : negatives > 0);
+            tq_tape_set_training(t, true);
+            ck_assert_ptr_null(tq_conv2d_bn_eval(t, x, w, bias, k->stride, k->pad, gamma, beta, &st, relu));
+            ck_assert_str_eq(tq_tape_error(t)->msg, "conv2d_bn_eval: inference only (tape in training "
+                                                     "mode or recording a gradient)");
+            tq_tape_free(t);
+            tq_tensor_free(x);
+            tq_tensor_free(w);
+            tq_tensor_free(b);
+            tq_tensor_free(gamma);
+            tq_tensor_free(beta);
+        }
+}
+END_TEST
+
 typedef struct pool_case {
     int32_t N, C, H, W;
     int kernel, stride;
@@ -708,6 +764,65 @@ END_TEST
 /* Channel 0 is 1,2,3,4: mean 2.5, biased variance 1.25, unbiased 5/3. Channel 1 is
  * constant 3: variance 0, so the output is beta and eps keeps it finite. gamma (2,1),
  * beta (0.5,-1), momentum 0.1 from running mean 0 and variance 1. */
+/* The fused batchnorm + ReLU gives the bits of tq_relu(tq_batchnorm()), forward and backward
+ * (x, gamma and beta gradients), in training and evaluation mode, on a 4-D and a 2-D input. */
+static void bn_relu_run(tq_tensor *x, tq_tensor *gamma, tq_tensor *beta, bool training, bool fused,
+                        float *out, float *grads)
+{
+    float rm[5] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f}, rv[5] = {1.0f, 0.5f, 2.0f, 0.3f, 1.5f};
+    tq_batchnorm_state st = {.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f};
+    tq_tensor *in[] = {x, gamma, beta};
+    for (int i = 0; i < 3; i++) memset(in[i]->grad, 0, (size_t)in[i]->numel * sizeof(float));
+    tq_tape *t = tq_tape_new();
+    tq_tape_set_training(t, training);
+    tq_tensor *y = fused ? tq_batchnorm_relu(t, x, gamma, beta, &st)
+                         : tq_relu(t, tq_batchnorm(t, x, gamma, beta, &st));
+    ck_assert_msg(y != NULL, "%s", tq_tape_error(t)->msg);
+    memcpy(out, y->data, (size_t)y->numel * sizeof(float));
+    /* a weighted sum, so that every output's gradient differs */
+    tq_tensor *wsum = tq_tape_tensor(t, y->ndim, y->shape, false);
+    for (int64_t i = 0; i < y->numel; i++) wsum->data[i] = (float)(i % 7) - 2.5f;
+    ck_assert_int_eq(tq_backward(t, tq_sum(t, tq_mul(t, y, wsum))), TQ_STATUS_OK);
+    for (int i = 0, off = 0; i < 3; off += (int)in[i]->numel, i++)
+        memcpy(grads + off, in[i]->grad, (size_t)in[i]->numel * sizeof(float));
+    tq_tape_free(t);
+}
+
+START_TEST(test_batchnorm_relu_matches_the_op_pair)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 23);
+    const int32_t shapes[2][4] = {{3, 5, 4, 7}, {37, 5, 1, 1}};
+    for (int s = 0; s < 2; s++)
+        for (int training = 0; training < 2; training++) {
+            tq_tensor *x = tq_test_tensor(&rng, s ? 2 : 4, shapes[s], true, -2, 2);
+            tq_tensor *gamma = tq_test_tensor(&rng, 1, (int32_t[]){5}, true, -1.5, 1.5);
+            tq_tensor *beta = tq_test_tensor(&rng, 1, (int32_t[]){5}, true, -0.5, 0.5);
+            const size_t n = (size_t)x->numel, ng = n + 10;
+            float *out[2], *grads[2];
+            for (int f = 0; f < 2; f++) {
+                out[f] = malloc(n * sizeof(float));
+                grads[f] = malloc(ng * sizeof(float));
+                bn_relu_run(x, gamma, beta, training, f, out[f], grads[f]);
+            }
+            ck_assert_mem_eq(out[0], out[1], n * sizeof(float));
+            ck_assert_mem_eq(grads[0], grads[1], ng * sizeof(float));
+            size_t zeros = 0, nonzero_grads = 0;
+            for (size_t i = 0; i < n; i++) zeros += out[1][i] == 0.0f;
+            for (size_t i = 0; i < n; i++) nonzero_grads += grads[1][i] != 0.0f;
+            ck_assert(zeros > n / 10 && zeros < n * 9 / 10);
+            ck_assert(nonzero_grads > n / 10);
+            for (int f = 0; f < 2; f++) {
+                free(out[f]);
+                free(grads[f]);
+            }
+            tq_tensor_free(x);
+            tq_tensor_free(gamma);
+            tq_tensor_free(beta);
+        }
+}
+END_TEST
+
 START_TEST(test_batchnorm_known_batch)
 {
     tq_tape *t = tq_tape_new();
@@ -989,6 +1104,8 @@ static Suite *autograd_suite(void)
     tcase_add_test(nn, test_conv2d_matches_direct_definition_and_gradcheck);
     tcase_add_test(nn, test_conv2d_known_values);
     tcase_add_test(nn, test_conv2d_parallel_paths_match_reference);
+    tcase_add_test(nn, test_conv2d_bn_eval_matches_the_op_sequence);
+    tcase_add_test(nn, test_batchnorm_relu_matches_the_op_pair);
     tcase_add_test(nn, test_gradcheck_pools);
     tcase_add_test(nn, test_maxpool_known_winners);
     tcase_add_test(nn, test_avgpool_known_values);

@@ -664,6 +664,38 @@ START_TEST(test_describe_lists_layers_and_totals)
 }
 END_TEST
 
+/* Inference without a tape record runs conv -> batch norm -> ReLU chains as one fused op:
+ * the logits must be the bits of the unfused path (same evaluation, recording on). */
+START_TEST(test_fused_inference_matches_unfused)
+{
+    tq_model *m = zoo("resnet20", 3, 8, 8, 5);
+    tq_rng rng;
+    tq_rng_seed(&rng, 6);
+    tq_tape *t = tq_tape_new();
+    tq_tensor *x = tq_tensor_new(4, (int32_t[]){3, 3, 8, 8}, false);
+    tq_tensor_fill_uniform(x, &rng, -1, 1);
+    /* two training forwards move the running statistics away from (0, 1) */
+    for (int i = 0; i < 2; i++) {
+        tq_tape_reset(t);
+        ck_assert_ptr_nonnull(tq_model_forward(m, t, x, &rng));
+    }
+    float logits[2][30];
+    for (int recording = 0; recording < 2; recording++) {
+        tq_tape_reset(t);
+        tq_tape_set_training(t, false);
+        tq_tape_set_recording(t, recording);
+        tq_tensor *y = tq_model_forward(m, t, x, &rng);
+        ck_assert_msg(y != NULL, "%s", tq_tape_error(t)->msg);
+        ck_assert_int_eq(y->numel, 30);
+        memcpy(logits[recording], y->data, sizeof logits[0]);
+    }
+    ck_assert_mem_eq(logits[0], logits[1], sizeof logits[0]);
+    tq_tensor_free(x);
+    tq_tape_free(t);
+    tq_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -673,6 +705,7 @@ static Suite *layers_suite(void)
     tcase_add_test(model, test_tensors_tile_the_buffers);
     tcase_add_test(model, test_init_bounds_and_reproducibility);
     tcase_add_test(model, test_zoo_forward_shapes);
+    tcase_add_test(model, test_fused_inference_matches_unfused);
     tcase_add_test(model, test_training_step_steady_state);
     tcase_add_test(model, test_errors_name_the_problem);
     tcase_add_test(model, test_describe_lists_layers_and_totals);
