@@ -6,22 +6,27 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The options of every command that trains: optimizer, schedule, batch, seed. */
+#define TRAINING_OPTS(default_schedule)                                                   \
+    {"optim", "NAME", "sgd, adam or adamw (default adam)"},                                \
+    {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, "      \
+                "0.05 for sgd)"},                                                          \
+    {"momentum", "X", "SGD momentum (default 0.9)"},                                       \
+    {"nesterov", NULL, "Nesterov momentum for SGD"},                                       \
+    {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},                               \
+    {"schedule", "NAME", "constant, step or cosine (default " default_schedule ")"},       \
+    {"warmup", "N", "linear warm-up steps (default 0)"},                                   \
+    {"step-size", "N", "epochs between decays for --schedule step (default 1)"},           \
+    {"gamma", "X", "decay factor for --schedule step (default 0.1)"},                      \
+    {"clip", "X", "clip the gradient norm to X (default off)"},                            \
+    {"batch", "N", "batch size (default 64)"},                                             \
+    {"seed", "N", "random seed (default 1)"}
+
 static const tq_cli_opt train_opts[] = {
     {"model", "NAME", "mlp, lenet5, convnet or resnet20 (default lenet5)"},
     {"data", "SPEC", "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR[:test_batch], pngdir:DIR (default fashion-mnist)"},
     {"epochs", "N", "epochs to train in all (default 5)"},
-    {"optim", "NAME", "sgd, adam or adamw (default adam)"},
-    {"lr", "X", "learning rate (default 1e-3 for adam/adamw, 0.05 for sgd)"},
-    {"momentum", "X", "SGD momentum (default 0.9)"},
-    {"nesterov", NULL, "Nesterov momentum for SGD"},
-    {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},
-    {"schedule", "NAME", "constant, step or cosine (default constant)"},
-    {"warmup", "N", "linear warm-up steps (default 0)"},
-    {"step-size", "N", "epochs between decays for --schedule step (default 1)"},
-    {"gamma", "X", "decay factor for --schedule step (default 0.1)"},
-    {"clip", "X", "clip the gradient norm to X (default off)"},
-    {"batch", "N", "batch size (default 64)"},
-    {"seed", "N", "random seed (default 1)"},
+    TRAINING_OPTS("constant"),
     {"val", "FRACTION", "hold out this fraction of the training set for validation (default 0)"},
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (default MODEL.tqc)"},
@@ -277,18 +282,7 @@ static const tq_cli_opt qat_opts[] = {
     {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required)"},
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"epochs", "N", "QAT epochs (default 1)"},
-    {"optim", "NAME", "sgd, adam or adamw (default adam)"},
-    {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, 0.05 for sgd)"},
-    {"momentum", "X", "SGD momentum (default 0.9)"},
-    {"nesterov", NULL, "Nesterov momentum for SGD"},
-    {"wd", "X", "weight decay (default 0; 0.01 for adamw)"},
-    {"schedule", "NAME", "constant, step or cosine (default cosine)"},
-    {"warmup", "N", "linear warm-up steps (default 0)"},
-    {"step-size", "N", "epochs between decays for --schedule step (default 1)"},
-    {"gamma", "X", "decay factor for --schedule step (default 0.1)"},
-    {"clip", "X", "clip the gradient norm to X (default off)"},
-    {"batch", "N", "batch size (default 64)"},
-    {"seed", "N", "random seed (default 1)"},
+    TRAINING_OPTS("cosine"),
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
     {"json", "FILE", "write the figures as JSON"},
