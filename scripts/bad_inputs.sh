@@ -47,5 +47,5 @@ case_ "unknown recipe" "$tq" ptq --model-file g.tqc --recipe w3a3 --out q.tqc
 case_ "QAT on a float model" "$tq" qat --model-file g.tqc --out q.tqc
 case_ "unknown option" "$tq" train --bogus
 case_ "bad value" "$tq" train --lr abc
-case_ "learning rate 1e9 (SGD)" "$tq" train --model lenet5 --data mnist:good --epochs 2 --optim sgd --lr 1e9 --out nan.tqc
+case_ "learning rate 1e9 (SGD)" "$tq" train --model lenet5 --data mnist:good --epochs 2 --optim sgd --lr 1e9 --quiet --out nan.tqc
 printf -- '- partial outputs left behind: %s\n' "$(ls x.tqc nan.tqc q.tqc nodir 2>/dev/null | wc -l)"
