@@ -266,6 +266,20 @@ START_TEST(test_ptq_then_qat_at_two_bits_raises_accuracy)
 }
 END_TEST
 
+/* QAT with batch norm unfolded, folded at the end: the saved model is the folded one and
+ * reproduces the accuracy reported after folding. */
+START_TEST(test_qat_folds_batch_norm_at_the_end)
+{
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model convnet --data mnist:. --epochs 1 --batch 32 --quiet --out cn.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file cn.tqc --recipe w4a8 --calib-batches 4 --quiet --out cq.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 1 --batch 32 --fold-bn-at-end --out cf.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "batch norm folded after QAT"));
+    double folded = accuracy_of(out);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file cf.tqc"), 0);
+    TQ_ASSERT_NEAR(accuracy_of(out), folded, 1e-9);
+}
+END_TEST
+
 START_TEST(test_compare_writes_table_csv_md_json)
 {
     ck_assert_int_eq(run(out, sizeof out,
@@ -316,6 +330,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_sigint_saves_and_resumes_exactly);
     tcase_add_test(tc, test_sigkill_never_leaves_a_broken_checkpoint);
     tcase_add_test(tc, test_ptq_then_qat_at_two_bits_raises_accuracy);
+    tcase_add_test(tc, test_qat_folds_batch_norm_at_the_end);
     tcase_add_test(tc, test_compare_writes_table_csv_md_json);
     tcase_add_test(tc, test_grid_and_fq);
     suite_add_tcase(s, tc);

@@ -285,6 +285,8 @@ static const tq_cli_opt qat_opts[] = {
     TRAINING_OPTS("cosine"),
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
+    {"fold-bn-at-end", NULL, "train with batch norm unfolded, then fold it into the layers "
+                             "before it and recompute their weight scales"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the final accuracy line"},
     {0},
@@ -294,6 +296,22 @@ static const tq_cli_cmd qat_cmd = {
     "Quantization-aware training: fine-tune a PTQ checkpoint with its scales fixed\n"
     "(straight-through estimator with clipping in backward).",
     qat_opts, 0};
+
+/* Folds batch norm into the layers before it after QAT and takes each weight quantizer's
+ * amax afresh from the folded weights (the activation scales stay as calibrated). */
+static tq_status fold_after_qat(tq_model *m, tq_error *err)
+{
+    if (tq_model_fold_batchnorms(m, err) < 0) return err->status;
+    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        if (!l->weight_q) continue;
+        tq_qstate state = tq_quantizer_state(l->weight_q);
+        tq_quantizer_reset(l->weight_q);
+        if (tq_quantizer_calibrate_weight(l->weight_q, l->weight, err)) return err->status;
+        tq_quantizer_set_state(l->weight_q, state);
+    }
+    return TQ_STATUS_OK;
+}
 
 static bool has_quantizers(tq_model *m)
 {
@@ -360,6 +378,16 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "data", train.name);
         double acc = 0;
         rc = train_epochs(cmd, &run, &train, NULL, &test, out, &json, &rep, &acc);
+        if (!rc && tq_cli_flag(cmd, &a, "fold-bn-at-end")) {
+            double unfolded = acc;
+            if (fold_after_qat(run.model, &err) ||
+                tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err) ||
+                tq_run_save(&run, out, &err))
+                rc = tq_cli_fail(cmd, &err);
+            tq_report_line(&rep, "batch norm folded after QAT: accuracy %.4f (unfolded %.4f)",
+                           acc, unfolded);
+            tq_json_num(&json, "unfolded_accuracy", unfolded);
+        }
         tq_json_num(&json, "accuracy", acc);
         if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
         if (!rc) printf("accuracy: %.4f\n", acc);
