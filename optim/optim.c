@@ -31,19 +31,25 @@ tq_optim_config tq_optim_defaults(tq_optim_kind kind)
     return c;
 }
 
+static const char *const kind_names[] = {[TQ_OPTIM_SGD] = "sgd", [TQ_OPTIM_ADAM] = "adam",
+                                         [TQ_OPTIM_ADAMW] = "adamw"};
+
 bool tq_optim_kind_parse(const char *name, tq_optim_kind *kind)
 {
-    static const struct {
-        const char *name;
-        tq_optim_kind kind;
-    } names[] = {{"sgd", TQ_OPTIM_SGD}, {"adam", TQ_OPTIM_ADAM}, {"adamw", TQ_OPTIM_ADAMW}};
     if (!name) return false;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i].name) == 0) {
-            *kind = names[i].kind;
+    for (size_t i = 0; i < sizeof kind_names / sizeof kind_names[0]; i++)
+        if (kind_names[i] && strcmp(name, kind_names[i]) == 0) {
+            *kind = (tq_optim_kind)i;
             return true;
         }
     return false;
+}
+
+const char *tq_optim_kind_name(tq_optim_kind kind)
+{
+    return (unsigned)kind < sizeof kind_names / sizeof kind_names[0] && kind_names[kind]
+               ? kind_names[kind]
+               : "?";
 }
 
 static const char *kind_name(tq_optim_kind kind)

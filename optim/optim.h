@@ -24,6 +24,7 @@ typedef struct tq_optim_config {
 tq_optim_config tq_optim_defaults(tq_optim_kind kind);
 /* "sgd", "adam", "adamw"; false for any other name. */
 bool tq_optim_kind_parse(const char *name, tq_optim_kind *kind);
+const char *tq_optim_kind_name(tq_optim_kind kind);
 
 typedef struct tq_optim tq_optim;
 /* NULL with a message in err for bad hyperparameters (negative, NaN, Nesterov without

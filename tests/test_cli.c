@@ -266,6 +266,18 @@ START_TEST(test_ptq_then_qat_at_two_bits_raises_accuracy)
 }
 END_TEST
 
+/* Without --lr, QAT starts at 1% of the rate the float model was trained with; with it, at --lr. */
+START_TEST(test_qat_default_lr_is_a_hundredth_of_the_float_rate)
+{
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --lr 0.004 --quiet --out f4.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file f4.tqc --recipe w4a8 --calib-batches 2 --quiet --out p4.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file p4.tqc --epochs 1 --out q4.tqc"), 0);
+    ck_assert_msg(strstr(out, "adam from lr 4e-05"), "%s", out);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file p4.tqc --epochs 1 --lr 0.003 --optim sgd --out q4.tqc"), 0);
+    ck_assert_msg(strstr(out, "sgd from lr 0.003"), "%s", out);
+}
+END_TEST
+
 /* QAT with batch norm unfolded, folded at the end: the saved model is the folded one and
  * reproduces the accuracy reported after folding. */
 START_TEST(test_qat_folds_batch_norm_at_the_end)
@@ -330,6 +342,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_sigint_saves_and_resumes_exactly);
     tcase_add_test(tc, test_sigkill_never_leaves_a_broken_checkpoint);
     tcase_add_test(tc, test_ptq_then_qat_at_two_bits_raises_accuracy);
+    tcase_add_test(tc, test_qat_default_lr_is_a_hundredth_of_the_float_rate);
     tcase_add_test(tc, test_qat_folds_batch_norm_at_the_end);
     tcase_add_test(tc, test_compare_writes_table_csv_md_json);
     tcase_add_test(tc, test_grid_and_fq);

@@ -18,7 +18,7 @@ static const tq_cli_opt compare_opts[] = {
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
-    {"qat-lr", "X", "QAT learning rate, decayed to 0 by a cosine (default: --lr)"},
+    {"qat-lr", "X", "QAT rate, cosine-decayed (default: 1% of --model-file's float rate; --lr if trained here)"},
     {"optim", "NAME", "optimizer for float training and QAT: sgd, adam, adamw (default adam)"},
     {"lr", "X", "float training learning rate (default 1e-3 adam, 0.05 sgd)"},
     {"batch", "N", "batch size (default 64)"},
@@ -219,7 +219,7 @@ int tq_cmd_compare(int argc, char **argv)
     tq_optim_kind kind = TQ_OPTIM_ADAM;
     if (optim && !tq_optim_kind_parse(optim, &kind))
         return tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", optim);
-    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = lr;
+    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1;
     if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr))
         return TQ_EXIT_USAGE;
     tq_keep_kind keep_kind;
@@ -258,6 +258,7 @@ int tq_cmd_compare(int argc, char **argv)
     tq_run run = {0};
     const char *model_file = tq_cli_get(cmd, &a, "model-file"), *spec = tq_cli_get(cmd, &a, "data");
     if (model_file && tq_run_load(model_file, &run, &err)) return tq_cli_fail(cmd, &err);
+    if (qat_lr < 0) qat_lr = model_file ? tq_qat_default_lr(&run) : lr;
     if (!spec) spec = model_file ? run.data_name : "fashion-mnist";
     tq_dataset train = {0}, test = {0};
     row rows[MAX_ITEMS];

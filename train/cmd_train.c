@@ -294,7 +294,8 @@ static const tq_cli_opt qat_opts[] = {
 static const tq_cli_cmd qat_cmd = {
     "qat", "--model-file FILE --out FILE [options]",
     "Quantization-aware training: fine-tune a PTQ checkpoint with its scales fixed\n"
-    "(straight-through estimator with clipping in backward).",
+    "(straight-through estimator with clipping in backward). Without --lr, QAT starts at 1%\n"
+    "of the learning rate the float model was trained with.",
     qat_opts, 0};
 
 /* Folds batch norm into the layers before it after QAT and takes each weight quantizer's
@@ -358,6 +359,7 @@ int tq_cmd_qat(int argc, char **argv)
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
+    if (!tq_cli_get(cmd, &a, "lr")) lr = tq_qat_default_lr(&run);
     tq_optim_free(run.optim);
     run.optim = NULL;
     run.optim_cfg = opts.optim_cfg;
@@ -369,13 +371,14 @@ int tq_cmd_qat(int argc, char **argv)
     if (!parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch), TQ_SCHEDULE_COSINE)) {
         rc = TQ_EXIT_USAGE;
     } else {
-        tq_report_line(&rep, "qat %s on %s: %lld epochs", tq_model_name(run.model), train.name,
-                       (long long)run.epochs);
+        tq_report_line(&rep, "qat %s on %s: %lld epochs, %s from lr %g", tq_model_name(run.model),
+                       train.name, (long long)run.epochs, tq_optim_kind_name(run.optim_cfg.kind), lr);
         tq_json json;
         tq_json_begin(&json);
         tq_json_str(&json, "command", "qat");
         tq_json_str(&json, "model", tq_model_name(run.model));
         tq_json_str(&json, "data", train.name);
+        tq_json_num(&json, "lr", lr);
         double acc = 0;
         rc = train_epochs(cmd, &run, &train, NULL, &test, out, &json, &rep, &acc);
         if (!rc && tq_cli_flag(cmd, &a, "fold-bn-at-end")) {

@@ -199,3 +199,9 @@ void tq_run_free(tq_run *run)
     run->model = NULL;
     run->optim = NULL;
 }
+
+double tq_qat_default_lr(const tq_run *float_run)
+{
+    float lr = float_run->schedule.lr;
+    return lr > 0 ? 0.01 * lr : 1e-5;
+}
