@@ -8,30 +8,15 @@
 
 #include "ptq.h"
 
-/* 10 classes of 8x8 grey images: a random +-1 template per class plus noise. */
+/* 10 classes of 8x8 grey images: a random +-1 pattern per class plus noise. */
 static void make_dataset(tq_dataset *d, int64_t n, uint64_t seed)
 {
-    tq_rng rng;
-    tq_rng_seed(&rng, 99);
-    float tmpl[10][64];
-    for (int k = 0; k < 10; k++)
-        for (int p = 0; p < 64; p++) tmpl[k][p] = tq_rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
-    tq_rng_seed(&rng, seed);
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->c = 1;
-    d->h = d->w = 8;
-    d->classes = 10;
-    d->images = malloc((size_t)n * 64);
-    d->labels = malloc((size_t)n);
-    snprintf(d->name, sizeof d->name, "generated");
-    for (int64_t i = 0; i < n; i++) {
-        int y = (int)tq_rng_below(&rng, 10);
-        d->labels[i] = (uint8_t)y;
-        for (int p = 0; p < 64; p++) {
-            float v = 128.0f + 25.0f * tmpl[y][p] + 60.0f * tq_rng_normal(&rng);
-            d->images[i * 64 + p] = (uint8_t)fminf(fmaxf(v, 0.0f), 255.0f);
-        }
+    tq_synthetic_config cfg = {.n = n, .side = 8, .classes = 10, .signal = 25.0f, .noise = 60.0f,
+                               .seed = seed};
+    tq_error e = {0};
+    if (tq_dataset_synthetic(d, &cfg, &e)) {
+        fprintf(stderr, "outlier_demo: %s\n", e.msg);
+        exit(1);
     }
 }
 

@@ -44,6 +44,16 @@ void tq_dataset_free(tq_dataset *d);
  * emptied, on error it is left untouched. */
 tq_status tq_dataset_split(tq_dataset *all, double val_fraction, uint64_t seed,
                            tq_dataset *train, tq_dataset *val, tq_error *err);
+/* A generated data set (name "generated"): n grey side x side images in `classes` classes,
+ * each pixel 128 + signal * (the class's fixed random +-1 pattern) + noise * N(0,1),
+ * clamped to 0..255; labels and noise drawn from seed, the patterns the same for every seed. */
+typedef struct tq_synthetic_config {
+    int64_t n;
+    int32_t side, classes;
+    float signal, noise;
+    uint64_t seed;
+} tq_synthetic_config;
+tq_status tq_dataset_synthetic(tq_dataset *out, const tq_synthetic_config *cfg, tq_error *err);
 /* Per-channel mean and (population) standard deviation of the pixels scaled to [0,1];
  * mean and std hold d->c values. */
 void tq_dataset_stats(const tq_dataset *d, float *mean, float *std);

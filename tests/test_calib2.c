@@ -435,31 +435,13 @@ START_TEST(recipe_files)
 }
 END_TEST
 
-/* 4 classes of 4x4 grey images: a random +-1 template per class plus noise. */
+/* 4 classes of 4x4 grey images: a random +-1 pattern per class plus noise. */
 static void make_dataset(tq_dataset *d, int64_t n, uint64_t seed)
 {
-    tq_rng rng;
-    tq_rng_seed(&rng, 99);
-    float tmpl[4][16];
-    for (int k = 0; k < 4; k++)
-        for (int p = 0; p < 16; p++) tmpl[k][p] = tq_rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
-    tq_rng_seed(&rng, seed);
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->c = 1;
-    d->h = d->w = 4;
-    d->classes = 4;
-    d->images = malloc((size_t)n * 16);
-    d->labels = malloc((size_t)n);
-    snprintf(d->name, sizeof d->name, "generated");
-    for (int64_t i = 0; i < n; i++) {
-        int y = (int)tq_rng_below(&rng, 4);
-        d->labels[i] = (uint8_t)y;
-        for (int p = 0; p < 16; p++) {
-            float v = 128.0f + 50.0f * tmpl[y][p] + 40.0f * tq_rng_normal(&rng);
-            d->images[i * 16 + p] = (uint8_t)fminf(fmaxf(v, 0.0f), 255.0f);
-        }
-    }
+    tq_synthetic_config cfg = {.n = n, .side = 4, .classes = 4, .signal = 50.0f, .noise = 40.0f,
+                               .seed = seed};
+    tq_error e = {0};
+    ck_assert_msg(tq_dataset_synthetic(d, &cfg, &e) == TQ_STATUS_OK, "%s", e.msg);
 }
 
 START_TEST(sensitivity_ranks_fragile_layer_first)

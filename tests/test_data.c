@@ -936,6 +936,41 @@ START_TEST(test_loader_last_batch)
 }
 END_TEST
 
+/* The generated data set: without noise every image is its class pattern exactly (128 +- signal);
+ * the same seed gives the same bytes, another seed other labels over the same patterns. */
+START_TEST(test_synthetic_dataset)
+{
+    tq_error e = {0};
+    tq_dataset a, b, c;
+    tq_synthetic_config cfg = {.n = 200, .side = 3, .classes = 5, .signal = 40, .noise = 0, .seed = 7};
+    ck_assert_int_eq(tq_dataset_synthetic(&a, &cfg, &e), TQ_STATUS_OK);
+    ck_assert_int_eq(tq_dataset_synthetic(&b, &cfg, &e), TQ_STATUS_OK);
+    cfg.seed = 8;
+    ck_assert_int_eq(tq_dataset_synthetic(&c, &cfg, &e), TQ_STATUS_OK);
+    ck_assert(a.n == 200 && a.c == 1 && a.h == 3 && a.w == 3 && a.classes == 5);
+    ck_assert_mem_eq(a.images, b.images, 200 * 9);
+    ck_assert_mem_eq(a.labels, b.labels, 200);
+    ck_assert(memcmp(a.labels, c.labels, 200) != 0);
+    int seen[5] = {0};
+    for (int64_t i = 0; i < a.n; i++) {
+        ck_assert_int_lt(a.labels[i], 5);
+        seen[a.labels[i]]++;
+        for (int p = 0; p < 9; p++) ck_assert(a.images[i * 9 + p] == 88 || a.images[i * 9 + p] == 168);
+        /* images of one class are identical, in both sets */
+        for (int64_t j = 0; j < c.n; j++)
+            if (c.labels[j] == a.labels[i]) ck_assert_mem_eq(a.images + i * 9, c.images + j * 9, 9);
+    }
+    for (int k = 0; k < 5; k++) ck_assert_int_gt(seen[k], 20);
+    tq_dataset_free(&a);
+    tq_dataset_free(&b);
+    tq_dataset_free(&c);
+    cfg.classes = 1;
+    ck_assert_int_eq(tq_dataset_synthetic(&a, &cfg, &e), TQ_STATUS_ARG);
+    ck_assert_msg(strstr(e.msg, "synthetic: 1 classes"), "%s", e.msg);
+    ck_assert_ptr_null(a.images);
+}
+END_TEST
+
 START_TEST(test_loader_config_errors)
 {
     tq_dataset d = make_dataset(4, 1, 1, 1);
@@ -980,6 +1015,7 @@ static Suite *data_suite(void)
     tcase_add_test(mem, test_loader_augment);
     tcase_add_test(mem, test_loader_last_batch);
     tcase_add_test(mem, test_loader_config_errors);
+    tcase_add_test(mem, test_synthetic_dataset);
     suite_add_tcase(s, mem);
     return s;
 }
