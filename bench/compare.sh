@@ -18,7 +18,8 @@ for w in "${which[@]}"; do
   echo "== $w"
   f=bench/out/$w.tqc
   [ -e "$f" ] || bench/accuracy.sh "$build" "$data" "$w"
-  qat_epochs=2; [ "$w" = resnet20-cifar ] && qat_epochs=1
+  # QAT epochs: a fifth to two fifths of the float schedule (5, 15 and 25 epochs)
+  case $w in lenet5-fashion) qat_epochs=3 ;; resnet20-cifar) qat_epochs=1 ;; *) qat_epochs=2 ;; esac
   "$tq" compare --model-file "$f" --recipes "$recipes" --qat-epochs "${QAT_EPOCHS:-$qat_epochs}" \
     --out "bench/out/compare-$w" --json "bench/out/compare-$w.json" ${COMPARE_ARGS:-}
 done
