@@ -1,0 +1,255 @@
+/* tq_sgemm: packed, cache-blocked AVX-512 single-precision GEMM with an 8x32 register tile,
+ * selected at run time; OpenBLAS's cblas_sgemm otherwise. */
+#include "gemm.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TQ_GEMM_HAVE_AVX512 1
+#include <immintrin.h>
+#else
+#define TQ_GEMM_HAVE_AVX512 0
+#endif
+
+/* Register tile MR x NR: 16 zmm accumulators, two B loads and one broadcast per row per k.
+ * KC x NR of packed B (32 KiB) stays in L1 while the MR x KC slivers of A stream from L2;
+ * the packed MC x KC block of A (128 KiB) and KC x NC of B (256 KiB) fit in L2. */
+enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 256 };
+
+/* Below this many multiply-adds a product stays on the calling thread. */
+#define TQ_GEMM_PARALLEL_MIN_MACS 4000000.0
+
+static int g_use_avx512; /* written once under pthread_once, read-only afterwards */
+static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;
+
+static void choose_backend(void)
+{
+    const char *env = getenv("TQ_GEMM");
+    bool want_openblas = env && strcmp(env, "openblas") == 0;
+#if TQ_GEMM_HAVE_AVX512
+    __builtin_cpu_init();
+    g_use_avx512 = !want_openblas && __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
+#else
+    (void)want_openblas;
+    g_use_avx512 = 0;
+#endif
+}
+
+const char *tq_sgemm_backend(void)
+{
+    pthread_once(&g_backend_once, choose_backend);
+    return g_use_avx512 ? "avx512" : "openblas";
+}
+
+static void openblas_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+#if TQ_GEMM_HAVE_AVX512
+#define TQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+
+typedef struct gemm_args {
+    bool ta, tb;
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} gemm_args;
+
+/* Packing buffers: one pair per thread, sized by the blocking, so the hot path never
+ * allocates. */
+static _Thread_local float pack_a_buf[MC * KC] __attribute__((aligned(64)));
+static _Thread_local float pack_b_buf[KC * NC] __attribute__((aligned(64)));
+
+static TQ_AVX512 __mmask16 lane_mask(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* op(A)[i0 .. i0+mc, k0 .. k0+kc) as MR-row slivers, k-major within each (MR floats per k);
+ * rows past the edge are zero so the kernel always runs the full tile. */
+static TQ_AVX512 void pack_a(const gemm_args *g, int i0, int mc, int k0, int kc, float *dst)
+{
+    for (int ip = 0; ip < mc; ip += MR) {
+        const int mr = mc - ip < MR ? mc - ip : MR;
+        float *d = dst + (int64_t)ip * kc;
+        if (g->ta) { /* op(A)[i][k] = A[k][i]: rows of the sliver are contiguous */
+            const __mmask16 m = lane_mask(mr);
+            for (int k = 0; k < kc; k++) {
+                const float *src = g->A + (int64_t)(k0 + k) * g->lda + i0 + ip;
+                _mm256_store_ps(d + k * MR,
+                                _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, src)));
+            }
+        } else {
+            if (mr < MR) memset(d, 0, (size_t)kc * MR * sizeof(float));
+            for (int r = 0; r < mr; r++) {
+                const float *src = g->A + (int64_t)(i0 + ip + r) * g->lda + k0;
+                for (int k = 0; k < kc; k++) d[k * MR + r] = src[k];
+            }
+        }
+    }
+}
+
+/* op(B)[k0 .. k0+kc, j0 .. j0+nc) as NR-column slivers, k-major within each (NR floats per k);
+ * columns past the edge are zero. */
+static TQ_AVX512 void pack_b(const gemm_args *g, int k0, int kc, int j0, int nc, float *dst)
+{
+    for (int jp = 0; jp < nc; jp += NR) {
+        const int nr = nc - jp < NR ? nc - jp : NR;
+        float *d = dst + (int64_t)jp * kc;
+        if (!g->tb) {
+            const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+            for (int k = 0; k < kc; k++) {
+                const float *src = g->B + (int64_t)(k0 + k) * g->ldb + j0 + jp;
+                _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+        } else { /* op(B)[k][j] = B[j][k] */
+            if (nr < NR) memset(d, 0, (size_t)kc * NR * sizeof(float));
+            for (int j = 0; j < nr; j++) {
+                const float *src = g->B + (int64_t)(j0 + jp + j) * g->ldb + k0;
+                for (int k = 0; k < kc; k++) d[k * NR + j] = src[k];
+            }
+        }
+    }
+}
+
+/* One MR x NR tile of C over kc steps of k. Every element is a k-ordered FMA chain from zero,
+ * then folded into C: the first k block as alpha acc + beta C (alpha acc alone when beta = 0),
+ * later ones as alpha acc + C. Its bits depend on K's blocking only, not on where the tile
+ * sits, which is what lets threads split C freely. */
+static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restrict b, float *C,
+                             int64_t ldc, int mr, int nr, float alpha, float beta, bool first)
+{
+    __m512 c0[MR], c1[MR];
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        for (int r = 0; r < MR; r++) {
+            const __m512 ar = _mm512_set1_ps(a[r]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        }
+        a += MR;
+        b += NR;
+    }
+    const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < mr; r++) {
+        float *row = C + r * ldc;
+        __m512 y0, y1;
+        if (first && beta == 0.0f) {
+            y0 = _mm512_mul_ps(va, c0[r]);
+            y1 = _mm512_mul_ps(va, c1[r]);
+        } else {
+            y0 = _mm512_maskz_loadu_ps(m0, row);
+            y1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            if (first && beta != 1.0f) {
+                y0 = _mm512_mul_ps(vb, y0);
+                y1 = _mm512_mul_ps(vb, y1);
+            }
+            y0 = _mm512_fmadd_ps(va, c0[r], y0);
+            y1 = _mm512_fmadd_ps(va, c1[r], y1);
+        }
+        _mm512_mask_storeu_ps(row, m0, y0);
+        _mm512_mask_storeu_ps(row + 16, m1, y1);
+    }
+}
+
+/* C[i0 .. i1, j0 .. j1) on the calling thread. */
+static TQ_AVX512 void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1)
+{
+    float *pa = pack_a_buf, *pb = pack_b_buf;
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = j1 - jc < NC ? j1 - jc : NC;
+        for (int pc = 0; pc < g->K; pc += KC) {
+            const int kc = g->K - pc < KC ? g->K - pc : KC;
+            pack_b(g, pc, kc, jc, nc, pb);
+            for (int ic = i0; ic < i1; ic += MC) {
+                const int mc = i1 - ic < MC ? i1 - ic : MC;
+                pack_a(g, ic, mc, pc, kc, pa);
+                for (int jr = 0; jr < nc; jr += NR)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel(kc, pa + (int64_t)ir * kc, pb + (int64_t)jr * kc,
+                               g->C + (int64_t)(ic + ir) * g->ldc + jc + jr, g->ldc,
+                               mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR,
+                               g->alpha, g->beta, pc == 0);
+            }
+        }
+    }
+}
+
+static void avx512_sgemm(const gemm_args *g)
+{
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && (double)g->M * g->N * g->K >= TQ_GEMM_PARALLEL_MIN_MACS)
+        nt = omp_get_max_threads();
+#endif
+    if (nt <= 1) {
+        gemm_block(g, 0, g->M, 0, g->N);
+        return;
+    }
+    /* Split the longer side of C into whole tiles; any split gives the same bits (see
+     * kernel), so the result does not depend on the thread count. */
+    const bool by_cols = (g->N + NR - 1) / NR >= (g->M + MR - 1) / MR;
+    const int unit = by_cols ? NR : MR, len = by_cols ? g->N : g->M;
+    const int tiles = (len + unit - 1) / unit;
+    if (nt > tiles) nt = tiles;
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        const int t = 0, team = 1;
+#endif
+        int lo = (int)((int64_t)tiles * t / team) * unit,
+            hi = (int)((int64_t)tiles * (t + 1) / team) * unit;
+        if (hi > len) hi = len;
+        if (lo < hi) {
+            if (by_cols)
+                gemm_block(g, 0, g->M, lo, hi);
+            else
+                gemm_block(g, lo, hi, 0, g->N);
+        }
+    }
+}
+#endif
+
+void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    pthread_once(&g_backend_once, choose_backend);
+#if TQ_GEMM_HAVE_AVX512
+    if (g_use_avx512) {
+        if (K <= 0) { /* no products: C = beta C, with beta = 0 clearing NaN too */
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    C[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(int64_t)i * ldc + j];
+            return;
+        }
+        const gemm_args g = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K,
+                             .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+                             .lda = lda, .ldb = ldb, .ldc = ldc};
+        avx512_sgemm(&g);
+        return;
+    }
+#endif
+    openblas_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
