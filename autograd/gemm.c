@@ -80,25 +80,66 @@ static TQ_AVX512 __mmask16 lane_mask(int n)
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
+/* Loads 16 rows of src (stride lds; rows from nrows on read as zero), the first kn floats of
+ * each (zero past kn), and transposes them: out[c] holds float c of the 16 rows. */
+static TQ_AVX512 void load_transpose16(const float *src, int64_t lds, int nrows, int kn,
+                                       __m512 out[16])
+{
+    const __mmask16 m = lane_mask(kn);
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = i < nrows ? _mm512_maskz_loadu_ps(m, src + i * lds) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: pairs of rows interleaved */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) { /* r[q + e], lane L: rows q..q+3 of column 4L + e */
+        const __m512d t0 = _mm512_castps_pd(t[q]), t1 = _mm512_castps_pd(t[q + 1]),
+                      t2 = _mm512_castps_pd(t[q + 2]), t3 = _mm512_castps_pd(t[q + 3]);
+        r[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        r[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        r[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        r[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int e = 0; e < 4; e++) { /* gather lane L of r[e], r[4+e], r[8+e], r[12+e] */
+        const __m512 v0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88),
+                     v1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd),
+                     w0 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88),
+                     w1 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
+        out[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        out[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+        out[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        out[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+}
+
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) as MR-row slivers, k-major within each (MR floats per k);
  * rows past the edge are zero so the kernel always runs the full tile. */
 static TQ_AVX512 void pack_a(const gemm_args *g, int i0, int mc, int k0, int kc, float *dst)
 {
-    for (int ip = 0; ip < mc; ip += MR) {
-        const int mr = mc - ip < MR ? mc - ip : MR;
-        float *d = dst + (int64_t)ip * kc;
-        if (g->ta) { /* op(A)[i][k] = A[k][i]: rows of the sliver are contiguous */
-            const __mmask16 m = lane_mask(mr);
+    if (g->ta) { /* op(A)[i][k] = A[k][i]: rows of a sliver are contiguous */
+        for (int ip = 0; ip < mc; ip += MR) {
+            const __mmask16 m = lane_mask(mc - ip < MR ? mc - ip : MR);
+            float *d = dst + (int64_t)ip * kc;
             for (int k = 0; k < kc; k++) {
                 const float *src = g->A + (int64_t)(k0 + k) * g->lda + i0 + ip;
                 _mm256_store_ps(d + k * MR,
                                 _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, src)));
             }
-        } else {
-            if (mr < MR) memset(d, 0, (size_t)kc * MR * sizeof(float));
-            for (int r = 0; r < mr; r++) {
-                const float *src = g->A + (int64_t)(i0 + ip + r) * g->lda + k0;
-                for (int k = 0; k < kc; k++) d[k * MR + r] = src[k];
+        }
+        return;
+    }
+    for (int ip = 0; ip < mc; ip += 2 * MR) { /* two slivers from one 16-row transpose */
+        const int rows = mc - ip < 2 * MR ? mc - ip : 2 * MR;
+        float *d0 = dst + (int64_t)ip * kc, *d1 = d0 + (int64_t)MR * kc;
+        const float *src = g->A + (int64_t)(i0 + ip) * g->lda + k0;
+        for (int kb = 0; kb < kc; kb += 16) {
+            const int kn = kc - kb < 16 ? kc - kb : 16;
+            __m512 col[16];
+            load_transpose16(src + kb, g->lda, rows, kn, col);
+            for (int k = 0; k < kn; k++) {
+                _mm256_store_ps(d0 + (kb + k) * MR, _mm512_castps512_ps256(col[k]));
+                if (rows > MR) _mm256_store_ps(d1 + (kb + k) * MR, _mm512_extractf32x8_ps(col[k], 1));
             }
         }
     }
@@ -118,11 +159,15 @@ static TQ_AVX512 void pack_b(const gemm_args *g, int k0, int kc, int j0, int nc,
                 _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, src));
                 _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
             }
-        } else { /* op(B)[k][j] = B[j][k] */
-            if (nr < NR) memset(d, 0, (size_t)kc * NR * sizeof(float));
-            for (int j = 0; j < nr; j++) {
-                const float *src = g->B + (int64_t)(j0 + jp + j) * g->ldb + k0;
-                for (int k = 0; k < kc; k++) d[k * NR + j] = src[k];
+            continue;
+        }
+        for (int jh = 0; jh < NR; jh += 16) { /* op(B)[k][j] = B[j][k]: transpose 16 x 16 */
+            const float *src = g->B + (int64_t)(j0 + jp + jh) * g->ldb + k0;
+            for (int kb = 0; kb < kc; kb += 16) {
+                const int kn = kc - kb < 16 ? kc - kb : 16;
+                __m512 col[16];
+                load_transpose16(src + kb, g->ldb, nr - jh, kn, col);
+                for (int k = 0; k < kn; k++) _mm512_store_ps(d + (kb + k) * NR + jh, col[k]);
             }
         }
     }
