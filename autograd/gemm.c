@@ -180,6 +180,7 @@ static TQ_AVX512 void pack_b(const gemm_args *g, int k0, int kc, int j0, int nc,
 static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restrict b, float *C,
                              int64_t ldc, int mr, int nr, float alpha, float beta, bool first)
 {
+    const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
 #pragma GCC unroll 4
@@ -193,7 +194,6 @@ static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restr
         a += MR;
         b += NR;
     }
-    const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int r = 0; r < mr; r++) {
         float *row = C + r * ldc;
@@ -224,16 +224,20 @@ static TQ_AVX512 void gemm_block(const gemm_args *g, int i0, int i1, int j0, int
         const int nc = j1 - jc < NC ? j1 - jc : NC;
         for (int pc = 0; pc < g->K; pc += KC) {
             const int kc = g->K - pc < KC ? g->K - pc : KC;
+            /* B is always packed: read in place, the rows of a sliver (often 4 KiB apart)
+             * alias in L1, which measured 2x slower even with few rows of C */
             pack_b(g, pc, kc, jc, nc, pb);
             for (int ic = i0; ic < i1; ic += MC) {
                 const int mc = i1 - ic < MC ? i1 - ic : MC;
                 pack_a(g, ic, mc, pc, kc, pa);
-                for (int jr = 0; jr < nc; jr += NR)
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *b = pb + (int64_t)jr * kc;
                     for (int ir = 0; ir < mc; ir += MR)
-                        kernel(kc, pa + (int64_t)ir * kc, pb + (int64_t)jr * kc,
+                        kernel(kc, pa + (int64_t)ir * kc, b,
                                g->C + (int64_t)(ic + ir) * g->ldc + jc + jr, g->ldc,
-                               mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR,
-                               g->alpha, g->beta, pc == 0);
+                               mc - ir < MR ? mc - ir : MR, nr, g->alpha, g->beta, pc == 0);
+                }
             }
         }
     }
