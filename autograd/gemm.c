@@ -183,16 +183,26 @@ static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restr
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    if (nr > 16) {
 #pragma GCC unroll 4
-    for (int k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        for (int r = 0; r < MR; r++) {
-            const __m512 ar = _mm512_set1_ps(a[r]);
-            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        for (int k = 0; k < kc; k++) {
+            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            for (int r = 0; r < MR; r++) {
+                const __m512 ar = _mm512_set1_ps(a[r]);
+                c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+            }
+            a += MR;
+            b += NR;
         }
-        a += MR;
-        b += NR;
+    } else { /* a narrow edge (or all of a narrow C): half the work, the same chains */
+#pragma GCC unroll 4
+        for (int k = 0; k < kc; k++) {
+            const __m512 b0 = _mm512_load_ps(b);
+            for (int r = 0; r < MR; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c0[r]);
+            a += MR;
+            b += NR;
+        }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int r = 0; r < mr; r++) {
