@@ -24,6 +24,11 @@
  * the packed MC x KC block of A (128 KiB) and KC x NC of B (256 KiB) fit in L2. */
 enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 256 };
 
+/* Up to this many rows of C, op(B) = B is read in place: each sliver of B serves at most 8
+ * tiles, too few to repay copying it (measured: 16 x 1024 x 144 goes from 130 to 160
+ * GFLOP/s). Packed or not, the arithmetic and so the bits are the same. */
+#define DIRECT_B_MAX_M 64
+
 /* Below this many multiply-adds a product stays on the calling thread. */
 #define TQ_GEMM_PARALLEL_MIN_MACS 4000000.0
 
@@ -183,9 +188,11 @@ static TQ_AVX512 void pack_b(const gemm_args *g, int k0, int kc, int j0, int nc,
 /* One MR x NR tile of C over kc steps of k. Every element is a k-ordered FMA chain from zero,
  * then folded into C: the first k block as alpha acc + beta C (alpha acc alone when beta = 0),
  * later ones as alpha acc + C. Its bits depend on K's blocking only, not on where the tile
- * sits, which is what lets threads split C freely. */
-static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restrict b, float *C,
-                             int64_t ldc, int mr, int nr, float alpha, float beta, bool first)
+ * sits, which is what lets threads split C freely. Rows of B's sliver are ldbk floats apart:
+ * NR when packed, ldb when read in place. */
+static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restrict b,
+                             int64_t ldbk, float *C, int64_t ldc, int mr, int nr, float alpha,
+                             float beta, bool first)
 {
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);
     __m512 c0[MR], c1[MR];
@@ -193,22 +200,22 @@ static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restr
     if (nr > 16) {
 #pragma GCC unroll 4
         for (int k = 0; k < kc; k++) {
-            const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
             for (int r = 0; r < MR; r++) {
                 const __m512 ar = _mm512_set1_ps(a[r]);
                 c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
                 c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
             }
             a += MR;
-            b += NR;
+            b += ldbk;
         }
     } else { /* a narrow edge (or all of a narrow C): half the work, the same chains */
 #pragma GCC unroll 4
         for (int k = 0; k < kc; k++) {
-            const __m512 b0 = _mm512_load_ps(b);
+            const __m512 b0 = _mm512_loadu_ps(b);
             for (int r = 0; r < MR; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c0[r]);
             a += MR;
-            b += NR;
+            b += ldbk;
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -237,21 +244,28 @@ static TQ_AVX512 void kernel(int kc, const float *restrict a, const float *restr
 static TQ_AVX512 void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1)
 {
     float *pa = pack_a_buf, *pb = pack_b_buf;
+    const bool direct_b = !g->tb && i1 - i0 <= DIRECT_B_MAX_M;
     for (int jc = j0; jc < j1; jc += NC) {
         const int nc = j1 - jc < NC ? j1 - jc : NC;
         for (int pc = 0; pc < g->K; pc += KC) {
             const int kc = g->K - pc < KC ? g->K - pc : KC;
-            /* B is always packed: read in place, the rows of a sliver (often 4 KiB apart)
-             * alias in L1, which measured 2x slower even with few rows of C */
-            pack_b(g, pc, kc, jc, nc, pb);
+            if (!direct_b)
+                pack_b(g, pc, kc, jc, nc, pb);
+            else if (nc % NR) /* the edge sliver is packed: masked loads in the loop are slow */
+                pack_b(g, pc, kc, jc + nc - nc % NR, nc % NR, pb + (int64_t)(nc - nc % NR) * kc);
             for (int ic = i0; ic < i1; ic += MC) {
                 const int mc = i1 - ic < MC ? i1 - ic : MC;
                 pack_a(g, ic, mc, pc, kc, pa);
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int nr = nc - jr < NR ? nc - jr : NR;
                     const float *b = pb + (int64_t)jr * kc;
+                    int64_t ldbk = NR;
+                    if (direct_b && nr == NR) {
+                        b = g->B + (int64_t)pc * g->ldb + jc + jr;
+                        ldbk = g->ldb;
+                    }
                     for (int ir = 0; ir < mc; ir += MR)
-                        kernel(kc, pa + (int64_t)ir * kc, b,
+                        kernel(kc, pa + (int64_t)ir * kc, b, ldbk,
                                g->C + (int64_t)(ic + ir) * g->ldc + jc + jr, g->ldc,
                                mc - ir < MR ? mc - ir : MR, nr, g->alpha, g->beta, pc == 0);
                 }

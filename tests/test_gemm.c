@@ -191,7 +191,9 @@ START_TEST(test_thread_count_does_not_change_bits)
 {
     tq_rng rng;
     tq_rng_seed(&rng, 14);
-    const int shapes[][3] = {{200, 300, 150}, {300, 40, 700}, {64, 1024, 144}};
+    /* splits by columns, by rows, and by rows into blocks that read B in place where the
+     * whole product packs it */
+    const int shapes[][3] = {{200, 300, 150}, {64, 1024, 144}, {300, 40, 700}, {100, 40, 1200}};
     const int saved = tq_get_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int layout = 0; layout < 3; layout++) {
