@@ -157,10 +157,12 @@ START_TEST(test_block_edges_and_op_shapes)
 {
     tq_rng rng;
     tq_rng_seed(&rng, 12);
-    /* sizes straddling the tiles (8 x 32), the k block (256) and the cache blocks (128, 256) */
+    /* sizes straddling the tiles (8 x 32), the k block (256), the cache blocks (128, 256), and
+     * for A B^T with few rows or columns the dot-product blocks (4 x 4, k by 16 and 1024) */
     const int shapes[][3] = {{17, 33, 129}, {8, 32, 256}, {9, 31, 257}, {7, 65, 513},
                              {130, 260, 300}, {16, 1024, 27}, {64, 64, 576}, {144, 256, 32},
-                             {64, 27, 256}, {256, 10, 256}, {3, 784, 40}, {129, 17, 1}};
+                             {64, 27, 256}, {256, 10, 256}, {3, 784, 40}, {129, 17, 1},
+                             {20, 50, 1100}, {5, 3, 2049}, {70, 13, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int layout = 0; layout < 3; layout++) {
             case_t c = {.ta = layout == 2, .tb = layout == 1, .M = shapes[s][0],
@@ -193,7 +195,8 @@ START_TEST(test_thread_count_does_not_change_bits)
     tq_rng_seed(&rng, 14);
     /* splits by columns, by rows, and by rows into blocks that read B in place where the
      * whole product packs it */
-    const int shapes[][3] = {{200, 300, 150}, {64, 1024, 144}, {300, 40, 700}, {100, 40, 1200}};
+    const int shapes[][3] = {{200, 300, 150}, {64, 1024, 144}, {300, 40, 700},
+                             {100, 40, 1200}, {16, 600, 2100}};
     const int saved = tq_get_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int layout = 0; layout < 3; layout++) {
