@@ -2,7 +2,7 @@
  * in backward, the images of a batch spread over the OpenMP pool. */
 #include "internal.h"
 
-#include <cblas.h>
+#include "gemm.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -219,18 +219,17 @@ static void conv_backward(tq_node *nd)
                 cols = scratch;
                 if (k > 1) gy = gcols;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, g.ck, (int)ld, 1.0f, gy,
-                        (int)ld, cols, (int)ld, 1.0f, dw, g.ck);
+            tq_sgemm(false, true, g.O, g.ck, (int)ld, 1.0f, gy, (int)ld, cols, (int)ld, 1.0f, dw,
+                     g.ck);
         }
         for (int n = n0; x->grad && n < n1; n++) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
             const float *gy = gy_all + n * out_len;
             float *dx = x->grad + n * in_len;
             if (g.direct) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
-                            w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
+                tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
             } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ck, g.p, g.O, 1.0f,
-                            w->data, g.ck, gy, g.p, 0.0f, scratch, g.p);
+                tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 0.0f, scratch,
+                         g.p);
                 col2im_add(&g, scratch, dx);
             }
         }
@@ -326,8 +325,7 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
                 for (int i = 0; i < g.p; i++) yn[(int64_t)o * g.p + i] = b->data[o];
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, g.p, g.ck, 1.0f, w->data,
-                    g.ck, cols, g.p, beta, yn, g.p);
+        tq_sgemm(false, false, g.O, g.p, g.ck, 1.0f, w->data, g.ck, cols, g.p, beta, yn, g.p);
     }
 
     tq_node *nd = tq_tape_record(t, &op_conv2d, y, in, n_in);
@@ -391,8 +389,7 @@ tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *
                 for (int i = 0; i < g.p; i++) yn[(int64_t)o * g.p + i] = b->data[o];
             beta0 = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, g.p, g.ck, 1.0f, w->data,
-                    g.ck, cols, g.p, beta0, yn, g.p);
+        tq_sgemm(false, false, g.O, g.p, g.ck, 1.0f, w->data, g.ck, cols, g.p, beta0, yn, g.p);
         /* the same expressions as batchnorm's and relu's forward, on a cache-hot plane */
         for (int o = 0; o < g.O; o++) {
             float *restrict row = yn + (int64_t)o * g.p;

@@ -1,7 +1,7 @@
-/* Matrix products through OpenBLAS: matmul (M,K)x(K,N) and linear y = x w^T + b. */
+/* Matrix products through tq_sgemm: matmul (M,K)x(K,N) and linear y = x w^T + b. */
 #include "internal.h"
 
-#include <cblas.h>
+#include "gemm.h"
 
 /* ---- matmul: C = A B */
 
@@ -11,11 +11,9 @@ static void matmul_backward(tq_node *n)
     int M = a->shape[0], K = a->shape[1], N = b->shape[1];
     const float *g = n->out->grad;
     if (a->grad) /* dA += G B^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, g, N, b->data, N,
-                    1.0f, a->grad, K);
+        tq_sgemm(false, true, M, K, N, 1.0f, g, N, b->data, N, 1.0f, a->grad, K);
     if (b->grad) /* dB += A^T G */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, a->data, K, g, N,
-                    1.0f, b->grad, N);
+        tq_sgemm(true, false, K, N, M, 1.0f, a->data, K, g, N, 1.0f, b->grad, N);
 }
 static const tq_op_def op_matmul = {.name = "matmul", .backward = matmul_backward};
 
@@ -28,8 +26,7 @@ tq_tensor *tq_matmul(tq_tape *t, tq_tensor *a, tq_tensor *b)
     tq_tensor *in[] = {a, b};
     tq_tensor *y = tq_op_output(t, in, 2, 2, (int32_t[]){M, N});
     if (!y) return NULL;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a->data, K, b->data, N,
-                0.0f, y->data, N);
+    tq_sgemm(false, false, M, N, K, 1.0f, a->data, K, b->data, N, 0.0f, y->data, N);
     tq_tape_record(t, &op_matmul, y, in, 2);
     return y;
 }
@@ -42,11 +39,9 @@ static void linear_backward(tq_node *n)
     int N = x->shape[0], IN = x->shape[1], OUT = w->shape[0];
     const float *g = n->out->grad;
     if (x->grad) /* dx += g w */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, g, OUT, w->data,
-                    IN, 1.0f, x->grad, IN);
+        tq_sgemm(false, false, N, IN, OUT, 1.0f, g, OUT, w->data, IN, 1.0f, x->grad, IN);
     if (w->grad) /* dw += g^T x */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, g, OUT, x->data,
-                    IN, 1.0f, w->grad, IN);
+        tq_sgemm(true, false, OUT, IN, N, 1.0f, g, OUT, x->data, IN, 1.0f, w->grad, IN);
     if (b && b->grad)
         for (int i = 0; i < N; i++) tq_accumulate(b->grad, g + (int64_t)i * OUT, OUT);
 }
@@ -70,8 +65,7 @@ tq_tensor *tq_linear(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b)
             for (int o = 0; o < OUT; o++) y->data[(int64_t)i * OUT + o] = b->data[o];
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, x->data, IN, w->data,
-                IN, beta, y->data, OUT);
+    tq_sgemm(false, true, N, OUT, IN, 1.0f, x->data, IN, w->data, IN, beta, y->data, OUT);
     tq_tape_record(t, &op_linear, y, in, n_in);
     return y;
 }
