@@ -49,6 +49,10 @@ tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *
 tq_tensor *tq_batchnorm_relu(tq_tape *t, tq_tensor *x, tq_tensor *gamma, tq_tensor *beta,
                              const tq_batchnorm_state *bn);
 
+/* relu(a + b) as one op (a residual block's join): the same bits, forward and backward, as
+ * tq_relu after tq_add, with one pass over memory each way instead of two or three. */
+tq_tensor *tq_add_relu(tq_tape *t, tq_tensor *a, tq_tensor *b);
+
 /* Below this many floats an elementwise loop stays on one thread: on two cores the fork and
  * join of a parallel region (a few microseconds, more when the cores are shared) costs more
  * than it saves on a memory-bound loop. Elementwise results never depend on the split. */

@@ -242,5 +242,42 @@ static tq_tensor *activation(tq_tape *t, const tq_op_def *op, tq_tensor *x)
 }
 
 tq_tensor *tq_relu(tq_tape *t, tq_tensor *x) { return activation(t, &op_relu, x); }
+
+/* ---- relu(a + b), the join of a residual block, in one pass each way */
+
+static void add_relu_backward(tq_node *n)
+{
+    const float *restrict y = n->out->data, *restrict g = n->out->grad;
+    const int64_t len = n->out->numel;
+    for (int k = 0; k < 2; k++) {
+        float *restrict gx = n->in[k]->grad;
+        if (!gx) continue;
+#pragma omp parallel for schedule(static) if (len >= TQ_EW_PARALLEL_MIN)
+        for (int64_t i = 0; i < len; i++) {
+            float gi = g[i];
+            gx[i] += y[i] > 0.0f ? gi : 0.0f;
+        }
+    }
+}
+static const tq_op_def op_add_relu = {.name = "add_relu", .backward = add_relu_backward};
+
+tq_tensor *tq_add_relu(tq_tape *t, tq_tensor *a, tq_tensor *b)
+{
+    TQ_REQUIRE_INPUTS(t, "add_relu", a, b);
+    if (!tq_same_shape(a, b)) return tq_fail_shapes(t, "add_relu", "shapes differ:", a, b);
+    tq_tensor *in[] = {a, b};
+    tq_tensor *y = tq_op_output(t, in, 2, a->ndim, a->shape);
+    if (!y) return NULL;
+    const float *restrict x0 = a->data, *restrict x1 = b->data;
+    float *restrict o = y->data;
+    const int64_t len = y->numel;
+#pragma omp parallel for schedule(static) if (len >= TQ_EW_PARALLEL_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        float v = x0[i] + x1[i];
+        o[i] = v > 0.0f ? v : 0.0f;
+    }
+    tq_tape_record(t, &op_add_relu, y, in, 2);
+    return y;
+}
 tq_tensor *tq_sigmoid(tq_tape *t, tq_tensor *x) { return activation(t, &op_sigmoid, x); }
 tq_tensor *tq_tanh(tq_tape *t, tq_tensor *x) { return activation(t, &op_tanh, x); }

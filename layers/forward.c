@@ -1,6 +1,6 @@
 /* The forward pass: walks the layer records in order, each reading earlier outputs, with
  * the quantizer slots of Linear and Conv2d applied to their input and weight. */
-#include "internal.h" /* autograd's: the fused conv2d -> batch norm -> ReLU ops */
+#include "internal.h" /* autograd's fused ops: conv2d -> batch norm -> ReLU, add -> ReLU */
 #include "layers_internal.h"
 
 #include <stdio.h>
@@ -49,6 +49,18 @@ static int bn_relu_length(const tq_model *m, int i)
     const tq_layer *bn = &m->layers[i], *relu = &m->layers[i + 1];
     return bn->kind == TQ_LAYER_BATCHNORM && !bn->folded && relu->kind == TQ_LAYER_RELU &&
                    relu->src == i && !read_from(m, i, i + 2)
+               ? 2
+               : 0;
+}
+
+/* A residual add whose output only the ReLU right after it reads: the two run as one op.
+ * 2 (layers covered) or 0. */
+static int add_relu_length(const tq_model *m, int i)
+{
+    if (i + 1 >= m->n_layers) return 0;
+    const tq_layer *add = &m->layers[i], *relu = &m->layers[i + 1];
+    return add->kind == TQ_LAYER_ADD && relu->kind == TQ_LAYER_RELU && relu->src == i &&
+                   !read_from(m, i, i + 2)
                ? 2
                : 0;
 }
@@ -126,6 +138,8 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
             y = chain_forward(m, t, i, chain, in);
         else if ((chain = bn_relu_length(m, i)))
             y = tq_batchnorm_relu(t, in, &m->params[l->weight].t, &m->params[l->bias].t, &l->bn);
+        else if ((chain = add_relu_length(m, i)))
+            y = tq_add_relu(t, in, in2);
         if (chain) { /* the covered layers all show the chain's output */
             for (int j = i; j < i + chain - 1; j++) m->outs[j] = y;
             i += chain - 1;

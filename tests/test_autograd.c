@@ -823,6 +823,55 @@ START_TEST(test_batchnorm_relu_matches_the_op_pair)
 }
 END_TEST
 
+/* The fused add + ReLU gives the bits of tq_relu(tq_add()), forward and both gradients. */
+START_TEST(test_add_relu_matches_the_op_pair)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 29);
+    const int32_t shape[4] = {3, 4, 5, 6};
+    tq_tensor *a = tq_test_tensor(&rng, 4, shape, true, -2, 2);
+    tq_tensor *b = tq_test_tensor(&rng, 4, shape, true, -2, 2);
+    const size_t n = (size_t)a->numel;
+    float *out[2], *grads[2];
+    for (int f = 0; f < 2; f++) {
+        out[f] = malloc(n * sizeof(float));
+        grads[f] = malloc(2 * n * sizeof(float));
+        memset(a->grad, 0, n * sizeof(float));
+        memset(b->grad, 0, n * sizeof(float));
+        tq_tape *t = tq_tape_new();
+        tq_tensor *y = f ? tq_add_relu(t, a, b) : tq_relu(t, tq_add(t, a, b));
+        ck_assert_msg(y != NULL, "%s", tq_tape_error(t)->msg);
+        memcpy(out[f], y->data, n * sizeof(float));
+        tq_tensor *wsum = tq_tape_tensor(t, y->ndim, y->shape, false);
+        for (int64_t i = 0; i < y->numel; i++) wsum->data[i] = (float)(i % 7) - 2.5f;
+        ck_assert_int_eq(tq_backward(t, tq_sum(t, tq_mul(t, y, wsum))), TQ_STATUS_OK);
+        memcpy(grads[f], a->grad, n * sizeof(float));
+        memcpy(grads[f] + n, b->grad, n * sizeof(float));
+        tq_tape_free(t);
+    }
+    ck_assert_mem_eq(out[0], out[1], n * sizeof(float));
+    ck_assert_mem_eq(grads[0], grads[1], 2 * n * sizeof(float));
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += out[1][i] == 0.0f;
+        /* by hand: the gradient of a and of b is the weight where a + b > 0 */
+        float v = a->data[i] + b->data[i], want = v > 0.0f ? (float)(i % 7) - 2.5f : 0.0f;
+        ck_assert(grads[1][i] == want && grads[1][n + i] == want);
+    }
+    ck_assert(zeros > n / 10 && zeros < n * 9 / 10);
+    tq_tape *t = tq_tape_new();
+    ck_assert_ptr_null(tq_add_relu(t, a, tq_reshape(t, b, 2, (int32_t[]){12, 30})));
+    ck_assert_msg(strstr(tq_tape_error(t)->msg, "add_relu"), "%s", tq_tape_error(t)->msg);
+    tq_tape_free(t);
+    for (int f = 0; f < 2; f++) {
+        free(out[f]);
+        free(grads[f]);
+    }
+    tq_tensor_free(a);
+    tq_tensor_free(b);
+}
+END_TEST
+
 START_TEST(test_batchnorm_known_batch)
 {
     tq_tape *t = tq_tape_new();
@@ -1106,6 +1155,7 @@ static Suite *autograd_suite(void)
     tcase_add_test(nn, test_conv2d_parallel_paths_match_reference);
     tcase_add_test(nn, test_conv2d_bn_eval_matches_the_op_sequence);
     tcase_add_test(nn, test_batchnorm_relu_matches_the_op_pair);
+    tcase_add_test(nn, test_add_relu_matches_the_op_pair);
     tcase_add_test(nn, test_gradcheck_pools);
     tcase_add_test(nn, test_maxpool_known_winners);
     tcase_add_test(nn, test_avgpool_known_values);
