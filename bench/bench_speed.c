@@ -1,18 +1,19 @@
 /* Training (batch 64, Adam) and inference (batch 256) images/s of a zoo model on random
  * inputs, as bench/torch_ref.py measures PyTorch, with the effective GFLOP/s of training;
- * also sgemm GFLOP/s for reference.
+ * also the GFLOP/s of tinyqat's sgemm (tq_sgemm: AVX-512 where the CPU has it, else OpenBLAS;
+ * TQ_GEMM=openblas forces OpenBLAS) for reference.
  * Usage: bench_speed MODEL THREADS [SECONDS]
  *          ->  MODEL THREADS train_ips infer_ips train_gflops
  *        bench_speed --sgemm THREADS         ->  sgemm GFLOP/s on a 1024^3 product
  * train_gflops counts the convolutions and linear layers only: forward 2*MACs, backward
  * twice that (weight and input gradients), minus the input gradient of the first layer. */
-#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gemm.h"
 #include "layers.h"
 #include "optim.h"
 
@@ -29,11 +30,11 @@ static double sgemm_gflops(void)
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
     for (int i = 0; i < n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    tq_sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
     int reps = 0;
     double t0 = now();
     while (now() - t0 < 2.0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        tq_sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
         reps++;
     }
     double g = 2.0 * n * n * (double)n * reps / (now() - t0) / 1e9;
@@ -87,7 +88,7 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--sgemm") == 0) {
         tq_set_threads(atoi(argv[2]));
-        printf("sgemm %s %.1f\n", argv[2], sgemm_gflops());
+        printf("sgemm %s %.1f %s\n", argv[2], sgemm_gflops(), tq_sgemm_backend());
         return 0;
     }
     if (argc < 3) {

@@ -5,7 +5,8 @@
 # PyTorch runs in its fastest setting here: OPENBLAS_NUM_THREADS=1, torch.set_num_threads(T).
 # Both use libgomp, so OMP_WAIT_POLICY / GOMP_SPINCOUNT, if set, apply to both alike.
 # Then the effective training GFLOP/s of LeNet-5 and ResNet-20 (convolutions and linear
-# layers) next to sgemm's peak measured by the same program.
+# layers) next to the peak of tinyqat's sgemm (AVX-512 kernel or OpenBLAS) measured by the
+# same program on a 1024^3 product.
 # Usage: bench/speed.sh [BUILD_DIR] [REPEATS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ build=${1:-build}; repeats=${2:-3}; seconds=${3:-3}
 [ -x "$build/bench_speed" ] || { echo "speed: build first ($build/bench_speed missing)"; exit 1; }
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "speed: skipped, python3-torch is not installed (apt-get install python3-torch)"; exit 0; }
 
-echo "# $(date -u +%Y-%m-%d) OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} repeats=$repeats seconds=$seconds"
+echo "# $(date -u +%Y-%m-%d) OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} TQ_GEMM=${TQ_GEMM:-unset} repeats=$repeats seconds=$seconds"
 declare -A gflops
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 printf "%-9s %3s  %12s %12s %6s  %12s %12s %6s\n" model thr "train tq" "train torch" ratio "infer tq" "infer torch" ratio
@@ -34,9 +35,9 @@ for model in mlp lenet5 resnet20; do
   done
 done
 echo
-printf "%-9s %3s  %16s %12s %6s\n" model thr "train GFLOP/s" "sgemm peak" share
+printf "%-9s %3s  %16s %12s %6s\n" model thr "train GFLOP/s" "sgemm peak" share  # tinyqat's sgemm
 for t in 1 2; do
-  read -r _ _ peak < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
+  read -r _ _ peak backend < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
   for model in lenet5 resnet20; do
     g=${gflops["$model $t"]}
     printf "%-9s %3s  %16.1f %12.1f %5.0f%%\n" "$model" "$t" "$g" "$peak" "$(awk -v x="$g" -v y="$peak" 'BEGIN{print 100*x/y}')"
