@@ -334,9 +334,6 @@ typedef struct tap_src {
     int32_t off[2][16];
 } tap_src;
 
-/* Taps whose sources are worked out once per sliver rather than once per row (7 x 7). */
-enum { TAP_TABLE_MAX = 49 };
-
 static TQ_AVX512 __mmask16 lane_range(int lo, int hi)
 {
     return (__mmask16)(lane_mask(hi) & ~lane_mask(lo));
@@ -379,49 +376,113 @@ static TQ_AVX512 void tap_sources(const conv_src *cv, const sliver_cols *sc, int
     }
 }
 
-/* One row of the sliver from one channel plane. Masked-off lanes are never read, so an
- * offset may point before the row (or the plane): only the lanes inside are loaded. Strided
- * inputs gather lanes step = l * stride apart. */
-static TQ_AVX512 void sliver_row(const tap_src *ts, const float *plane, int halves, int stride,
-                                 __m512i step, float *dst)
+/* Lane l of a stride-2 half reads source float 2l: the lane mask spread onto the even bits of
+ * the two 16-float source vectors. */
+static TQ_AVX512 void even_masks(__mmask16 m, __mmask16 *lo, __mmask16 *hi)
 {
-    for (int h = 0; h < halves; h++) {
-        __m512 v = _mm512_setzero_ps();
-        for (int r = 0; r < ts->n[h]; r++) {
-            const float *src = plane + ts->off[h][r];
-            v = stride == 1 ? _mm512_mask_loadu_ps(v, ts->mask[h][r], src)
-                            : _mm512_mask_i32gather_ps(v, ts->mask[h][r], step, src, 4);
-        }
-        _mm512_store_ps(dst + 16 * h, v);
+    unsigned a = 0, b = 0;
+    for (int l = 0; l < 8; l++) {
+        a |= ((m >> l) & 1u) << (2 * l);
+        b |= ((m >> (l + 8)) & 1u) << (2 * l);
     }
+    *lo = (__mmask16)a;
+    *hi = (__mmask16)b;
+}
+
+/* One tap's rows of the sliver for `count` channels, planes plane_len apart and rows dstep
+ * apart in dst, when each half is one masked load (or none: zero) with stride 1 or 2: the
+ * common case, a tight loop. Stride 2 loads 32 consecutive floats and keeps the even ones
+ * (a gather is several times slower). The source rows the next sliver reads, `ahead` floats
+ * on, are prefetched: they sit one plane (page) apart, which the hardware prefetchers miss. */
+static TQ_AVX512 void tap_rows_simple(const tap_src *ts, int stride, int halves,
+                                      const float *plane, int64_t plane_len, int count,
+                                      int64_t ahead, float *dst, int64_t dstep)
+{
+    __mmask16 m[2] = {0, 0}, lo[2], hi[2];
+    int64_t off[2] = {0, 0};
+    for (int h = 0; h < 2; h++) {
+        if (ts->n[h]) {
+            m[h] = ts->mask[h][0];
+            off[h] = ts->off[h][0];
+        }
+        even_masks(m[h], &lo[h], &hi[h]);
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    if (stride == 1 && halves == 2) { /* the bulk of 3x3 convolutions: no branches */
+        for (int i = 0; i < count; i++, plane += plane_len, dst += dstep) {
+            _mm_prefetch((const char *)(plane + off[0] + ahead), _MM_HINT_T0);
+            _mm_prefetch((const char *)(plane + off[1] + ahead), _MM_HINT_T0);
+            _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m[0], plane + off[0]));
+            _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m[1], plane + off[1]));
+        }
+        return;
+    }
+    for (int i = 0; i < count; i++, plane += plane_len, dst += dstep)
+        for (int h = 0; h < halves; h++) {
+            const float *src = plane + off[h];
+            _mm_prefetch((const char *)(src + ahead), _MM_HINT_T0);
+            __m512 v;
+            if (stride == 1) {
+                v = _mm512_maskz_loadu_ps(m[h], src);
+            } else {
+                _mm_prefetch((const char *)(src + ahead + 16), _MM_HINT_T0);
+                v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo[h], src), even,
+                                           _mm512_maskz_loadu_ps(hi[h], src + 16));
+            }
+            _mm512_store_ps(dst + 16 * h, v);
+        }
+}
+
+/* tap_rows_simple for the rest: several output rows within a half (planes narrower than
+ * 16), or strides above 2, which gather. */
+static TQ_AVX512 void tap_rows_general(const tap_src *ts, int stride, int halves,
+                                       const float *plane, int64_t plane_len, int count,
+                                       float *dst, int64_t dstep)
+{
+    const __m512i step = _mm512_mullo_epi32(
+        _mm512_set1_epi32(stride),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (int i = 0; i < count; i++, plane += plane_len, dst += dstep)
+        for (int h = 0; h < halves; h++) {
+            __m512 v = _mm512_setzero_ps();
+            for (int r = 0; r < ts->n[h]; r++) {
+                const float *src = plane + ts->off[h][r];
+                v = stride == 1 ? _mm512_mask_loadu_ps(v, ts->mask[h][r], src)
+                                : _mm512_mask_i32gather_ps(v, ts->mask[h][r], step, src, 4);
+            }
+            _mm512_store_ps(dst + 16 * h, v);
+        }
 }
 
 /* Rows k0 .. k0+kc, columns j0 .. j0+nr of im2col(x) as one packed sliver (NR floats per k;
- * with nr <= 16 the kernel reads only the first 16). */
+ * with nr <= 16 the kernel reads only the first 16). Filled tap by tap: a tap's sources are
+ * worked out once and serve every channel, k = c*taps + tap. Masked-off lanes are never
+ * read, so an offset may point before a row (or the plane). */
 static TQ_AVX512 void conv_sliver(const conv_src *cv, int k0, int kc, int j0, int nr, float *dst)
 {
     sliver_cols sc;
     sliver_runs(cv, j0, nr, &sc);
     const int taps = cv->kh * cv->kw, halves = nr > 16 ? 2 : 1;
-    const bool tabulated = taps <= TAP_TABLE_MAX && taps <= kc;
-    tap_src table[TAP_TABLE_MAX], one;
-    for (int t = 0; tabulated && t < taps; t++) tap_sources(cv, &sc, t / cv->kw, t % cv->kw, &table[t]);
-    const __m512i step = _mm512_mullo_epi32(
-        _mm512_set1_epi32(cv->stride),
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const int c_first = k0 / taps, c_last = (k0 + kc - 1) / taps;
     const int64_t plane_len = (int64_t)cv->H * cv->W;
-    int c = k0 / taps, t = k0 % taps;
-    for (int k = 0; k < kc; k++) {
-        const tap_src *ts = &table[t];
-        if (!tabulated) {
-            tap_sources(cv, &sc, t / cv->kw, t % cv->kw, &one);
-            ts = &one;
-        }
-        sliver_row(ts, cv->x + c * plane_len, halves, cv->stride, step, dst + (int64_t)k * NR);
-        if (++t == taps) {
-            t = 0;
-            c++;
-        }
+    const int jn = j0 + NR; /* where the next sliver's sources are */
+    const int64_t ahead =
+        ((int64_t)(jn / cv->OW - j0 / cv->OW) * cv->W + (jn % cv->OW - j0 % cv->OW)) * cv->stride;
+    for (int t = 0; t < taps; t++) {
+        const int c0 = c_first + (c_first * taps + t < k0),
+                  c1 = c_last - (c_last * taps + t >= k0 + kc);
+        if (c0 > c1) continue;
+        tap_src ts;
+        tap_sources(cv, &sc, t / cv->kw, t % cv->kw, &ts);
+        const float *plane = cv->x + c0 * plane_len;
+        float *d = dst + (int64_t)(c0 * taps + t - k0) * NR;
+        if (cv->stride <= 2 && ts.n[0] <= 1 && ts.n[1] <= 1)
+            tap_rows_simple(&ts, cv->stride, halves, plane, plane_len, c1 - c0 + 1, ahead, d,
+                            (int64_t)taps * NR);
+        else
+            tap_rows_general(&ts, cv->stride, halves, plane, plane_len, c1 - c0 + 1, d,
+                             (int64_t)taps * NR);
     }
 }
 
