@@ -140,10 +140,11 @@ static void col2im_add(const conv_geom *g, float *restrict dcols, float *restric
     }
 }
 
-/* Below this many taps per output pixel (C*kh*kw: a first layer on RGB or grey input) the
- * product per sliver is too short to repay building the sliver tap by tap; im2col's whole-
- * plane copies are faster there (measured: 16 x 1024 x 27 at 110 against 75 GFLOP/s). */
-#define CONV_IMPLICIT_MIN_CK 64
+/* tq_sgemm_conv works out each kernel tap's sources once per sliver and reuses them for
+ * every channel: with fewer channels than this (a first layer on RGB or grey input) that
+ * setup is not repaid and im2col's whole-plane copies are faster (measured: 3 -> 16 channels
+ * 3x3 on 32x32 at 75 against 110 GFLOP/s; 16 -> 32 1x1 stride 2 at 100 against 75). */
+#define CONV_IMPLICIT_MIN_C 8
 
 /* Whether the forward product stores the column matrix: not for 1x1 stride-1 convolutions
  * (the image is the column matrix), nor with the AVX-512 backend for long enough columns:
@@ -152,7 +153,7 @@ static void col2im_add(const conv_geom *g, float *restrict dcols, float *restric
 static bool needs_im2col(const conv_geom *g)
 {
     return !g->direct &&
-           (g->ck < CONV_IMPLICIT_MIN_CK || strcmp(tq_sgemm_backend(), "avx512") != 0);
+           (g->C < CONV_IMPLICIT_MIN_C || strcmp(tq_sgemm_backend(), "avx512") != 0);
 }
 
 /* yn (O,p) = w (O,ck) cols (ck,p) + beta yn for one image xn; scratch holds the column matrix
