@@ -80,6 +80,8 @@ static void openblas_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, c
 #define TQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 #endif
 
+typedef struct conv_src conv_src;
+
 typedef struct gemm_args {
     bool ta, tb;
     int M, N, K;
@@ -88,6 +90,7 @@ typedef struct gemm_args {
     float *C;
     int lda, ldb, ldc;
     bool dot; /* the dot-product path (see dot_block), chosen for the whole product */
+    const conv_src *conv; /* op(B) = im2col of this input (see conv_block), B unused */
 } gemm_args;
 
 /* Packing buffers: one pair per thread, sized by the blocking, so the hot path never
@@ -301,9 +304,220 @@ static TQ_AVX512 void dot_block(const gemm_args *g, int i0, int i1, int j0, int 
     }
 }
 
+/* ---- Convolution products: op(B) = im2col(x), never stored. Each NR-column sliver of it
+ * (kc x NR floats, 32 KiB at most) is built in L1 right before the tiles that read it, with
+ * exactly the values im2col stores, and the k blocking is gemm_block's: the same bits. */
+
+struct conv_src {
+    const float *x;
+    int C, H, W, kh, kw, stride, pad, OH, OW;
+};
+
+/* Lanes of one 16-column half of a sliver that lie on one output row: lane l holds output
+ * pixel (oy, ox0 + l); ox0 may be negative since the run need not start at lane 0. */
+typedef struct lane_run {
+    __mmask16 lanes;
+    int oy, ox0;
+} lane_run;
+
+typedef struct sliver_cols {
+    int nrun[2];
+    lane_run run[2][16]; /* at most one run per lane, when OW = 1 */
+} sliver_cols;
+
+/* Where one kernel tap's row of a sliver comes from: per half, the masked loads (lanes
+ * inside the plane, offset of lane 0 within a channel plane) that fill it; the other lanes
+ * are the zero padding. */
+typedef struct tap_src {
+    int n[2];
+    __mmask16 mask[2][16];
+    int32_t off[2][16];
+} tap_src;
+
+static TQ_AVX512 __mmask16 lane_range(int lo, int hi)
+{
+    return (__mmask16)(lane_mask(hi) & ~lane_mask(lo));
+}
+
+/* Splits the columns j0 .. j0+nr of the sliver into runs on one output row. */
+static TQ_AVX512 void sliver_runs(const conv_src *cv, int j0, int nr, sliver_cols *sc)
+{
+    for (int h = 0; h < 2; h++) {
+        const int end = nr - 16 * h < 16 ? nr - 16 * h : 16;
+        sc->nrun[h] = 0;
+        for (int l = 0; l < end;) {
+            const int j = j0 + 16 * h + l, oy = j / cv->OW, ox = j % cv->OW;
+            const int len = cv->OW - ox < end - l ? cv->OW - ox : end - l;
+            sc->run[h][sc->nrun[h]++] = (lane_run){lane_range(l, l + len), oy, ox - l};
+            l += len;
+        }
+    }
+}
+
+/* The sources of tap (ki,kj): a run's lanes on an input row inside the plane, clipped to the
+ * lanes whose input column ix0 + l*stride falls in [0, W). */
+static TQ_AVX512 void tap_sources(const conv_src *cv, const sliver_cols *sc, int ki, int kj,
+                                  tap_src *ts)
+{
+    const int s = cv->stride;
+    for (int h = 0; h < 2; h++) {
+        ts->n[h] = 0;
+        for (int r = 0; r < sc->nrun[h]; r++) {
+            const lane_run *run = &sc->run[h][r];
+            const int iy = run->oy * s + ki - cv->pad, ix0 = run->ox0 * s + kj - cv->pad;
+            if (iy < 0 || iy >= cv->H) continue;
+            const int lo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s,
+                      hi = ix0 >= cv->W ? 0 : (cv->W - ix0 + s - 1) / s;
+            const __mmask16 m = run->lanes & lane_range(lo, hi);
+            if (!m) continue;
+            ts->mask[h][ts->n[h]] = m;
+            ts->off[h][ts->n[h]++] = iy * cv->W + ix0;
+        }
+    }
+}
+
+/* Lane l of a stride-2 half reads source float 2l: the lane mask spread onto the even bits of
+ * the two 16-float source vectors. */
+static TQ_AVX512 void even_masks(__mmask16 m, __mmask16 *lo, __mmask16 *hi)
+{
+    unsigned a = 0, b = 0;
+    for (int l = 0; l < 8; l++) {
+        a |= ((m >> l) & 1u) << (2 * l);
+        b |= ((m >> (l + 8)) & 1u) << (2 * l);
+    }
+    *lo = (__mmask16)a;
+    *hi = (__mmask16)b;
+}
+
+/* One tap's rows of the sliver for `count` channels, planes plane_len apart and rows dstep
+ * apart in dst, when each half is one masked load (or none: zero) with stride 1 or 2: the
+ * common case, a tight loop. Stride 2 loads 32 consecutive floats and keeps the even ones
+ * (a gather is several times slower). The source rows the next sliver reads, `ahead` floats
+ * on, are prefetched: they sit one plane (page) apart, which the hardware prefetchers miss. */
+static TQ_AVX512 void tap_rows_simple(const tap_src *ts, int stride, int halves,
+                                      const float *plane, int64_t plane_len, int count,
+                                      int64_t ahead, float *dst, int64_t dstep)
+{
+    __mmask16 m[2] = {0, 0}, lo[2], hi[2];
+    int64_t off[2] = {0, 0};
+    for (int h = 0; h < 2; h++) {
+        if (ts->n[h]) {
+            m[h] = ts->mask[h][0];
+            off[h] = ts->off[h][0];
+        }
+        even_masks(m[h], &lo[h], &hi[h]);
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    if (stride == 1 && halves == 2) { /* the bulk of 3x3 convolutions: no branches */
+        for (int i = 0; i < count; i++, plane += plane_len, dst += dstep) {
+            _mm_prefetch((const char *)(plane + off[0] + ahead), _MM_HINT_T0);
+            _mm_prefetch((const char *)(plane + off[1] + ahead), _MM_HINT_T0);
+            _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m[0], plane + off[0]));
+            _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m[1], plane + off[1]));
+        }
+        return;
+    }
+    for (int i = 0; i < count; i++, plane += plane_len, dst += dstep)
+        for (int h = 0; h < halves; h++) {
+            const float *src = plane + off[h];
+            _mm_prefetch((const char *)(src + ahead), _MM_HINT_T0);
+            __m512 v;
+            if (stride == 1) {
+                v = _mm512_maskz_loadu_ps(m[h], src);
+            } else {
+                _mm_prefetch((const char *)(src + ahead + 16), _MM_HINT_T0);
+                v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo[h], src), even,
+                                           _mm512_maskz_loadu_ps(hi[h], src + 16));
+            }
+            _mm512_store_ps(dst + 16 * h, v);
+        }
+}
+
+/* tap_rows_simple for the rest: several output rows within a half (planes narrower than
+ * 16), or strides above 2, which gather. */
+static TQ_AVX512 void tap_rows_general(const tap_src *ts, int stride, int halves,
+                                       const float *plane, int64_t plane_len, int count,
+                                       float *dst, int64_t dstep)
+{
+    const __m512i step = _mm512_mullo_epi32(
+        _mm512_set1_epi32(stride),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (int i = 0; i < count; i++, plane += plane_len, dst += dstep)
+        for (int h = 0; h < halves; h++) {
+            __m512 v = _mm512_setzero_ps();
+            for (int r = 0; r < ts->n[h]; r++) {
+                const float *src = plane + ts->off[h][r];
+                v = stride == 1 ? _mm512_mask_loadu_ps(v, ts->mask[h][r], src)
+                                : _mm512_mask_i32gather_ps(v, ts->mask[h][r], step, src, 4);
+            }
+            _mm512_store_ps(dst + 16 * h, v);
+        }
+}
+
+/* Rows k0 .. k0+kc, columns j0 .. j0+nr of im2col(x) as one packed sliver (NR floats per k;
+ * with nr <= 16 the kernel reads only the first 16). Filled tap by tap: a tap's sources are
+ * worked out once and serve every channel, k = c*taps + tap. Masked-off lanes are never
+ * read, so an offset may point before a row (or the plane). */
+static TQ_AVX512 void conv_sliver(const conv_src *cv, int k0, int kc, int j0, int nr, float *dst)
+{
+    sliver_cols sc;
+    sliver_runs(cv, j0, nr, &sc);
+    const int taps = cv->kh * cv->kw, halves = nr > 16 ? 2 : 1;
+    const int c_first = k0 / taps, c_last = (k0 + kc - 1) / taps;
+    const int64_t plane_len = (int64_t)cv->H * cv->W;
+    const int jn = j0 + NR; /* where the next sliver's sources are */
+    const int64_t ahead =
+        ((int64_t)(jn / cv->OW - j0 / cv->OW) * cv->W + (jn % cv->OW - j0 % cv->OW)) * cv->stride;
+    for (int t = 0; t < taps; t++) {
+        const int c0 = c_first + (c_first * taps + t < k0),
+                  c1 = c_last - (c_last * taps + t >= k0 + kc);
+        if (c0 > c1) continue;
+        tap_src ts;
+        tap_sources(cv, &sc, t / cv->kw, t % cv->kw, &ts);
+        const float *plane = cv->x + c0 * plane_len;
+        float *d = dst + (int64_t)(c0 * taps + t - k0) * NR;
+        if (cv->stride <= 2 && ts.n[0] <= 1 && ts.n[1] <= 1)
+            tap_rows_simple(&ts, cv->stride, halves, plane, plane_len, c1 - c0 + 1, ahead, d,
+                            (int64_t)taps * NR);
+        else
+            tap_rows_general(&ts, cv->stride, halves, plane, plane_len, c1 - c0 + 1, d,
+                             (int64_t)taps * NR);
+    }
+}
+
+/* gemm_block for a convolution: the same loops and kernel calls, with each sliver of B built
+ * from the input planes instead of read or packed from a stored matrix. */
+static TQ_AVX512 void conv_block(const gemm_args *g, int i0, int i1, int j0, int j1)
+{
+    float *pa = pack_a_buf, *pb = pack_b_buf;
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = j1 - jc < NC ? j1 - jc : NC;
+        for (int pc = 0; pc < g->K; pc += KC) {
+            const int kc = g->K - pc < KC ? g->K - pc : KC;
+            for (int ic = i0; ic < i1; ic += MC) {
+                const int mc = i1 - ic < MC ? i1 - ic : MC;
+                pack_a(g, ic, mc, pc, kc, pa);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int nr = nc - jr < NR ? nc - jr : NR;
+                    conv_sliver(g->conv, pc, kc, jc + jr, nr, pb);
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel(kc, pa + (int64_t)ir * kc, pb, NR,
+                               g->C + (int64_t)(ic + ir) * g->ldc + jc + jr, g->ldc,
+                               mc - ir < MR ? mc - ir : MR, nr, g->alpha, g->beta, pc == 0);
+                }
+            }
+        }
+    }
+}
+
 /* C[i0 .. i1, j0 .. j1) on the calling thread. */
 static TQ_AVX512 void gemm_block(const gemm_args *g, int i0, int i1, int j0, int j1)
 {
+    if (g->conv) {
+        conv_block(g, i0, i1, j0, j1);
+        return;
+    }
     if (g->dot) {
         dot_block(g, i0, i1, j0, j1);
         return;
@@ -375,6 +589,34 @@ static void avx512_sgemm(const gemm_args *g)
     }
 }
 #endif
+
+bool tq_sgemm_conv(int M, const tq_conv_shape *shape, float alpha, const float *A, int lda,
+                   const float *x, float beta, float *Y, int ldy)
+{
+    pthread_once(&g_backend_once, choose_backend);
+#if TQ_GEMM_HAVE_AVX512
+    if (!g_use_avx512) return false;
+    const tq_conv_shape *s = shape;
+    const int eh = s->H + 2 * s->pad - s->kh, ew = s->W + 2 * s->pad - s->kw;
+    const int OH = eh >= 0 && s->stride > 0 ? eh / s->stride + 1 : 0,
+              OW = ew >= 0 && s->stride > 0 ? ew / s->stride + 1 : 0;
+    const int N = OH * OW, K = s->C * s->kh * s->kw;
+    if (M <= 0 || N <= 0) return true;
+    if (K <= 0) { /* C = beta C, as tq_sgemm does; it reads neither A nor B */
+        tq_sgemm(false, false, M, N, 0, alpha, A, lda, x, N, beta, Y, ldy);
+        return true;
+    }
+    const conv_src cv = {.x = x, .C = s->C, .H = s->H, .W = s->W, .kh = s->kh, .kw = s->kw,
+                         .stride = s->stride, .pad = s->pad, .OH = OH, .OW = OW};
+    const gemm_args g = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A,
+                         .C = Y, .lda = lda, .ldc = ldy, .conv = &cv};
+    avx512_sgemm(&g);
+    return true;
+#else
+    (void)M, (void)shape, (void)alpha, (void)A, (void)lda, (void)x, (void)beta, (void)Y, (void)ldy;
+    return false;
+#endif
+}
 
 void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc)

@@ -13,6 +13,22 @@
 void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* One image's convolution as a product: input planes (C,H,W), a kh x kw kernel moved by
+ * stride over the input zero-padded by pad on every side. */
+typedef struct tq_conv_shape {
+    int C, H, W, kh, kw, stride, pad;
+} tq_conv_shape;
+
+/* Y (M, OH*OW) = alpha A (M, C*kh*kw) cols + beta Y, rows of Y ldy floats apart, where cols is
+ * im2col(x): row (c,ki,kj), column (oy,ox) holds x[c][oy*stride+ki-pad][ox*stride+kj-pad],
+ * zero outside the plane, OH = (H+2pad-kh)/stride+1 and OW likewise. The column matrix is
+ * never stored: each NR-column sliver of it is built in an L1-sized buffer just before use,
+ * and the result is bitwise what tq_sgemm(false, false, ...) gives on the stored matrix,
+ * with the same threading rules. Only the AVX-512 backend has it: under OpenBLAS it returns
+ * false and leaves Y untouched (use im2col and tq_sgemm then). */
+bool tq_sgemm_conv(int M, const tq_conv_shape *shape, float alpha, const float *A, int lda,
+                   const float *x, float beta, float *Y, int ldy);
+
 /* "avx512" or "openblas": which one tq_sgemm uses in this process (decided once, from the
  * CPU and the environment variable TQ_GEMM). */
 const char *tq_sgemm_backend(void);
