@@ -4,9 +4,11 @@
  * TQ_GEMM=openblas forces OpenBLAS) for reference.
  * Usage: bench_speed MODEL THREADS [SECONDS]
  *          ->  MODEL THREADS train_ips infer_ips train_gflops
- *        bench_speed --sgemm THREADS         ->  sgemm GFLOP/s on a 1024^3 product
+ *        bench_speed --sgemm THREADS  ->  sgemm THREADS tq_gflops openblas_gflops backend
+ *                                         (GFLOP/s of a 1024^3 product)
  * train_gflops counts the convolutions and linear layers only: forward 2*MACs, backward
  * twice that (weight and input gradients), minus the input gradient of the first layer. */
+#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +26,28 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double sgemm_gflops(void)
+static void cblas_product(int n, const float *a, const float *b, float *c)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+}
+
+static void tq_product(int n, const float *a, const float *b, float *c)
+{
+    tq_sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+}
+
+/* GFLOP/s of a 1024^3 product, for 2 s after one warm-up product. */
+static double sgemm_gflops(void (*product)(int, const float *, const float *, float *))
 {
     int n = 1024;
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
     for (int i = 0; i < n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
-    tq_sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+    product(n, a, b, c);
     int reps = 0;
     double t0 = now();
     while (now() - t0 < 2.0) {
-        tq_sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+        product(n, a, b, c);
         reps++;
     }
     double g = 2.0 * n * n * (double)n * reps / (now() - t0) / 1e9;
@@ -88,7 +101,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--sgemm") == 0) {
         tq_set_threads(atoi(argv[2]));
-        printf("sgemm %s %.1f %s\n", argv[2], sgemm_gflops(), tq_sgemm_backend());
+        printf("sgemm %s %.1f %.1f %s\n", argv[2], sgemm_gflops(tq_product),
+               sgemm_gflops(cblas_product), tq_sgemm_backend());
         return 0;
     }
     if (argc < 3) {

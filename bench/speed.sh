@@ -5,8 +5,8 @@
 # PyTorch runs in its fastest setting here: OPENBLAS_NUM_THREADS=1, torch.set_num_threads(T).
 # Both use libgomp, so OMP_WAIT_POLICY / GOMP_SPINCOUNT, if set, apply to both alike.
 # Then the effective training GFLOP/s of LeNet-5 and ResNet-20 (convolutions and linear
-# layers) next to the peak of tinyqat's sgemm (AVX-512 kernel or OpenBLAS) measured by the
-# same program on a 1024^3 product.
+# layers) next to the GFLOP/s of tinyqat's sgemm (AVX-512 kernel or OpenBLAS) and of OpenBLAS's
+# on a 1024^3 product, measured by the same program.
 # Usage: bench/speed.sh [BUILD_DIR] [REPEATS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +35,13 @@ for model in mlp lenet5 resnet20; do
   done
 done
 echo
-printf "%-9s %3s  %16s %12s %6s\n" model thr "train GFLOP/s" "sgemm peak" share  # tinyqat's sgemm
+printf "%-9s %3s  %14s %13s %6s %15s %6s\n" model thr "train GFLOP/s" "tq sgemm" share "OpenBLAS sgemm" share
 for t in 1 2; do
-  read -r _ _ peak backend < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
+  read -r _ _ peak blas backend < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
   for model in lenet5 resnet20; do
     g=${gflops["$model $t"]}
-    printf "%-9s %3s  %16.1f %12.1f %5.0f%%\n" "$model" "$t" "$g" "$peak" "$(awk -v x="$g" -v y="$peak" 'BEGIN{print 100*x/y}')"
+    printf "%-9s %3s  %14.1f %13.1f %5.0f%% %15.1f %5.0f%%\n" "$model" "$t" "$g" "$peak" \
+      "$(awk -v x="$g" -v y="$peak" 'BEGIN{print 100*x/y}')" "$blas" "$(awk -v x="$g" -v y="$blas" 'BEGIN{print 100*x/y}')"
   done
 done
+echo "(tq sgemm: $backend)"
