@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_clock.h"
 #include "autograd.h"
 #include "gemm.h"
 
@@ -55,25 +55,6 @@ static const shape shapes[] = {
     {"mlp-dw b64 256->10", true, false, 10, 256, 64, 1.0f},
     {"square 1024", false, false, 1024, 1024, 1024, 0.0f},
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void run(const shape *s, bool use_tq, const float *A, const float *B, float *C, int iters)
 {
