@@ -82,7 +82,7 @@ static void pad_planes(const tq_conv_shape *s, const float *restrict x, float *r
         for (int y = 0; y < s->H; y++, d += Wp) {
             const float *src = x + ((int64_t)c * s->H + y) * s->W;
             for (int i = 0; i < pad; i++) d[i] = 0.0f;
-            memcpy(d + pad, src, (size_t)s->W * sizeof(float));
+            for (int i = 0; i < s->W; i++) d[pad + i] = src[i]; /* rows are short: no call */
             for (int i = pad + s->W; i < Wp; i++) d[i] = 0.0f;
         }
         memset(d, 0, (size_t)pad * Wp * sizeof(float));
@@ -132,16 +132,17 @@ static TQ_AVX512 inline __attribute__((always_inline)) void store_run256(float *
  * o0..o0+15. Pixel p of row r sits in acc[r*P+p], all 16 channels in its lanes; after the
  * transpose acc[j] holds channel o0+j over the tile's pixels, stored row by row. */
 static TQ_AVX512 inline __attribute__((always_inline)) void tile(const direct_args *a, int R,
-                                                                 int oy, int ox, int o0)
+                                                                 int kh, int kw, int oy, int ox,
+                                                                 int o0)
 {
-    const int P = TILE_PIXELS / R, Wp = a->Wp, taps = a->kh * a->kw;
+    const int P = TILE_PIXELS / R, Wp = a->Wp, taps = kh * kw;
     __m512 acc[TILE_PIXELS];
     for (int i = 0; i < TILE_PIXELS; i++) acc[i] = _mm512_setzero_ps();
     const float *xc = a->xp + (int64_t)oy * Wp + ox, *wc = a->wp + o0;
     for (int c = 0; c < a->C; c++, xc += a->plane, wc += (int64_t)taps * a->O)
-        for (int ki = 0; ki < a->kh; ki++) {
-            const float *xr = xc + (int64_t)ki * Wp, *wr = wc + (int64_t)ki * a->kw * a->O;
-            for (int kj = 0; kj < a->kw; kj++) {
+        for (int ki = 0; ki < kh; ki++) {
+            const float *xr = xc + (int64_t)ki * Wp, *wr = wc + (int64_t)ki * kw * a->O;
+            for (int kj = 0; kj < kw; kj++) {
                 const __m512 w = _mm512_loadu_ps(wr + (int64_t)kj * a->O);
 #pragma GCC unroll 16
                 for (int i = 0; i < TILE_PIXELS; i++)
@@ -166,16 +167,29 @@ static TQ_AVX512 inline __attribute__((always_inline)) void tile(const direct_ar
     }
 }
 
+/* 3x3 kernels get their taps unrolled (fixed offsets, no tap loop). */
 static TQ_AVX512 void tiles_one_row(const direct_args *a, int o0)
 {
+    const bool k3 = a->kh == 3 && a->kw == 3;
     for (int oy = 0; oy < a->OH; oy++)
-        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS) tile(a, 1, oy, ox, o0);
+        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS) {
+            if (k3)
+                tile(a, 1, 3, 3, oy, ox, o0);
+            else
+                tile(a, 1, a->kh, a->kw, oy, ox, o0);
+        }
 }
 
 static TQ_AVX512 void tiles_two_rows(const direct_args *a, int o0)
 {
+    const bool k3 = a->kh == 3 && a->kw == 3;
     for (int oy = 0; oy < a->OH; oy += 2)
-        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS / 2) tile(a, 2, oy, ox, o0);
+        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS / 2) {
+            if (k3)
+                tile(a, 2, 3, 3, oy, ox, o0);
+            else
+                tile(a, 2, a->kh, a->kw, oy, ox, o0);
+        }
 }
 #endif
 

@@ -167,8 +167,8 @@ static tq_conv_shape conv_shape(const conv_geom *g)
 }
 
 /* The direct convolution (conv_direct.c) beats the product for stride-1 convolutions with
- * taps to gather (measured per image, 1 thread, 3x3 pad 1: 16 -> 16 on 32x32 136 against 127
- * GFLOP/s, 64 -> 64 on 8x8 177 against 133, 3 -> 16 on 32x32 136 against 70); a 1x1 stride-1
+ * taps to gather (measured per image, 1 thread, 3x3 pad 1: 16 -> 16 on 32x32 215 against 145
+ * GFLOP/s, 64 -> 64 on 8x8 223 against 176, 3 -> 16 on 32x32 191 against 81); a 1x1 stride-1
  * convolution needs no gathering and stays a product. */
 static bool use_direct(const conv_geom *g)
 {
