@@ -1,0 +1,219 @@
+/* Direct stride-1 convolution: each register tile holds 16 output pixels x 16 output channels,
+ * fed by one packed weight vector and 16 input broadcasts per channel and tap. */
+#include "conv_direct.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TQ_DIRECT_HAVE_AVX512 1
+#include <immintrin.h>
+#else
+#define TQ_DIRECT_HAVE_AVX512 0
+#endif
+
+/* Pixels per tile: 16 accumulators cover the FMA latency on two pipes. Planes of at most
+ * TILE_PIXELS/2 columns (ResNet's 8x8) take two rows of half as many pixels per tile. */
+enum { TILE_PIXELS = 16, CH_BLOCK = 16 };
+
+static int out_size(int in, int k, int pad) { return in + 2 * pad - k + 1; }
+
+bool tq_conv_direct_supported(int O, const tq_conv_shape *s)
+{
+    return TQ_DIRECT_HAVE_AVX512 && strcmp(tq_sgemm_backend(), "avx512") == 0 && s->stride == 1 &&
+           O > 0 && O % CH_BLOCK == 0 && s->C > 0 && s->kh > 0 && s->kw > 0 && s->pad >= 0 &&
+           out_size(s->H, s->kh, s->pad) > 0 && out_size(s->W, s->kw, s->pad) > 0;
+}
+
+size_t tq_conv_direct_packed_len(int Cin, int Cout, int kh, int kw)
+{
+    return (size_t)Cin * (size_t)kh * (size_t)kw * (size_t)Cout;
+}
+
+void tq_conv_direct_pack(const float *w, int O, int C, int kh, int kw, bool adjoint, float *wp)
+{
+    const int taps = kh * kw;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < taps; t++) {
+                const float v = w[((int64_t)o * C + c) * taps + t];
+                if (adjoint) /* tap (ki,kj) of the adjoint is tap (kh-1-ki, kw-1-kj) of w */
+                    wp[((int64_t)o * taps + (taps - 1 - t)) * C + c] = v;
+                else
+                    wp[((int64_t)c * taps + t) * O + o] = v;
+            }
+}
+
+/* The last tile of a row or plane computes pixels past the output (their lanes are never
+ * stored); they read at most one padded row plus a tile beyond the planes. */
+size_t tq_conv_direct_scratch_len(const tq_conv_shape *s)
+{
+    const size_t Hp = (size_t)s->H + 2 * (size_t)s->pad, Wp = (size_t)s->W + 2 * (size_t)s->pad;
+    return (size_t)s->C * Hp * Wp + Wp + TILE_PIXELS;
+}
+
+#if TQ_DIRECT_HAVE_AVX512
+/* Optimized even in Debug builds, as in gemm.c: at -O0 every accumulator lives in memory. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
+#define TQ_AVX512 \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma"), optimize("O2")))
+#else
+#define TQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#endif
+
+typedef struct direct_args {
+    int C, O, kh, kw, OH, OW, Wp;
+    int64_t plane; /* floats per padded plane */
+    const float *xp, *wp;
+    float beta;
+    float *Y;
+    int ldy;
+} direct_args;
+
+/* x's planes copied into zero-padded ones, so that no tap needs a bounds test; the tail that
+ * the last tiles read past the planes is zeroed too. */
+static void pad_planes(const tq_conv_shape *s, const float *restrict x, float *restrict xp)
+{
+    const int Wp = s->W + 2 * s->pad, pad = s->pad;
+    float *d = xp;
+    for (int c = 0; c < s->C; c++) {
+        memset(d, 0, (size_t)pad * Wp * sizeof(float));
+        d += (int64_t)pad * Wp;
+        for (int y = 0; y < s->H; y++, d += Wp) {
+            const float *src = x + ((int64_t)c * s->H + y) * s->W;
+            for (int i = 0; i < pad; i++) d[i] = 0.0f;
+            for (int i = 0; i < s->W; i++) d[pad + i] = src[i]; /* rows are short: no call */
+            for (int i = pad + s->W; i < Wp; i++) d[i] = 0.0f;
+        }
+        memset(d, 0, (size_t)pad * Wp * sizeof(float));
+        d += (int64_t)pad * Wp;
+    }
+    memset(d, 0, (size_t)(Wp + TILE_PIXELS) * sizeof(float));
+}
+
+/* In-register transpose of 16 vectors: v[i] lane j becomes v[j] lane i. */
+static TQ_AVX512 inline __attribute__((always_inline)) void transpose16(__m512 v[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {
+        const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]),
+                      c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
+        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g+k] holds column k, 4+k, 8+k, 12+k of rows 4g..4g+3, one 128-bit lane each */
+    for (int k = 0; k < 4; k++) {
+        const __m512 lo_a = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88),
+                     lo_b = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xdd),
+                     hi_a = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88),
+                     hi_b = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xdd);
+        v[k] = _mm512_shuffle_f32x4(lo_a, hi_a, 0x88);
+        v[k + 8] = _mm512_shuffle_f32x4(lo_a, hi_a, 0xdd);
+        v[k + 4] = _mm512_shuffle_f32x4(lo_b, hi_b, 0x88);
+        v[k + 12] = _mm512_shuffle_f32x4(lo_b, hi_b, 0xdd);
+    }
+}
+
+static TQ_AVX512 inline __attribute__((always_inline)) void store_run256(float *y, __m256 v,
+                                                                         int n, float beta)
+{
+    const __mmask8 m = (__mmask8)((1u << n) - 1u);
+    if (beta != 0.0f) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskz_loadu_ps(m, y), v);
+    _mm256_mask_storeu_ps(y, m, v);
+}
+
+/* One tile: R output rows from oy, P = TILE_PIXELS / R pixels of each from ox, channels
+ * o0..o0+15. Pixel p of row r sits in acc[r*P+p], all 16 channels in its lanes; after the
+ * transpose acc[j] holds channel o0+j over the tile's pixels, stored row by row. */
+static TQ_AVX512 inline __attribute__((always_inline)) void tile(const direct_args *a, int R,
+                                                                 int kh, int kw, int oy, int ox,
+                                                                 int o0)
+{
+    const int P = TILE_PIXELS / R, Wp = a->Wp, taps = kh * kw;
+    __m512 acc[TILE_PIXELS];
+    for (int i = 0; i < TILE_PIXELS; i++) acc[i] = _mm512_setzero_ps();
+    const float *xc = a->xp + (int64_t)oy * Wp + ox, *wc = a->wp + o0;
+    for (int c = 0; c < a->C; c++, xc += a->plane, wc += (int64_t)taps * a->O)
+        for (int ki = 0; ki < kh; ki++) {
+            const float *xr = xc + (int64_t)ki * Wp, *wr = wc + (int64_t)ki * kw * a->O;
+            for (int kj = 0; kj < kw; kj++) {
+                const __m512 w = _mm512_loadu_ps(wr + (int64_t)kj * a->O);
+#pragma GCC unroll 16
+                for (int i = 0; i < TILE_PIXELS; i++)
+                    acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(i / P) * Wp + i % P + kj]), w,
+                                             acc[i]);
+            }
+        }
+    transpose16(acc);
+    const int n = a->OW - ox < P ? a->OW - ox : P;
+    for (int j = 0; j < CH_BLOCK; j++) {
+        float *y = a->Y + (int64_t)(o0 + j) * a->ldy + (int64_t)oy * a->OW + ox;
+        if (R == 1) {
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            __m512 v = acc[j];
+            if (a->beta != 0.0f)
+                v = _mm512_fmadd_ps(_mm512_set1_ps(a->beta), _mm512_maskz_loadu_ps(m, y), v);
+            _mm512_mask_storeu_ps(y, m, v);
+        } else {
+            store_run256(y, _mm512_castps512_ps256(acc[j]), n, a->beta);
+            if (oy + 1 < a->OH) store_run256(y + a->OW, _mm512_extractf32x8_ps(acc[j], 1), n, a->beta);
+        }
+    }
+}
+
+/* 3x3 kernels get their taps unrolled (fixed offsets, no tap loop). */
+static TQ_AVX512 void tiles_one_row(const direct_args *a, int o0)
+{
+    const bool k3 = a->kh == 3 && a->kw == 3;
+    for (int oy = 0; oy < a->OH; oy++)
+        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS) {
+            if (k3)
+                tile(a, 1, 3, 3, oy, ox, o0);
+            else
+                tile(a, 1, a->kh, a->kw, oy, ox, o0);
+        }
+}
+
+static TQ_AVX512 void tiles_two_rows(const direct_args *a, int o0)
+{
+    const bool k3 = a->kh == 3 && a->kw == 3;
+    for (int oy = 0; oy < a->OH; oy += 2)
+        for (int ox = 0; ox < a->OW; ox += TILE_PIXELS / 2) {
+            if (k3)
+                tile(a, 2, 3, 3, oy, ox, o0);
+            else
+                tile(a, 2, a->kh, a->kw, oy, ox, o0);
+        }
+}
+#endif
+
+bool tq_conv_direct(int O, const tq_conv_shape *s, const float *wp, const float *x, float beta,
+                    float *Y, int ldy, float *scratch)
+{
+    if (!tq_conv_direct_supported(O, s)) return false;
+#if TQ_DIRECT_HAVE_AVX512
+    pad_planes(s, x, scratch);
+    const int Wp = s->W + 2 * s->pad;
+    const direct_args a = {.C = s->C, .O = O, .kh = s->kh, .kw = s->kw,
+                           .OH = out_size(s->H, s->kh, s->pad), .OW = out_size(s->W, s->kw, s->pad),
+                           .Wp = Wp, .plane = (int64_t)(s->H + 2 * s->pad) * Wp, .xp = scratch,
+                           .wp = wp, .beta = beta, .Y = Y, .ldy = ldy};
+    /* one channel block at a time, so that its packed weights stay in L1 across the tiles */
+    for (int o0 = 0; o0 < O; o0 += CH_BLOCK) {
+        if (a.OW <= TILE_PIXELS / 2)
+            tiles_two_rows(&a, o0);
+        else
+            tiles_one_row(&a, o0);
+    }
+    return true;
+#else
+    (void)wp, (void)x, (void)beta, (void)Y, (void)ldy, (void)scratch;
+    return false;
+#endif
+}
