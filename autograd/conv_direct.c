@@ -1,5 +1,6 @@
 /* Direct stride-1 convolution: each register tile holds 16 output pixels x 16 output channels,
- * fed by one packed weight vector and 16 input broadcasts per channel and tap. */
+ * fed by one packed weight vector and 16 input broadcasts per channel and tap; and its weight
+ * gradient, with 16 output channels x taps of accumulators fed per output pixel. */
 #include "conv_direct.h"
 
 #include <stdint.h>

@@ -1,5 +1,6 @@
 /* Direct stride-1 convolution for output channel counts that are multiples of 16: register
- * tiles of output pixels x 16 channels fed by broadcasts of the input. AVX-512 only. */
+ * tiles of output pixels x 16 channels fed by broadcasts of the input, and its weight
+ * gradient. AVX-512 only. */
 #ifndef TINYQAT_CONV_DIRECT_H
 #define TINYQAT_CONV_DIRECT_H
 

@@ -1,7 +1,7 @@
 /* 2-D convolution with zero padding: per image a direct convolution (stride 1, outputs in
  * multiples of 16, AVX-512) or an implicit-im2col product in forward (im2col + sgemm under
- * OpenBLAS), sgemm + col2im or the direct convolution in backward; images spread over the
- * OpenMP pool. */
+ * OpenBLAS), sgemm + col2im or the direct convolution for the input gradient, the direct
+ * weight gradient or im2col + sgemm for the weights; images spread over the OpenMP pool. */
 #include "internal.h"
 
 #include "conv_direct.h"
