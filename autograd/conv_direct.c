@@ -1,5 +1,6 @@
 /* Direct stride-1 convolution: each register tile holds 16 output pixels x 16 output channels,
- * fed by one packed weight vector and 16 input broadcasts per channel and tap. */
+ * fed by one packed weight vector and 16 input broadcasts per channel and tap; and its weight
+ * gradient, with 16 output channels x taps of accumulators fed per output pixel. */
 #include "conv_direct.h"
 
 #include <stdint.h>
@@ -191,6 +192,99 @@ static TQ_AVX512 void tiles_two_rows(const direct_args *a, int o0)
                 tile(a, 2, a->kh, a->kw, oy, ox, o0);
         }
 }
+
+typedef struct dw_args {
+    int C, O, kh, kw, OH, OW, Wp, taps;
+    int64_t plane;
+    const float *xp, *gt; /* padded planes; gy as gt[pixel][o] */
+    const int *off;       /* tap t's offset in a padded plane */
+    float *dwp;
+} dw_args;
+
+/* gt[q][o] = gy[o][q] for one image, 16 x 16 blocks through registers. */
+static TQ_AVX512 void transpose_grad(const float *restrict gy, int O, int p, float *restrict gt)
+{
+    for (int o0 = 0; o0 < O; o0 += CH_BLOCK)
+        for (int q0 = 0; q0 < p; q0 += 16) {
+            const int n = p - q0 < 16 ? p - q0 : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            __m512 v[16];
+            for (int j = 0; j < 16; j++)
+                v[j] = _mm512_maskz_loadu_ps(m, gy + (int64_t)(o0 + j) * p + q0);
+            transpose16(v);
+            for (int i = 0; i < n; i++) _mm512_storeu_ps(gt + (int64_t)(q0 + i) * O + o0, v[i]);
+        }
+}
+
+/* Accumulators for OB blocks of 16 output channels from o0, CB input channels from c and NT
+ * taps from t0 (3x3 kernels: all nine, offsets known), kept in registers over every output
+ * pixel: per pixel OB gradient vectors and CB*NT broadcasts of the input feed OB*CB*NT FMAs. */
+static TQ_AVX512 inline __attribute__((always_inline)) void dw_block(const dw_args *a, int OB,
+                                                                     int CB, int NT, bool k3,
+                                                                     int c, int t0, int o0)
+{
+    __m512 acc[18];
+    int off[9];
+    for (int i = 0; i < NT; i++) off[i] = k3 ? (i / 3) * a->Wp + i % 3 : a->off[t0 + i];
+    const int O = a->O;
+    float *d = a->dwp + ((int64_t)c * a->taps + t0) * O + o0;
+    for (int k = 0; k < CB; k++)
+        for (int i = 0; i < NT; i++)
+            for (int b = 0; b < OB; b++)
+                acc[(k * NT + i) * OB + b] =
+                    _mm512_loadu_ps(d + ((int64_t)k * a->taps + i) * O + b * CH_BLOCK);
+    for (int oy = 0; oy < a->OH; oy++) {
+        const float *g = a->gt + (int64_t)oy * a->OW * O + o0;
+        const float *xr = a->xp + (int64_t)c * a->plane + (int64_t)oy * a->Wp;
+        for (int ox = 0; ox < a->OW; ox++, g += O, xr++) {
+            __m512 gv[2];
+            for (int b = 0; b < OB; b++) gv[b] = _mm512_loadu_ps(g + b * CH_BLOCK);
+#pragma GCC unroll 18
+            for (int k = 0; k < CB; k++)
+#pragma GCC unroll 9
+                for (int i = 0; i < NT; i++) {
+                    const __m512 xv = _mm512_set1_ps(xr[k * a->plane + off[i]]);
+                    for (int b = 0; b < OB; b++)
+                        acc[(k * NT + i) * OB + b] =
+                            _mm512_fmadd_ps(xv, gv[b], acc[(k * NT + i) * OB + b]);
+                }
+        }
+    }
+    for (int k = 0; k < CB; k++)
+        for (int i = 0; i < NT; i++)
+            for (int b = 0; b < OB; b++)
+                _mm512_storeu_ps(d + ((int64_t)k * a->taps + i) * O + b * CH_BLOCK,
+                                 acc[(k * NT + i) * OB + b]);
+}
+
+/* Two channel blocks per pass when O allows (one broadcast feeds two FMAs), else two input
+ * channels per pass, so that every pass keeps 16 or 18 accumulators busy. */
+static TQ_AVX512 void dw_taps(const dw_args *a, int NT, bool k3, int t0)
+{
+    for (int o0 = 0; o0 < a->O;) {
+        if (a->O - o0 >= 2 * CH_BLOCK) {
+            for (int c = 0; c < a->C; c++) {
+                if (k3) dw_block(a, 2, 1, 9, true, c, t0, o0);
+                else if (NT == 8) dw_block(a, 2, 1, 8, false, c, t0, o0);
+                else dw_block(a, 2, 1, 1, false, c, t0, o0);
+            }
+            o0 += 2 * CH_BLOCK;
+            continue;
+        }
+        int c = 0;
+        for (; c + 2 <= a->C; c += 2) {
+            if (k3) dw_block(a, 1, 2, 9, true, c, t0, o0);
+            else if (NT == 8) dw_block(a, 1, 2, 8, false, c, t0, o0);
+            else dw_block(a, 1, 2, 1, false, c, t0, o0);
+        }
+        if (c < a->C) {
+            if (k3) dw_block(a, 1, 1, 9, true, c, t0, o0);
+            else if (NT == 8) dw_block(a, 1, 1, 8, false, c, t0, o0);
+            else dw_block(a, 1, 1, 1, false, c, t0, o0);
+        }
+        o0 += CH_BLOCK;
+    }
+}
 #endif
 
 bool tq_conv_direct(int O, const tq_conv_shape *s, const float *wp, const float *x, float beta,
@@ -216,4 +310,54 @@ bool tq_conv_direct(int O, const tq_conv_shape *s, const float *wp, const float 
     (void)wp, (void)x, (void)beta, (void)Y, (void)ldy, (void)scratch;
     return false;
 #endif
+}
+
+size_t tq_conv_direct_dw_scratch_len(int O, const tq_conv_shape *s)
+{
+    const size_t planes = (tq_conv_direct_scratch_len(s) + 15) & ~(size_t)15;
+    return planes + (size_t)out_size(s->H, s->kh, s->pad) * (size_t)out_size(s->W, s->kw, s->pad) *
+                        (size_t)O;
+}
+
+bool tq_conv_direct_dw(int O, const tq_conv_shape *s, const float *x, const float *gy, float *dwp,
+                       float *scratch)
+{
+    if (!tq_conv_direct_supported(O, s)) return false;
+#if TQ_DIRECT_HAVE_AVX512
+    const int OH = out_size(s->H, s->kh, s->pad), OW = out_size(s->W, s->kw, s->pad);
+    const int Wp = s->W + 2 * s->pad, taps = s->kh * s->kw;
+    float *gt = scratch + ((tq_conv_direct_scratch_len(s) + 15) & ~(size_t)15);
+    pad_planes(s, x, scratch);
+    transpose_grad(gy, O, OH * OW, gt);
+    int off[64];
+    dw_args a = {.C = s->C, .O = O, .kh = s->kh, .kw = s->kw, .OH = OH, .OW = OW, .Wp = Wp,
+                 .taps = taps, .plane = (int64_t)(s->H + 2 * s->pad) * Wp, .xp = scratch,
+                 .gt = gt, .off = off, .dwp = dwp};
+    if (s->kh == 3 && s->kw == 3) {
+        dw_taps(&a, 9, true, 0);
+        return true;
+    }
+    /* other kernels: chunks of 8 taps, then single taps */
+    for (int t0 = 0; t0 < taps; t0 += 64) {
+        const int n = taps - t0 < 64 ? taps - t0 : 64;
+        for (int i = 0; i < n; i++) off[i] = ((t0 + i) / s->kw) * Wp + (t0 + i) % s->kw;
+        a.dwp = dwp + (int64_t)t0 * O;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) dw_taps(&a, 8, false, i);
+        for (; i < n; i++) dw_taps(&a, 1, false, i);
+    }
+    return true;
+#else
+    (void)x, (void)gy, (void)dwp, (void)scratch;
+    return false;
+#endif
+}
+
+void tq_conv_direct_unpack_add(const float *dwp, int O, int C, int kh, int kw, float *dw)
+{
+    const int taps = kh * kw;
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < taps; t++)
+                dw[((int64_t)o * C + c) * taps + t] += dwp[((int64_t)c * taps + t) * O + o];
 }

@@ -1,5 +1,6 @@
 /* Direct stride-1 convolution for output channel counts that are multiples of 16: register
- * tiles of output pixels x 16 channels fed by broadcasts of the input. AVX-512 only. */
+ * tiles of output pixels x 16 channels fed by broadcasts of the input, and its weight
+ * gradient. AVX-512 only. */
 #ifndef TINYQAT_CONV_DIRECT_H
 #define TINYQAT_CONV_DIRECT_H
 
@@ -30,5 +31,20 @@ size_t tq_conv_direct_scratch_len(const tq_conv_shape *s);
  * False (Y untouched) when !tq_conv_direct_supported(O, s). */
 bool tq_conv_direct(int O, const tq_conv_shape *s, const float *wp, const float *x, float beta,
                     float *Y, int ldy, float *scratch);
+
+/* Floats of scratch tq_conv_direct_dw needs for one image: the zero-padded input planes and
+ * the output gradient transposed to pixel-major order. */
+size_t tq_conv_direct_dw_scratch_len(int O, const tq_conv_shape *s);
+
+/* Weight gradient of one image, packed: dwp[c][ki][kj][o] += sum over output pixels (oy,ox) of
+ * gy[o][oy][ox] * xpad[c][oy+ki][ox+kj], xpad the zero-padded planes of x (C,H,W); gy is
+ * (O, OH*OW). Each element adds its pixels in row-major order, so a sequence of calls sums
+ * images in call order. Runs on the calling thread; false (dwp untouched) when
+ * !tq_conv_direct_supported(O, s). */
+bool tq_conv_direct_dw(int O, const tq_conv_shape *s, const float *x, const float *gy, float *dwp,
+                       float *scratch);
+
+/* dw (O,C,kh,kw) += dwp, dwp packed as tq_conv_direct_dw accumulates it (wp[c][ki][kj][o]). */
+void tq_conv_direct_unpack_add(const float *dwp, int O, int C, int kh, int kw, float *dw);
 
 #endif

@@ -1,7 +1,7 @@
 /* 2-D convolution with zero padding: per image a direct convolution (stride 1, outputs in
  * multiples of 16, AVX-512) or an implicit-im2col product in forward (im2col + sgemm under
- * OpenBLAS), sgemm + col2im or the direct convolution in backward; images spread over the
- * OpenMP pool. */
+ * OpenBLAS), sgemm + col2im or the direct convolution for the input gradient, the direct
+ * weight gradient or im2col + sgemm for the weights; images spread over the OpenMP pool. */
 #include "internal.h"
 
 #include "conv_direct.h"
@@ -241,6 +241,11 @@ typedef struct conv_saved {
     int64_t slice;
     int threads, group;
     direct_plan dx; /* input gradient as a direct convolution of gy when dx.wp is not NULL */
+    /* weight gradient of the direct kernel when dwp is not NULL: dw_parts packed partials,
+     * and one scratch slice of dw_slice floats per thread */
+    float *dwp, *dw_scratch;
+    int64_t dw_slice, dwp_len;
+    int dw_parts;
 } conv_saved;
 
 /* A "same" stride-1 convolution's input gradient is the "same" convolution of gy by the
@@ -256,6 +261,14 @@ static bool grad_x_direct(const conv_geom *g)
     const tq_conv_shape s = grad_x_shape(g);
     return g->same && !g->direct && tq_conv_direct_supported(g->C, &s);
 }
+
+/* The weight gradient through tq_conv_direct_dw, packed partials unpacked at the end, instead
+ * of im2col and a product: for the stride-1 convolutions the direct forward takes. */
+static bool grad_w_direct(const conv_geom *g) { return use_direct(g); }
+
+/* The direct weight gradient sums images in this many contiguous parts, each in order, and
+ * adds the parts in order: a fixed split, so one and two threads give the same bits. */
+#define CONV_DW_PARTS 2
 
 /* Below this many multiply-adds a convolution stays on one thread: forking the pool costs
  * microseconds, and on a shared machine a descheduled thread can stall a join for a whole
@@ -286,7 +299,8 @@ static void conv_backward(tq_node *nd)
     const float *gy_all = nd->out->grad;
     /* One thread accumulates straight into w->grad; several keep partials that are summed
      * below in thread order, so the result depends only on the thread count. */
-    if (w->grad && T > 1) memset(sv->dw_partial, 0, (size_t)(T * dw_len) * sizeof(float));
+    if (w->grad && T > 1 && !sv->dwp) memset(sv->dw_partial, 0, (size_t)(T * dw_len) * sizeof(float));
+    if (w->grad && sv->dwp) memset(sv->dwp, 0, (size_t)(sv->dw_parts * sv->dwp_len) * sizeof(float));
 
 #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -294,9 +308,20 @@ static void conv_backward(tq_node *nd)
         /* the same contiguous share of images per thread as schedule(static) would give */
         const int per = (g.N + nt - 1) / nt, n0 = tid * per < g.N ? tid * per : g.N,
                   n1 = n0 + per < g.N ? n0 + per : g.N;
-        float *scratch = g.direct ? NULL : sv->cols + tid * sv->slice;
+        float *scratch = g.direct || !sv->cols ? NULL : sv->cols + tid * sv->slice;
         float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
-        for (int n = n0; w->grad && n < n1; n += B) {
+        if (w->grad && sv->dwp) {
+            const tq_conv_shape s = conv_shape(&g);
+            const int pp = (g.N + sv->dw_parts - 1) / sv->dw_parts;
+            for (int part = tid; part < sv->dw_parts; part += nt) {
+                const int m0 = part * pp < g.N ? part * pp : g.N, m1 = m0 + pp < g.N ? m0 + pp : g.N;
+                for (int n = m0; n < m1; n++)
+                    tq_conv_direct_dw(g.O, &s, x->data + n * in_len, gy_all + n * out_len,
+                                      sv->dwp + part * sv->dwp_len,
+                                      sv->dw_scratch + tid * sv->dw_slice); /* true: direct */
+            }
+        }
+        for (int n = n0; w->grad && !sv->dwp && n < n1; n += B) {
             /* dW (O,ck) += G (O, k*p) C^T (k*p, ck) over the k images from n */
             const int k = n1 - n < B ? n1 - n : B;
             const int64_t ld = (int64_t)k * g.p;
@@ -334,7 +359,14 @@ static void conv_backward(tq_node *nd)
         }
     }
 
-    if (w->grad && T > 1) {
+    if (w->grad && sv->dwp) {
+        for (int64_t i = 0; i < sv->dwp_len; i++) {
+            float s = sv->dwp[i];
+            for (int k = 1; k < sv->dw_parts; k++) s += sv->dwp[k * sv->dwp_len + i];
+            sv->dwp[i] = s;
+        }
+        tq_conv_direct_unpack_add(sv->dwp, g.O, g.C, g.kh, g.kw, w->grad);
+    } else if (w->grad && T > 1) {
         int64_t len = (int64_t)g.O * g.ck;
         for (int64_t i = 0; i < len; i++) {
             float s = sv->dw_partial[i];
@@ -397,6 +429,7 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
     sv->group = dw_group(&g, T);
     sv->cols = sv->dw_partial = NULL;
     sv->dx = (direct_plan){0};
+    sv->dwp = sv->dw_scratch = NULL;
     direct_plan fwd;
     if (use_direct(&g)) {
         const tq_conv_shape s = conv_shape(&g);
@@ -406,17 +439,29 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
         const tq_conv_shape s = grad_x_shape(&g);
         if (!plan_direct(t, &sv->dx, &g, &s, w->data, true, T)) return NULL;
     }
+    const bool dw_direct = record && w->grad && grad_w_direct(&g);
+    if (dw_direct) {
+        const tq_conv_shape s = conv_shape(&g);
+        sv->dw_parts = T > CONV_DW_PARTS ? T : CONV_DW_PARTS;
+        sv->dwp_len = padded((int64_t)tq_conv_direct_packed_len(g.C, g.O, g.kh, g.kw));
+        sv->dw_slice = padded((int64_t)tq_conv_direct_dw_scratch_len(g.O, &s));
+        if (!(sv->dwp = tq_tape_alloc(t, (size_t)(sv->dw_parts * sv->dwp_len) * sizeof(float))) ||
+            !(sv->dw_scratch = tq_tape_alloc(t, (size_t)(T * sv->dw_slice) * sizeof(float))))
+            return NULL;
+    }
     /* forward with im2col needs one image's columns per thread; backward a group's columns
      * and gy */
     sv->slice = padded((int64_t)g.ck * g.p);
-    if (record && w->grad) {
+    if (record && w->grad && !dw_direct) {
         int64_t grouped = padded((int64_t)(g.ck + g.O) * sv->group * g.p);
         if (grouped > sv->slice) sv->slice = grouped;
     }
-    if ((record ? !g.direct : needs_im2col(&g)) &&
+    /* backward's input gradient takes a product and col2im unless it is direct */
+    const bool cols_needed = record ? !g.direct && (!dw_direct || !sv->dx.wp) : needs_im2col(&g);
+    if (cols_needed &&
         !(sv->cols = tq_tape_alloc(t, (size_t)(T * sv->slice) * sizeof(float))))
         return NULL;
-    if (record && w->grad && T > 1 &&
+    if (record && w->grad && T > 1 && !dw_direct &&
         !(sv->dw_partial = tq_tape_alloc(t, (size_t)(T * dw_len) * sizeof(float))))
         return NULL;
 
