@@ -6,12 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TQ_DIRECT_HAVE_AVX512 1
-#include <immintrin.h>
-#else
-#define TQ_DIRECT_HAVE_AVX512 0
-#endif
+#include "avx512.h"
 
 /* Pixels per tile: 16 accumulators cover the FMA latency on two pipes. Planes of at most
  * TILE_PIXELS/2 columns (ResNet's 8x8) take two rows of half as many pixels per tile. */
@@ -21,7 +16,7 @@ static int out_size(int in, int k, int pad) { return in + 2 * pad - k + 1; }
 
 bool tq_conv_direct_supported(int O, const tq_conv_shape *s)
 {
-    return TQ_DIRECT_HAVE_AVX512 && strcmp(tq_sgemm_backend(), "avx512") == 0 && s->stride == 1 &&
+    return TQ_HAVE_AVX512 && strcmp(tq_sgemm_backend(), "avx512") == 0 && s->stride == 1 &&
            O > 0 && O % CH_BLOCK == 0 && s->C > 0 && s->kh > 0 && s->kw > 0 && s->pad >= 0 &&
            out_size(s->H, s->kh, s->pad) > 0 && out_size(s->W, s->kw, s->pad) > 0;
 }
@@ -53,15 +48,7 @@ size_t tq_conv_direct_scratch_len(const tq_conv_shape *s)
     return (size_t)s->C * Hp * Wp + Wp + TILE_PIXELS;
 }
 
-#if TQ_DIRECT_HAVE_AVX512
-/* Optimized even in Debug builds, as in gemm.c: at -O0 every accumulator lives in memory. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
-#define TQ_AVX512 \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma"), optimize("O2")))
-#else
-#define TQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#endif
-
+#if TQ_HAVE_AVX512
 typedef struct direct_args {
     int C, O, kh, kw, OH, OW, Wp;
     int64_t plane; /* floats per padded plane */
@@ -291,7 +278,7 @@ bool tq_conv_direct(int O, const tq_conv_shape *s, const float *wp, const float 
                     float *Y, int ldy, float *scratch)
 {
     if (!tq_conv_direct_supported(O, s)) return false;
-#if TQ_DIRECT_HAVE_AVX512
+#if TQ_HAVE_AVX512
     pad_planes(s, x, scratch);
     const int Wp = s->W + 2 * s->pad;
     const direct_args a = {.C = s->C, .O = O, .kh = s->kh, .kw = s->kw,
@@ -323,7 +310,7 @@ bool tq_conv_direct_dw(int O, const tq_conv_shape *s, const float *x, const floa
                        float *scratch)
 {
     if (!tq_conv_direct_supported(O, s)) return false;
-#if TQ_DIRECT_HAVE_AVX512
+#if TQ_HAVE_AVX512
     const int OH = out_size(s->H, s->kh, s->pad), OW = out_size(s->W, s->kw, s->pad);
     const int Wp = s->W + 2 * s->pad, taps = s->kh * s->kw;
     float *gt = scratch + ((tq_conv_direct_scratch_len(s) + 15) & ~(size_t)15);

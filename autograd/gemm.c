@@ -12,12 +12,7 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TQ_GEMM_HAVE_AVX512 1
-#include <immintrin.h>
-#else
-#define TQ_GEMM_HAVE_AVX512 0
-#endif
+#include "avx512.h"
 
 /* Register tile MR x NR: 16 zmm accumulators, two B loads and one broadcast per row per k.
  * KC x NR of packed B (32 KiB) stays in L1 while the MR x KC slivers of A stream from L2;
@@ -46,7 +41,7 @@ static void choose_backend(void)
 {
     const char *env = getenv("TQ_GEMM");
     bool want_openblas = env && strcmp(env, "openblas") == 0;
-#if TQ_GEMM_HAVE_AVX512
+#if TQ_HAVE_AVX512
     __builtin_cpu_init();
     g_use_avx512 = !want_openblas && __builtin_cpu_supports("avx512f") &&
                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -70,16 +65,7 @@ static void openblas_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, c
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-#if TQ_GEMM_HAVE_AVX512
-/* Optimized even in Debug builds: at -O0 the intrinsics spill every register and a sanitized
- * test run takes five times as long as with OpenBLAS. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
-#define TQ_AVX512 \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma"), optimize("O2")))
-#else
-#define TQ_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#endif
-
+#if TQ_HAVE_AVX512
 typedef struct conv_src conv_src;
 
 typedef struct gemm_args {
@@ -594,7 +580,7 @@ bool tq_sgemm_conv(int M, const tq_conv_shape *shape, float alpha, const float *
                    const float *x, float beta, float *Y, int ldy)
 {
     pthread_once(&g_backend_once, choose_backend);
-#if TQ_GEMM_HAVE_AVX512
+#if TQ_HAVE_AVX512
     if (!g_use_avx512) return false;
     const tq_conv_shape *s = shape;
     const int eh = s->H + 2 * s->pad - s->kh, ew = s->W + 2 * s->pad - s->kw;
@@ -623,7 +609,7 @@ void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
 {
     if (M <= 0 || N <= 0) return;
     pthread_once(&g_backend_once, choose_backend);
-#if TQ_GEMM_HAVE_AVX512
+#if TQ_HAVE_AVX512
     if (g_use_avx512) {
         if (K <= 0) { /* no products: C = beta C, with beta = 0 clearing NaN too */
             for (int i = 0; i < M; i++)
