@@ -121,8 +121,8 @@ START_TEST(test_odd_geometries)
 END_TEST
 
 /* Through conv2d (3x3 pad 1, several images, enough work for two threads): the weight
- * gradient added onto an existing one is the same bits on one and two threads, and both
- * agree with the definition. */
+ * gradient added onto an existing one is the same bits on one and two threads (on the
+ * AVX-512 path), and both agree with the definition. */
 static void conv_grads(tq_tensor *x, tq_tensor *w, const float *w_grad0, float *dw_out,
                        float *dx_out, size_t x_len, size_t w_len)
 {
@@ -157,8 +157,12 @@ START_TEST(test_conv2d_threads_same_bits)
     ck_assert_int_eq(tq_get_threads(), 2);
     conv_grads(x, w, g0, dw2, dx2, x_len, w_len);
     tq_set_threads(saved);
-    ck_assert_msg(memcmp(dw1, dw2, w_len * sizeof(float)) == 0, "dW differs between 1 and 2 threads");
-    ck_assert_msg(memcmp(dx1, dx2, x_len * sizeof(float)) == 0, "dx differs between 1 and 2 threads");
+    /* the OpenBLAS path (no AVX-512, or TQ_GEMM=openblas) sums per-thread partials: its bits
+     * may depend on the thread count, and only the comparison with the definition applies */
+    if (avx512()) {
+        ck_assert_msg(memcmp(dw1, dw2, w_len * sizeof(float)) == 0, "dW differs between 1 and 2 threads");
+        ck_assert_msg(memcmp(dx1, dx2, x_len * sizeof(float)) == 0, "dx differs between 1 and 2 threads");
+    }
 
     /* loss = sum y^2: dW = sum 2 y x under each tap, y from a double forward */
     const tq_conv_shape s = {C, H, W, 3, 3, 1, 1};
@@ -187,8 +191,9 @@ START_TEST(test_conv2d_threads_same_bits)
     for (size_t i = 0; i < w_len; i++) {
         const double exp = want[i] + g0[i];
         const double tol = 1e-4 * sqrt((double)N * H * W) * (mag[i] + fabs(g0[i]));
-        ck_assert_msg(fabs(dw1[i] - exp) <= tol, "dW[%zu] = %.9g, expected %.9g", i,
-                      (double)dw1[i], exp);
+        ck_assert_msg(fabs(dw1[i] - exp) <= tol && fabs(dw2[i] - exp) <= tol,
+                      "dW[%zu] = %.9g (1 thread), %.9g (2), expected %.9g", i, (double)dw1[i],
+                      (double)dw2[i], exp);
     }
     free(y), free(gy), free(want), free(mag);
     free(g0), free(dw1), free(dw2), free(dx1), free(dx2);
