@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds, runs every suite, then runs them
-# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole test suite: installs what is missing, builds, runs every suite, runs the unit
+# suites again with OpenBLAS for every product (the path of CPUs without AVX-512), then
+# everything again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh build
 (cd build && ctest --output-on-failure -j2)
+(cd build && TQ_GEMM=openblas ctest --output-on-failure -j2 -R '^test_' -E '^test_cli$')
 
 scripts/setup.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTQ_SANITIZE=ON
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
