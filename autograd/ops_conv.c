@@ -4,149 +4,15 @@
  * weight gradient or im2col + sgemm for the weights; images spread over the OpenMP pool. */
 #include "internal.h"
 
+#include "conv_cols.h"
 #include "conv_direct.h"
 #include "gemm.h"
 #include <stdio.h>
 #include <string.h>
 
-typedef struct conv_geom {
-    int N, C, H, W, O, kh, kw, stride, pad, OH, OW;
-    int ck;       /* C*kh*kw: rows of one image's column matrix, columns of w viewed (O,ck) */
-    int p;        /* OH*OW: columns of the column matrix */
-    bool direct;  /* 1x1, stride 1, no padding: the image itself is the column matrix */
-    bool same;    /* stride 1, output plane as large as the input: taps are shifted planes */
-} conv_geom;
-
-static conv_geom geometry(const tq_tensor *x, const tq_tensor *w, int stride, int pad)
-{
-    conv_geom g = {.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
-                   .O = w->shape[0], .kh = w->shape[2], .kw = w->shape[3],
-                   .stride = stride, .pad = pad};
-    g.OH = (g.H + 2 * pad - g.kh) / stride + 1;
-    g.OW = (g.W + 2 * pad - g.kw) / stride + 1;
-    g.ck = g.C * g.kh * g.kw;
-    g.p = g.OH * g.OW;
-    g.direct = g.kh == 1 && g.kw == 1 && stride == 1 && pad == 0;
-    g.same = stride == 1 && g.OH == g.H && g.OW == g.W;
-    return g;
-}
-
 /* Per-thread slices padded to 64 bytes so neighbouring threads never share a cache line. */
 static int64_t padded(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
-/* The outputs o in [*lo, *hi) whose input index o*stride + off falls inside [0, size). */
-static void valid_range(int off, int size, int stride, int n_out, int *lo, int *hi)
-{
-    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    int h = size - off <= 0 ? 0 : (size - off - 1) / stride + 1;
-    if (h > n_out) h = n_out;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
-/* Zeroes columns [0, xlo) and [xhi, W) of rows [ylo, yhi) of a (.., W) plane. Column by
- * column: a few strided stores, where a row-by-row loop becomes a memset call per row. */
-static void zero_edge_columns(float *plane, int W, int ylo, int yhi, int xlo, int xhi)
-{
-    for (int ox = 0; ox < xlo; ox++)
-        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
-    for (int ox = xhi; ox < W; ox++)
-        for (int oy = ylo; oy < yhi; oy++) plane[(int64_t)oy * W + ox] = 0.0f;
-}
-
-/* Stride 1 with "same" padding (OH == H, OW == W: ResNet's 3x3 pad 1): tap (dy,dx) of the
- * column matrix is the plane shifted by dy rows and dx columns. The valid part is one
- * contiguous run of the plane, copied at once; the entries where a row wrapped into its
- * neighbour, and the rows above and below the plane, are then zeroed. */
-static void im2col_same_tap(const conv_geom *g, const float *restrict plane, float *restrict row,
-                            int dy, int dx, int ylo, int yhi, int xlo, int xhi)
-{
-    const int W = g->W;
-    if (ylo >= yhi || xlo >= xhi) {
-        memset(row, 0, (size_t)g->p * sizeof(float));
-        return;
-    }
-    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
-    memset(row, 0, (size_t)start * sizeof(float));
-    memcpy(row + start, plane + start + (int64_t)dy * W + dx, (size_t)(end - start) * sizeof(float));
-    memset(row + end, 0, (size_t)(g->p - end) * sizeof(float));
-    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
-}
-
-/* x (C,H,W) -> cols (ck, p) with rows ld floats apart (ld >= p, so that several images'
- * columns can sit side by side); row (c,ki,kj) holds the input under kernel tap (ki,kj).
- * Rows are short (OW floats): plain loops, which the compiler vectorises, beat a memcpy call
- * per row; "same" convolutions copy a whole tap at once instead. */
-static void im2col(const conv_geom *g, const float *restrict x, float *restrict cols, int64_t ld)
-{
-    const int s = g->stride, OW = g->OW;
-    for (int c = 0; c < g->C; c++) {
-        const float *plane = x + (int64_t)c * g->H * g->W;
-        for (int ki = 0; ki < g->kh; ki++)
-            for (int kj = 0; kj < g->kw; kj++) {
-                float *restrict row = cols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * ld;
-                int ylo, yhi, xlo, xhi;
-                valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
-                valid_range(kj - g->pad, g->W, s, OW, &xlo, &xhi);
-                if (g->same) {
-                    im2col_same_tap(g, plane, row, ki - g->pad, kj - g->pad, ylo, yhi, xlo, xhi);
-                    continue;
-                }
-                for (int i = 0; i < ylo * OW; i++) row[i] = 0.0f;
-                for (int oy = ylo; oy < yhi; oy++) {
-                    float *restrict r = row + (int64_t)oy * OW;
-                    const float *restrict src = plane + (int64_t)(oy * s + ki - g->pad) * g->W;
-                    const int shift = kj - g->pad;
-                    for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
-                    if (s == 1)
-                        for (int ox = xlo; ox < xhi; ox++) r[ox] = src[ox + shift];
-                    else
-                        for (int ox = xlo; ox < xhi; ox++) r[ox] = src[ox * s + shift];
-                    for (int ox = xhi; ox < OW; ox++) r[ox] = 0.0f;
-                }
-                for (int i = yhi * OW; i < g->p; i++) row[i] = 0.0f;
-            }
-    }
-}
-
-/* The adjoint of im2col: dx (C,H,W) += scatter of dcols (ck, p); padding taps are dropped.
- * For "same" convolutions a tap is added as one contiguous run after zeroing, in dcols (a
- * scratch buffer), the entries that im2col would have zeroed: they land on a neighbouring
- * row's pixels in that run. */
-static void col2im_add(const conv_geom *g, float *restrict dcols, float *restrict dx)
-{
-    const int s = g->stride, W = g->W;
-    for (int c = 0; c < g->C; c++) {
-        float *restrict plane = dx + (int64_t)c * g->H * W;
-        for (int ki = 0; ki < g->kh; ki++)
-            for (int kj = 0; kj < g->kw; kj++) {
-                float *restrict row = dcols + ((int64_t)(c * g->kh + ki) * g->kw + kj) * g->p;
-                int ylo, yhi, xlo, xhi;
-                valid_range(ki - g->pad, g->H, s, g->OH, &ylo, &yhi);
-                valid_range(kj - g->pad, W, s, g->OW, &xlo, &xhi);
-                if (ylo >= yhi || xlo >= xhi) continue;
-                if (g->same) {
-                    zero_edge_columns(row, W, ylo, yhi, xlo, xhi);
-                    const int64_t start = (int64_t)ylo * W + xlo, end = (int64_t)(yhi - 1) * W + xhi;
-                    const int64_t shift = (int64_t)(ki - g->pad) * W + (kj - g->pad);
-                    for (int64_t i = start; i < end; i++) plane[i + shift] += row[i];
-                    continue;
-                }
-                for (int oy = ylo; oy < yhi; oy++) {
-                    const float *r = row + (int64_t)oy * g->OW;
-                    float *d = plane + (int64_t)(oy * s + ki - g->pad) * W;
-                    for (int ox = xlo, ix = xlo * s + kj - g->pad; ox < xhi; ox++, ix += s)
-                        d[ix] += r[ox];
-                }
-            }
-    }
-}
-
-/* tq_sgemm_conv works out each kernel tap's sources once per sliver and reuses them for
- * every channel: with fewer channels than this (a first layer on RGB or grey input) that
- * setup is not repaid and im2col's whole-plane copies are faster (measured: 3 -> 16 channels
- * 3x3 on 32x32 at 75 against 110 GFLOP/s; 16 -> 32 1x1 stride 2 at 100 against 75). */
 #define CONV_IMPLICIT_MIN_C 8
 
 /* Whether the forward product stores the column matrix: not for 1x1 stride-1 convolutions
@@ -156,7 +22,7 @@ static void col2im_add(const conv_geom *g, float *restrict dcols, float *restric
 static bool use_direct(const conv_geom *g);
 static bool needs_im2col(const conv_geom *g)
 {
-    return !g->direct && !use_direct(g) &&
+    return !g->input_is_cols && !use_direct(g) &&
            (g->C < CONV_IMPLICIT_MIN_C || strcmp(tq_sgemm_backend(), "avx512") != 0);
 }
 
@@ -173,7 +39,7 @@ static tq_conv_shape conv_shape(const conv_geom *g)
 static bool use_direct(const conv_geom *g)
 {
     const tq_conv_shape s = conv_shape(g);
-    return !g->direct && tq_conv_direct_supported(g->O, &s);
+    return !g->input_is_cols && tq_conv_direct_supported(g->O, &s);
 }
 
 /* Per-thread buffers and packed weights of the direct convolution, on the tape. */
@@ -210,9 +76,9 @@ static void conv_forward_product(const conv_geom *g, const float *w, const float
         return;
     }
     if (needs_im2col(g)) {
-        im2col(g, xn, scratch, g->p);
+        tq_im2col(g, xn, scratch, g->p);
         cols = scratch;
-    } else if (!g->direct) {
+    } else if (!g->input_is_cols) {
         const tq_conv_shape s = conv_shape(g);
         tq_sgemm_conv(g->O, &s, 1.0f, w, g->ck, xn, beta, yn, g->p); /* true: avx512 */
         return;
@@ -259,7 +125,7 @@ static tq_conv_shape grad_x_shape(const conv_geom *g)
 static bool grad_x_direct(const conv_geom *g)
 {
     const tq_conv_shape s = grad_x_shape(g);
-    return g->same && !g->direct && tq_conv_direct_supported(g->C, &s);
+    return g->same && !g->input_is_cols && tq_conv_direct_supported(g->C, &s);
 }
 
 /* The weight gradient through tq_conv_direct_dw, packed partials unpacked at the end, instead
@@ -282,7 +148,7 @@ static bool grad_w_direct(const conv_geom *g) { return use_direct(g); }
 #define CONV_DW_TARGET_K 2048
 static int dw_group(const conv_geom *g, int threads)
 {
-    if (g->direct) return 1;
+    if (g->input_is_cols) return 1;
     int per_thread = (g->N + threads - 1) / threads;
     int b = (CONV_DW_TARGET_K + g->p - 1) / g->p;
     return b < per_thread ? b : per_thread;
@@ -291,7 +157,7 @@ static int dw_group(const conv_geom *g, int threads)
 static void conv_backward(tq_node *nd)
 {
     tq_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
-    const conv_geom g = geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]);
+    const conv_geom g = tq_conv_geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]);
     const conv_saved *sv = nd->saved;
     const int T = sv->threads, B = sv->group;
     const int64_t dw_len = padded((int64_t)g.O * g.ck);
@@ -308,7 +174,7 @@ static void conv_backward(tq_node *nd)
         /* the same contiguous share of images per thread as schedule(static) would give */
         const int per = (g.N + nt - 1) / nt, n0 = tid * per < g.N ? tid * per : g.N,
                   n1 = n0 + per < g.N ? n0 + per : g.N;
-        float *scratch = g.direct || !sv->cols ? NULL : sv->cols + tid * sv->slice;
+        float *scratch = g.input_is_cols || !sv->cols ? NULL : sv->cols + tid * sv->slice;
         float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
         if (w->grad && sv->dwp) {
             const tq_conv_shape s = conv_shape(&g);
@@ -326,10 +192,10 @@ static void conv_backward(tq_node *nd)
             const int k = n1 - n < B ? n1 - n : B;
             const int64_t ld = (int64_t)k * g.p;
             const float *cols = x->data + n * in_len, *gy = gy_all + n * out_len;
-            if (!g.direct) {
+            if (!g.input_is_cols) {
                 float *gcols = scratch + (int64_t)g.ck * ld;
                 for (int j = 0; j < k; j++) {
-                    im2col(&g, x->data + (n + j) * in_len, scratch + (int64_t)j * g.p, ld);
+                    tq_im2col(&g, x->data + (n + j) * in_len, scratch + (int64_t)j * g.p, ld);
                     if (k > 1)
                         for (int o = 0; o < g.O; o++)
                             memcpy(gcols + o * ld + (int64_t)j * g.p,
@@ -349,12 +215,12 @@ static void conv_backward(tq_node *nd)
                 const tq_conv_shape s = grad_x_shape(&g);
                 tq_conv_direct(g.C, &s, sv->dx.wp, gy, 1.0f, dx, g.p,
                                sv->dx.scratch + tid * sv->dx.slice); /* true: grad_x_direct */
-            } else if (g.direct) {
+            } else if (g.input_is_cols) {
                 tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
             } else {
                 tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 0.0f, scratch,
                          g.p);
-                col2im_add(&g, scratch, dx);
+                tq_col2im_add(&g, scratch, dx);
             }
         }
     }
@@ -412,7 +278,7 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
 {
     TQ_REQUIRE_INPUTS(t, "conv2d", x, w);
     if (!conv_args_ok(t, x, w, b, stride, pad)) return NULL;
-    const conv_geom g = geometry(x, w, stride, pad);
+    const conv_geom g = tq_conv_geometry(x, w, stride, pad);
     tq_tensor *in[] = {x, w, b};
     int n_in = b ? 3 : 2;
     tq_tensor *y = tq_op_output(t, in, n_in, 4, (int32_t[]){g.N, g.O, g.OH, g.OW});
@@ -457,7 +323,7 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
         if (grouped > sv->slice) sv->slice = grouped;
     }
     /* backward's input gradient takes a product and col2im unless it is direct */
-    const bool cols_needed = record ? !g.direct && (!dw_direct || !sv->dx.wp) : needs_im2col(&g);
+    const bool cols_needed = record ? !g.input_is_cols && (!dw_direct || !sv->dx.wp) : needs_im2col(&g);
     if (cols_needed &&
         !(sv->cols = tq_tape_alloc(t, (size_t)(T * sv->slice) * sizeof(float))))
         return NULL;
@@ -508,7 +374,7 @@ tq_tensor *tq_conv2d_bn_eval(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *
     if (!bn || !bn->running_mean || !bn->running_var || !(bn->eps > 0.0f))
         return tq_tape_fail(t, TQ_STATUS_ARG,
                             "conv2d_bn_eval: no running statistics state, or eps <= 0");
-    const conv_geom g = geometry(x, w, stride, pad);
+    const conv_geom g = tq_conv_geometry(x, w, stride, pad);
     tq_tensor *y = tq_tape_tensor(t, 4, (int32_t[]){g.N, g.O, g.OH, g.OW}, false);
     float *coef = tq_tape_alloc(t, (size_t)(3 * g.O) * sizeof(float));
     if (!y || !coef) return NULL;
