@@ -88,6 +88,10 @@ void tq_tensor_fill_uniform(tq_tensor *t, tq_rng *rng, float lo, float hi);
 /* One pool: OpenBLAS (OpenMP build) and tinyqat's own loops share the OpenMP threads. */
 void tq_set_threads(int n);
 int tq_get_threads(void);
+/* "avx512" or "openblas": the kernels matrix products and convolutions use in this process,
+ * decided once from the CPU and the environment variable TQ_GEMM (TQ_GEMM=openblas forces
+ * OpenBLAS). The two sum in different orders, so their last bits differ. */
+const char *tq_sgemm_backend(void);
 
 /* ---------------------------------------------------------------- tape */
 

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "autograd.h"
+
 /* C (M,N) = alpha op(A) op(B) + beta C, row-major, with op(X) = X^T when trans_x: the meaning
  * of cblas_sgemm(CblasRowMajor, ...). beta = 0 ignores C's old contents (NaN included).
  * Outside an OpenMP parallel region a large product is split over the pool by blocks of C,
@@ -29,8 +31,6 @@ typedef struct tq_conv_shape {
 bool tq_sgemm_conv(int M, const tq_conv_shape *shape, float alpha, const float *A, int lda,
                    const float *x, float beta, float *Y, int ldy);
 
-/* "avx512" or "openblas": which one tq_sgemm uses in this process (decided once, from the
- * CPU and the environment variable TQ_GEMM). */
-const char *tq_sgemm_backend(void);
+/* tq_sgemm_backend() is declared in autograd.h. */
 
 #endif

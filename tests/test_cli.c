@@ -135,6 +135,10 @@ START_TEST(test_train_eval_info_json)
     double train_acc = accuracy_of(out);
     ck_assert_msg(train_acc >= 0.95, "lenet5 on the bars reached only %.4f", train_acc);
     ck_assert_ptr_nonnull(strstr(out, "epoch 2/2"));
+    /* the run names its thread count and its kernels (this process sees the same CPU and TQ_GEMM) */
+    char want[64];
+    snprintf(want, sizeof want, "2 threads, %s sgemm", tq_sgemm_backend());
+    ck_assert_msg(strstr(out, want), "no '%s' in: %s", want, out);
     ck_assert(file_exists("l.json"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file l.tqc --json e.json"), 0);
     TQ_ASSERT_NEAR(accuracy_of(out), train_acc, 1e-9);

@@ -251,14 +251,17 @@ int tq_cmd_train(int argc, char **argv)
         run.schedule.total_steps = run.epochs * steps_per_epoch(&train, run.batch);
     }
 
-    tq_report_line(&rep, "train %s on %s: %lld images, %lld parameters, %lld epochs", 
+    tq_report_line(&rep, "train %s on %s: %lld images, %lld parameters, %lld epochs, %d threads, %s sgemm",
                    tq_model_name(run.model), train.name, (long long)train.n,
-                   (long long)tq_model_param_count(run.model), (long long)run.epochs);
+                   (long long)tq_model_param_count(run.model), (long long)run.epochs,
+                   tq_get_threads(), tq_sgemm_backend());
     tq_json json;
     tq_json_begin(&json);
     tq_json_str(&json, "command", "train");
     tq_json_str(&json, "model", tq_model_name(run.model));
     tq_json_str(&json, "data", train.name);
+    tq_json_int(&json, "threads", tq_get_threads());
+    tq_json_str(&json, "gemm", tq_sgemm_backend());
     double acc = 0;
     rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, &json,
                       &rep, &acc);
