@@ -2,7 +2,7 @@
 # Float accuracy targets on the real test sets, one command per model:
 #   bench/accuracy.sh [BUILD_DIR] [DATA_DIR] [WHICH...]
 # WHICH: lenet5-mnist lenet5-fashion mlp-mnist resnet20-cifar (default: the first three;
-# resnet20-cifar: 25 epochs, about 40 minutes on two quiet cores). DATA_DIR holds mnist/ and cifar10/
+# resnet20-cifar: 25 epochs, about 20 minutes on two quiet AVX-512 cores). DATA_DIR holds mnist/ and cifar10/
 # in the official layouts; Fashion-MNIST comes from the Debian package. Each run prints its
 # epochs and ends with "accuracy: X"; JSON figures go to bench/out/.
 set -euo pipefail
