@@ -79,35 +79,6 @@ static void pad_planes(const tq_conv_shape *s, const float *restrict x, float *r
     memset(d, 0, (size_t)(Wp + TILE_PIXELS) * sizeof(float));
 }
 
-/* In-register transpose of 16 vectors: v[i] lane j becomes v[j] lane i. */
-static TQ_AVX512 inline __attribute__((always_inline)) void transpose16(__m512 v[16])
-{
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-    }
-    for (int g = 0; g < 16; g += 4) {
-        const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]),
-                      c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
-        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* u[4g+k] holds column k, 4+k, 8+k, 12+k of rows 4g..4g+3, one 128-bit lane each */
-    for (int k = 0; k < 4; k++) {
-        const __m512 lo_a = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88),
-                     lo_b = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xdd),
-                     hi_a = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88),
-                     hi_b = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xdd);
-        v[k] = _mm512_shuffle_f32x4(lo_a, hi_a, 0x88);
-        v[k + 8] = _mm512_shuffle_f32x4(lo_a, hi_a, 0xdd);
-        v[k + 4] = _mm512_shuffle_f32x4(lo_b, hi_b, 0x88);
-        v[k + 12] = _mm512_shuffle_f32x4(lo_b, hi_b, 0xdd);
-    }
-}
-
 static TQ_AVX512 inline __attribute__((always_inline)) void store_run256(float *y, __m256 v,
                                                                          int n, float beta)
 {
@@ -138,7 +109,7 @@ static TQ_AVX512 inline __attribute__((always_inline)) void tile(const direct_ar
                                              acc[i]);
             }
         }
-    transpose16(acc);
+    tq_transpose16(acc);
     const int n = a->OW - ox < P ? a->OW - ox : P;
     for (int j = 0; j < CH_BLOCK; j++) {
         float *y = a->Y + (int64_t)(o0 + j) * a->ldy + (int64_t)oy * a->OW + ox;
@@ -198,7 +169,7 @@ static TQ_AVX512 void transpose_grad(const float *restrict gy, int O, int p, flo
             __m512 v[16];
             for (int j = 0; j < 16; j++)
                 v[j] = _mm512_maskz_loadu_ps(m, gy + (int64_t)(o0 + j) * p + q0);
-            transpose16(v);
+            tq_transpose16(v);
             for (int i = 0; i < n; i++) _mm512_storeu_ps(gt + (int64_t)(q0 + i) * O + o0, v[i]);
         }
 }

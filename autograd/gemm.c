@@ -95,31 +95,9 @@ static TQ_AVX512 void load_transpose16(const float *src, int64_t lds, int nrows,
                                        __m512 out[16])
 {
     const __mmask16 m = lane_mask(kn);
-    __m512 r[16], t[16];
     for (int i = 0; i < 16; i++)
-        r[i] = i < nrows ? _mm512_maskz_loadu_ps(m, src + i * lds) : _mm512_setzero_ps();
-    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: pairs of rows interleaved */
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int q = 0; q < 16; q += 4) { /* r[q + e], lane L: rows q..q+3 of column 4L + e */
-        const __m512d t0 = _mm512_castps_pd(t[q]), t1 = _mm512_castps_pd(t[q + 1]),
-                      t2 = _mm512_castps_pd(t[q + 2]), t3 = _mm512_castps_pd(t[q + 3]);
-        r[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
-        r[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
-        r[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
-        r[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
-    }
-    for (int e = 0; e < 4; e++) { /* gather lane L of r[e], r[4+e], r[8+e], r[12+e] */
-        const __m512 v0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88),
-                     v1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd),
-                     w0 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88),
-                     w1 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
-        out[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-        out[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
-        out[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-        out[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
-    }
+        out[i] = i < nrows ? _mm512_maskz_loadu_ps(m, src + i * lds) : _mm512_setzero_ps();
+    tq_transpose16(out);
 }
 
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) as MR-row slivers, k-major within each (MR floats per k);
