@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 /* The options of every command that trains: optimizer, schedule, batch, seed. */
-#define TRAINING_OPTS(default_schedule)                                                   \
+#define TRAINING_OPTS(default_schedule, default_seed)                                     \
     {"optim", "NAME", "sgd, adam or adamw (default adam)"},                                \
     {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, "      \
                 "0.05 for sgd)"},                                                          \
@@ -20,13 +20,13 @@
     {"gamma", "X", "decay factor for --schedule step (default 0.1)"},                      \
     {"clip", "X", "clip the gradient norm to X (default off)"},                            \
     {"batch", "N", "batch size (default 64)"},                                             \
-    {"seed", "N", "random seed (default 1)"}
+    {"seed", "N", "random seed (default " default_seed ")"}
 
 static const tq_cli_opt train_opts[] = {
     {"model", "NAME", "mlp, lenet5, convnet or resnet20 (default lenet5)"},
     {"data", "SPEC", "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR[:test_batch], pngdir:DIR (default fashion-mnist)"},
     {"epochs", "N", "epochs to train in all (default 5)"},
-    TRAINING_OPTS("constant"),
+    TRAINING_OPTS("constant", "1"),
     {"val", "FRACTION", "hold out this fraction of the training set for validation (default 0)"},
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (default MODEL.tqc)"},
@@ -222,17 +222,11 @@ int tq_cmd_train(int argc, char **argv)
     }
     if (!data_spec) data_spec = "fashion-mnist";
 
-    tq_dataset all = {0}, train = {0}, val = {0}, test = {0};
-    if (tq_dataset_open(data_spec, TQ_SPLIT_TRAIN, &all, &err) ||
-        tq_dataset_open(data_spec, TQ_SPLIT_TEST, &test, &err) ||
-        (run.val_fraction > 0 &&
-         tq_dataset_split(&all, run.val_fraction, run.seed, &train, &val, &err))) {
-        tq_dataset_free(&all);
-        tq_dataset_free(&test);
+    tq_dataset train, val, test;
+    if (tq_run_open_data(&run, data_spec, &train, &val, &test, &err)) {
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
-    if (run.val_fraction == 0) train = all; /* the split emptied `all` otherwise */
     if (!resume) {
         tq_rng rng;
         tq_rng_seed(&rng, run.seed);
@@ -285,7 +279,7 @@ static const tq_cli_opt qat_opts[] = {
     {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required)"},
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"epochs", "N", "QAT epochs (default 1)"},
-    TRAINING_OPTS("cosine"),
+    TRAINING_OPTS("cosine", "the checkpoint's, which also fixed its validation split"),
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
     {"fold-bn-at-end", NULL, "train with batch norm unfolded, then fold it into the layers "
@@ -355,10 +349,9 @@ int tq_cmd_qat(int argc, char **argv)
     }
     const char *spec = tq_cli_get(cmd, &a, "data");
     if (!spec) spec = run.data_name;
-    tq_dataset train = {0}, test = {0};
-    if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
-        tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err)) {
-        tq_dataset_free(&train);
+    /* QAT trains on the images the float model trained on: its validation split stays out. */
+    tq_dataset train, val, test;
+    if (tq_run_open_data(&run, spec, &train, &val, &test, &err)) {
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
@@ -368,7 +361,7 @@ int tq_cmd_qat(int argc, char **argv)
     run.optim_cfg = opts.optim_cfg;
     run.clip_norm = opts.clip_norm;
     run.batch = opts.batch;
-    run.seed = opts.seed;
+    if (tq_cli_get(cmd, &a, "seed")) run.seed = opts.seed; /* else the split's seed stays recorded */
     run.epoch = 0;
     run.epochs = epochs;
     if (!parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch), TQ_SCHEDULE_COSINE)) {
@@ -383,7 +376,7 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "data", train.name);
         tq_json_num(&json, "lr", lr);
         double acc = 0;
-        rc = train_epochs(cmd, &run, &train, NULL, &test, out, &json, &rep, &acc);
+        rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, &json, &rep, &acc);
         if (!rc && tq_cli_flag(cmd, &a, "fold-bn-at-end")) {
             double unfolded = acc;
             if (fold_after_qat(run.model, &err) ||
@@ -400,6 +393,7 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_free(&json);
     }
     tq_dataset_free(&train);
+    tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
     return rc;

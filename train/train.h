@@ -59,6 +59,11 @@ void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t 
                         double loss, double accuracy);
 void tq_report_line(tq_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Opens data set spec for run: test split, and the training split divided as run->val_fraction
+ * and run->seed say (val left empty, n = 0, without a fraction). Nothing to free on error. */
+tq_status tq_run_open_data(const tq_run *run, const char *spec, tq_dataset *train,
+                           tq_dataset *val, tq_dataset *test, tq_error *err);
+
 /* Trains run->model for one epoch over train. */
 tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
                          tq_epoch_stats *stats, tq_error *err);
@@ -71,6 +76,13 @@ double tq_qat_default_lr(const tq_run *float_run);
 /* Accuracy (fraction) and mean loss of model on d with the given normalisation. */
 tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
                       int32_t batch, double *accuracy, double *loss, tq_error *err);
+/* As tq_evaluate, also writing each image's predicted class (d->n of them, in order) to pred. */
+tq_status tq_predict(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
+                     int32_t batch, int32_t *pred, double *accuracy, tq_error *err);
+/* Two-sided exact McNemar test of two classifiers on the same images: `gained` images only the
+ * second gets right, `lost` only the first; the probability of a split at least this uneven if
+ * both were equally good (binomial, p = 1/2). 1 when both counts are 0. */
+double tq_mcnemar_p(int64_t gained, int64_t lost);
 
 /* Checkpoints: model (name, input shape, parameters, batch-norm statistics, quantizers),
  * optimizer, normalisation, epoch and schedule; versioned, checksummed, written atomically. */
