@@ -20,14 +20,14 @@ for w in "${which[@]}"; do
   case $w in
     lenet5-mnist) need "$data/mnist" "$w" &&
       "$tq" train --model lenet5 --data "mnist:$data/mnist" --epochs 5 --optim adam --lr 2e-3 --schedule cosine \
-        --batch 64 --seed 1 --out bench/out/lenet5-mnist.tqc --json bench/out/lenet5-mnist.json ;;
+        --batch 64 --seed 1 --val 0.1 --out bench/out/lenet5-mnist.tqc --json bench/out/lenet5-mnist.json ;;
     lenet5-fashion)
       "$tq" train --model lenet5 --data fashion-mnist --epochs 15 --optim adam --lr 2e-3 \
-        --schedule cosine --batch 64 --seed 1 --out bench/out/lenet5-fashion.tqc \
+        --schedule cosine --batch 64 --seed 1 --val 0.1 --out bench/out/lenet5-fashion.tqc \
         --json bench/out/lenet5-fashion.json ;;
     mlp-mnist) need "$data/mnist" "$w" &&
       "$tq" train --model mlp --data "mnist:$data/mnist" --epochs 10 --optim adam --lr 1e-3 \
-        --schedule cosine --batch 64 --seed 1 --out bench/out/mlp-mnist.tqc --json bench/out/mlp-mnist.json ;;
+        --schedule cosine --batch 64 --seed 1 --val 0.1 --out bench/out/mlp-mnist.tqc --json bench/out/mlp-mnist.json ;;
     resnet20-cifar) need "$data/cifar10" "$w" &&
       "$tq" train --model resnet20 --data "cifar10:$data/cifar10" --epochs "${RESNET_EPOCHS:-25}" \
         --optim sgd --lr 0.1 --momentum 0.9 --nesterov --wd 5e-4 --schedule cosine --warmup 300 \

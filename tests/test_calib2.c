@@ -435,20 +435,11 @@ START_TEST(recipe_files)
 }
 END_TEST
 
-/* 4 classes of 4x4 grey images: a random +-1 pattern per class plus noise. */
-static void make_dataset(tq_dataset *d, int64_t n, uint64_t seed)
-{
-    tq_synthetic_config cfg = {.n = n, .side = 4, .classes = 4, .signal = 50.0f, .noise = 40.0f,
-                               .seed = seed};
-    tq_error e = {0};
-    ck_assert_msg(tq_dataset_synthetic(d, &cfg, &e) == TQ_STATUS_OK, "%s", e.msg);
-}
-
 START_TEST(sensitivity_ranks_fragile_layer_first)
 {
     tq_dataset train, test;
-    make_dataset(&train, 1024, 1);
-    make_dataset(&test, 512, 2);
+    tq_test_synthetic(&train, 1024, 50.0f, 40.0f, 1);
+    tq_test_synthetic(&test, 512, 50.0f, 40.0f, 2);
     tq_error e = {0};
     tq_model *m = tq_model_new("gen", 1, 4, 4, &e);
     tq_model_flatten(m, "flatten");

@@ -313,6 +313,18 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_ptr_nonnull(strstr(json, "\"method\": \"qat\""));
     ck_assert_ptr_nonnull(strstr(json, "\"recipe\": \"w2a2\""));
     ck_assert_ptr_null(strstr(json, "ptq-mse"));
+    /* compare trained the model with a tenth held out, and chose on it */
+    ck_assert_ptr_nonnull(strstr(json, "\"selected_on\": \"validation\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"validation_accuracy\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"p_value\""));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --val 0.2 --quiet"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--val"));
+    /* a model trained on the whole training set: the test set chooses, and compare says so */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --quiet --out all.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file all.tqc --recipes w4a8 --calibs max "
+                                          "--out cmp2 --json cmp2.json"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "no validation split"));
+    ck_assert_ptr_nonnull(strstr(out, "(ep 1)"));
 }
 END_TEST
 

@@ -1,5 +1,5 @@
 /* `tinyqat compare`: train (or load) a float model, then for each recipe the PTQ accuracy
- * with each calibrator and the QAT accuracy after a few epochs from the best PTQ, printed as
+ * with each calibrator and the QAT accuracy from the best PTQ (train/compare.c), printed as
  * one table and written as CSV, Markdown and JSON. */
 #include "checkpoint.h"
 #include "cli.h"
@@ -18,6 +18,7 @@ static const tq_cli_opt compare_opts[] = {
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
+    {"val", "FRACTION", "training images held out to choose the best calibrator and QAT epoch (default 0.1; a --model-file keeps its own)"},
     {"qat-lr", "X", "QAT rate, cosine-decayed (default: 1% of --model-file's float rate; --lr if trained here)"},
     {"optim", "NAME", "optimizer for float training and QAT: sgd, adam, adamw (default adam)"},
     {"lr", "X", "float training learning rate (default 1e-3 adam, 0.05 sgd)"},
@@ -35,12 +36,6 @@ static const tq_cli_cmd compare_cmd = {
     compare_opts, 0};
 
 #define MAX_ITEMS 16
-typedef struct row {
-    char recipe[96];
-    double ptq[4];   /* by tq_calib_kind; NAN when not tried */
-    int best;        /* calibrator of the best PTQ */
-    double qat;
-} row;
 
 static int split_list(char *s, char **items)
 {
@@ -50,115 +45,48 @@ static int split_list(char *s, char **items)
     return n;
 }
 
-/* The float model is kept as its parameter and state buffers; each experiment starts from
- * a copy of them with the quantizers removed. */
-typedef struct snapshot {
-    float *params, *state;
-} snapshot;
-
-static void restore(tq_model *m, const snapshot *s)
-{
-    tq_detach_quantizers(m);
-    for (int i = 0; i < tq_model_qlayer_count(m); i++) tq_model_set_input_mul(m, i, NULL, 0, &(tq_error){0});
-    memcpy(tq_model_params(m), s->params, (size_t)tq_model_param_count(m) * sizeof(float));
-    memcpy(tq_model_state(m), s->state, (size_t)tq_model_state_count(m) * sizeof(float));
-}
-
-typedef struct experiment {
-    tq_run *run;
-    const tq_dataset *train, *test;
-    snapshot snap;
-    int calib_batches, qat_epochs;
-    double qat_lr;
-    int keep; /* tq_keep_kind, or -1 for the recipe's own */
-    tq_reporter *rep;
-} experiment;
-
-static tq_status ptq_accuracy(experiment *x, const tq_recipe *r, int calib, double *acc,
-                              tq_error *err)
-{
-    restore(x->run->model, &x->snap);
-    if (tq_ptq_run(x->run->model, r, calib, x->train, x->run->mean, x->run->std,
-                   x->calib_batches, x->run->batch, x->run->seed, err))
-        return err->status;
-    return tq_evaluate(x->run->model, x->test, x->run->mean, x->run->std, 256, acc, NULL, err);
-}
-
-static tq_status qat_accuracy(experiment *x, const tq_recipe *r, int calib, double *acc,
-                              tq_error *err)
-{
-    double ptq;
-    if (ptq_accuracy(x, r, calib, &ptq, err)) return err->status;
-    tq_run q = *x->run;
-    q.optim = NULL;
-    q.epoch = 0;
-    q.epochs = x->qat_epochs;
-    int64_t steps = (x->train->n + q.batch - 1) / q.batch;
-    q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)x->qat_lr,
-                               .total_steps = steps * x->qat_epochs};
-    tq_status st = TQ_STATUS_OK;
-    while (st == TQ_STATUS_OK && q.epoch < q.epochs)
-        st = tq_train_epoch(&q, x->train, x->rep, NULL, err);
-    tq_optim_free(q.optim);
-    if (st) return st;
-    return tq_evaluate(x->run->model, x->test, x->run->mean, x->run->std, 256, acc, NULL, err);
-}
-
-static tq_status run_recipe(experiment *x, const char *name, char **calibs, int n_calibs,
-                            row *out, tq_error *err)
-{
-    tq_recipe r;
-    if (tq_recipe_make(name, NULL, NULL, &r, err)) return err->status;
-    if (x->keep >= 0) r.keep = (tq_keep_kind)x->keep;
-    memset(out, 0, sizeof *out);
-    snprintf(out->recipe, sizeof out->recipe, "%s", name);
-    for (int k = 0; k < 4; k++) out->ptq[k] = -1;
-    out->best = -1;
-    for (int i = 0; i < n_calibs; i++) {
-        tq_calib_kind k;
-        TQ_ASSERT(tq_calib_parse(calibs[i], &k));
-        if (ptq_accuracy(x, &r, (int)k, &out->ptq[k], err)) return err->status;
-        if (out->best < 0 || out->ptq[k] > out->ptq[out->best]) out->best = (int)k;
-        tq_report_line(x->rep, "  %-8s ptq-%-10s %.4f", name, calibs[i], out->ptq[k]);
-    }
-    if (qat_accuracy(x, &r, out->best, &out->qat, err)) return err->status;
-    tq_report_line(x->rep, "  %-8s qat (from ptq-%s) %.4f", name, tq_calib_name(out->best), out->qat);
-    return TQ_STATUS_OK;
-}
-
 /* The table, in the same columns for the terminal and Markdown ('|' separators) or CSV. */
-static void print_table(FILE *f, char sep, double float_acc, const row *rows, int n)
+static void print_table(FILE *f, char sep, double float_acc, const tq_compare_row *rows, int n)
 {
     bool md = sep == '|';
-    const char *cols[] = {"recipe", "float", "ptq-max", "ptq-percentile", "ptq-mse",
-                          "ptq-entropy", "best ptq", "qat", "qat - best ptq"};
-    int ncols = 9;
+    /* Markdown combines into one cell what CSV keeps in columns of their own. */
+    const char *md_cols[] = {"recipe", "float", "ptq-max", "ptq-percentile", "ptq-mse",
+                             "ptq-entropy", "best ptq", "qat", "qat - best ptq", "images +/-",
+                             "p"};
+    const char *csv_cols[] = {"recipe", "float", "ptq-max", "ptq-percentile", "ptq-mse",
+                              "ptq-entropy", "best ptq", "qat", "qat - best ptq", "best calib",
+                              "qat epoch", "gained", "lost", "p"};
+    int ncols = md ? 11 : 14;
     for (int c = 0; c < ncols; c++)
-        fprintf(f, md ? "| %s " : (c ? ",%s" : "%s"), cols[c]);
+        fprintf(f, md ? "| %s " : (c ? ",%s" : "%s"), md ? md_cols[c] : csv_cols[c]);
     fprintf(f, md ? "|\n" : "\n");
     if (md) {
         for (int c = 0; c < ncols; c++) fprintf(f, c ? "| ---: " : "| --- ");
         fprintf(f, "|\n");
     }
     for (int i = 0; i < n; i++) {
-        const row *r = &rows[i];
+        const tq_compare_row *r = &rows[i];
         fprintf(f, md ? "| %s | %.2f" : "%s,%.4f", r->recipe, md ? 100 * float_acc : float_acc);
-        for (int k = 0; k < 4; k++) {
-            if (r->ptq[k] < 0) fprintf(f, md ? " | -" : ",");
-            else fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * r->ptq[k] : r->ptq[k]);
+        for (int k = 0; k < TQ_COMPARE_CALIBS; k++) {
+            double acc = r->ptq[k].test;
+            if (acc < 0) fprintf(f, md ? " | -" : ",");
+            else fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * acc : acc);
         }
-        double best = r->ptq[r->best];
+        double best = r->ptq[r->best].test, p = tq_mcnemar_p(r->gained, r->lost);
         if (md)
-            fprintf(f, " | %.2f (%s) | %.2f | %+.2f |\n", 100 * best, tq_calib_name(r->best),
-                    100 * r->qat, 100 * (r->qat - best));
+            fprintf(f, " | %.2f (%s) | %.2f (ep %d) | %+.2f | +%lld / -%lld | %.2g |\n", 100 * best,
+                    tq_calib_name(r->best), 100 * r->qat.test, r->qat_epoch,
+                    100 * (r->qat.test - best), (long long)r->gained, (long long)r->lost, p);
         else
-            fprintf(f, ",%.4f,%.4f,%.4f\n", best, r->qat, r->qat - best);
+            fprintf(f, ",%.4f,%.4f,%.4f,%s,%d,%lld,%lld,%.4g\n", best, r->qat.test,
+                    r->qat.test - best, tq_calib_name(r->best), r->qat_epoch,
+                    (long long)r->gained, (long long)r->lost, p);
     }
 }
 
 static tq_status write_reports(const char *prefix, const char *json_path, const char *model,
-                               const char *data, double float_acc, const row *rows, int n,
-                               tq_error *err)
+                               const char *data, const tq_compare *x, double float_acc,
+                               const tq_compare_row *rows, int n, tq_error *err)
 {
     char path[4096];
     for (int pass = 0; pass < 2; pass++) {
@@ -180,19 +108,32 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
     tq_json_str(&j, "model", model);
     tq_json_str(&j, "data", data);
     tq_json_num(&j, "float_accuracy", float_acc);
+    tq_json_str(&j, "selected_on", x->val ? "validation" : "test");
+    tq_json_int(&j, "validation_images", x->val ? x->val->n : 0);
+    tq_json_int(&j, "test_images", x->test->n);
     tq_json_open(&j, "rows", '[');
     for (int i = 0; i < n; i++) {
-        char method[32];
-        for (int k = -1; k < 5; k++) {
-            double acc;
-            if (k == -1) snprintf(method, sizeof method, "float"), acc = float_acc;
-            else if (k == 4) snprintf(method, sizeof method, "qat"), acc = rows[i].qat;
-            else if (rows[i].ptq[k] < 0) continue;
-            else snprintf(method, sizeof method, "ptq-%s", tq_calib_name(k)), acc = rows[i].ptq[k];
+        const tq_compare_row *r = &rows[i];
+        for (int k = -1; k <= TQ_COMPARE_CALIBS; k++) {
+            if (k >= 0 && k < TQ_COMPARE_CALIBS && r->ptq[k].test < 0) continue;
+            char method[32];
+            tq_accuracy_pair acc = k < 0 ? (tq_accuracy_pair){float_acc, -1}
+                                 : k == TQ_COMPARE_CALIBS ? r->qat : r->ptq[k];
+            if (k < 0) snprintf(method, sizeof method, "float");
+            else if (k == TQ_COMPARE_CALIBS) snprintf(method, sizeof method, "qat");
+            else snprintf(method, sizeof method, "ptq-%s", tq_calib_name(k));
             tq_json_open(&j, NULL, '{');
-            tq_json_str(&j, "recipe", rows[i].recipe);
+            tq_json_str(&j, "recipe", r->recipe);
             tq_json_str(&j, "method", method);
-            tq_json_num(&j, "accuracy", acc);
+            tq_json_num(&j, "accuracy", acc.test);
+            if (x->val && k >= 0) tq_json_num(&j, "validation_accuracy", acc.val);
+            if (k == TQ_COMPARE_CALIBS) {
+                tq_json_str(&j, "from", tq_calib_name(r->best));
+                tq_json_int(&j, "epoch", r->qat_epoch);
+                tq_json_int(&j, "gained", r->gained);
+                tq_json_int(&j, "lost", r->lost);
+                tq_json_num(&j, "p_value", tq_mcnemar_p(r->gained, r->lost));
+            }
             tq_json_close(&j, '{');
         }
     }
@@ -219,9 +160,12 @@ int tq_cmd_compare(int argc, char **argv)
     tq_optim_kind kind = TQ_OPTIM_ADAM;
     if (optim && !tq_optim_kind_parse(optim, &kind))
         return tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", optim);
-    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1;
-    if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr))
+    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1, val_fraction = 0.1;
+    if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr) ||
+        !tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction))
         return TQ_EXIT_USAGE;
+    if (tq_cli_get(cmd, &a, "val") && tq_cli_get(cmd, &a, "model-file"))
+        return tq_cli_usage_error(cmd, "--val: only when compare trains the float model; a --model-file keeps the split it was trained with");
     tq_keep_kind keep_kind;
     int keep = -1;
     const char *keep_s = tq_cli_get(cmd, &a, "keep");
@@ -238,11 +182,10 @@ int tq_cmd_compare(int argc, char **argv)
     for (int i = 0; i < n_recipes; i++)
         if (tq_recipe_make(recipes[i], NULL, NULL, &probe, &err))
             return tq_cli_usage_error(cmd, "--recipes: %s", err.msg);
-    for (int i = 0; i < n_calibs; i++) {
-        tq_calib_kind k;
-        if (!tq_calib_parse(calibs[i], &k))
+    tq_calib_kind calib_kinds[MAX_ITEMS];
+    for (int i = 0; i < n_calibs; i++)
+        if (!tq_calib_parse(calibs[i], &calib_kinds[i]))
             return tq_cli_usage_error(cmd, "--calibs: expected max, percentile, mse or entropy, got '%s'", calibs[i]);
-    }
     if (!n_recipes || !n_calibs) return tq_cli_usage_error(cmd, "empty --recipes or --calibs");
 
     const char *prefix = tq_cli_get(cmd, &a, "out"), *json_path = tq_cli_get(cmd, &a, "json");
@@ -260,13 +203,16 @@ int tq_cmd_compare(int argc, char **argv)
     if (model_file && tq_run_load(model_file, &run, &err)) return tq_cli_fail(cmd, &err);
     if (qat_lr < 0) qat_lr = model_file ? tq_qat_default_lr(&run) : lr;
     if (!spec) spec = model_file ? run.data_name : "fashion-mnist";
-    tq_dataset train = {0}, test = {0};
-    row rows[MAX_ITEMS];
+    if (!model_file) {
+        run.val_fraction = (float)val_fraction;
+        run.seed = (uint64_t)seed;
+    }
+    tq_dataset train, val, test;
+    tq_compare_row rows[MAX_ITEMS];
     double float_acc = 0;
-    if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
-        tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err)) {
-        rc = tq_cli_fail(cmd, &err);
-        goto done;
+    if (tq_run_open_data(&run, spec, &train, &val, &test, &err)) {
+        tq_run_free(&run);
+        return tq_cli_fail(cmd, &err);
     }
     if (!model_file) {
         const char *name = tq_cli_get(cmd, &a, "model");
@@ -281,13 +227,13 @@ int tq_cmd_compare(int argc, char **argv)
         run.optim_cfg = tq_optim_defaults(kind);
         if (kind == TQ_OPTIM_SGD) run.optim_cfg.momentum = 0.9f;
         run.batch = (int32_t)batch;
-        run.seed = (uint64_t)seed;
         run.epochs = epochs;
         run.schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = (float)lr};
         tq_dataset_stats(&train, run.mean, run.std);
         snprintf(run.data_name, sizeof run.data_name, "%s", spec);
-        tq_report_line(&rep, "float: training %s on %s for %lld epochs", name ? name : "lenet5",
-                       train.name, epochs);
+        tq_report_line(&rep, "float: training %s on %s (%lld images, %lld held out) for %lld epochs",
+                       name ? name : "lenet5", train.name, (long long)train.n, (long long)val.n,
+                       epochs);
         while (run.epoch < run.epochs) {
             tq_epoch_stats st;
             if (tq_train_epoch(&run, &train, &rep, &st, &err)) {
@@ -302,45 +248,49 @@ int tq_cmd_compare(int argc, char **argv)
             goto done;
         }
     }
+    if (val.n)
+        tq_report_line(&rep, "choosing calibrators and QAT epochs on %lld held-out training images",
+                       (long long)val.n);
+    else
+        tq_report_line(&rep, "note: %s has no validation split (train it with --val): the best PTQ "
+                       "is chosen on the test set and QAT's last epoch is kept",
+                       model_file ? model_file : "the float model");
+    /* From here on, seed and batch are the experiment's (calibration batches, QAT order). */
     run.optim_cfg = tq_optim_defaults(kind);
     if (kind == TQ_OPTIM_SGD) run.optim_cfg.momentum = 0.9f;
     run.batch = (int32_t)batch;
     run.seed = (uint64_t)seed;
     if (keep_s) keep = (int)keep_kind;
-    experiment x = {.run = &run, .train = &train, .test = &test, .keep = keep,
-                    .calib_batches = (int)calib_batches, .qat_epochs = (int)qat_epochs,
-                    .qat_lr = qat_lr, .rep = &rep};
-    size_t np = (size_t)tq_model_param_count(run.model), ns = (size_t)tq_model_state_count(run.model);
-    x.snap.params = malloc(np * sizeof(float) + 1);
-    x.snap.state = malloc(ns * sizeof(float) + 1);
-    if (!x.snap.params || !x.snap.state) {
-        tq_fail(&err, TQ_STATUS_NOMEM, "compare: out of memory");
+    tq_compare x = {.run = &run, .train = &train, .val = val.n ? &val : NULL, .test = &test,
+                    .keep = keep, .calib_batches = (int)calib_batches,
+                    .qat_epochs = (int)qat_epochs, .qat_lr = qat_lr, .rep = &rep};
+    if (tq_compare_init(&x, &err) ||
+        tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err)) {
         rc = tq_cli_fail(cmd, &err);
-    } else {
-        tq_detach_quantizers(run.model);
-        memcpy(x.snap.params, tq_model_params(run.model), np * sizeof(float));
-        memcpy(x.snap.state, tq_model_state(run.model), ns * sizeof(float));
-        if (tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err))
-            rc = tq_cli_fail(cmd, &err);
-        tq_report_line(&rep, "float accuracy %.4f", float_acc);
-        for (int i = 0; !rc && i < n_recipes; i++)
-            if (run_recipe(&x, recipes[i], calibs, n_calibs, &rows[i], &err)) rc = tq_cli_fail(cmd, &err);
-        if (!rc) {
-            printf("\n%s on %s (%lld test images), accuracy in %%:\n\n", tq_model_name(run.model),
-                   test.name, (long long)test.n);
-            print_table(stdout, '|', float_acc, rows, n_recipes);
-            if (write_reports(prefix, json_path, tq_model_name(run.model), test.name, float_acc,
-                              rows, n_recipes, &err))
-                rc = tq_cli_fail(cmd, &err);
-            else
-                tq_report_line(&rep, "\nwrote %s.csv and %s.md%s%s", prefix, prefix,
-                               json_path ? " and " : "", json_path ? json_path : "");
-        }
+        goto done;
     }
-    free(x.snap.params);
-    free(x.snap.state);
+    tq_report_line(&rep, "float accuracy %.4f", float_acc);
+    for (int i = 0; !rc && i < n_recipes; i++)
+        if (tq_compare_recipe(&x, recipes[i], calib_kinds, n_calibs, &rows[i], &err))
+            rc = tq_cli_fail(cmd, &err);
+    if (!rc) {
+        printf("\n%s on %s (%lld test images), accuracy in %%; best ptq and the QAT epoch kept "
+               "chosen on %s; images +/-: test images QAT gets right that its PTQ start got wrong, "
+               "and the reverse; p: McNemar's exact test of that split:\n\n",
+               tq_model_name(run.model), test.name, (long long)test.n,
+               x.val ? "held-out training images" : "the test set");
+        print_table(stdout, '|', float_acc, rows, n_recipes);
+        if (write_reports(prefix, json_path, tq_model_name(run.model), test.name, &x, float_acc,
+                          rows, n_recipes, &err))
+            rc = tq_cli_fail(cmd, &err);
+        else
+            tq_report_line(&rep, "\nwrote %s.csv and %s.md%s%s", prefix, prefix,
+                           json_path ? " and " : "", json_path ? json_path : "");
+    }
+    tq_compare_free(&x);
 done:
     tq_dataset_free(&train);
+    tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
     return rc;

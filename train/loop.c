@@ -14,7 +14,8 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int64_t count_correct(const tq_tensor *logits, const int32_t *labels)
+/* Correct predictions in a batch; each image's predicted class into pred when not NULL. */
+static int64_t count_correct(const tq_tensor *logits, const int32_t *labels, int32_t *pred)
 {
     int n = logits->shape[0], k = logits->shape[1];
     int64_t correct = 0;
@@ -24,6 +25,7 @@ static int64_t count_correct(const tq_tensor *logits, const int32_t *labels)
         for (int j = 1; j < k; j++)
             if (z[j] > z[best]) best = j;
         correct += best == labels[i];
+        if (pred) pred[i] = best;
     }
     return correct;
 }
@@ -132,7 +134,7 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         tq_optim_step(run->optim, params, grads, tq_schedule_lr(&run->schedule, step));
         run->batch_in_epoch = i + 1;
         loss_sum += (double)loss->data[0] * n;
-        correct += count_correct(logits, b.labels);
+        correct += count_correct(logits, b.labels, NULL);
         seen += n;
         tq_report_progress(rep, "train", i + 1, batches, loss_sum / seen, (double)correct / seen);
     }
@@ -150,8 +152,11 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
     return TQ_STATUS_OK;
 }
 
-tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
-                      int32_t batch, double *accuracy, double *loss, tq_error *err)
+/* One pass over d in order, without a tape: accuracy, mean loss and, when pred is not NULL,
+ * each image's predicted class. */
+static tq_status evaluate_pass(tq_model *model, const tq_dataset *d, const float *mean,
+                               const float *std, int32_t batch, double *accuracy, double *loss,
+                               int32_t *pred, tq_error *err)
 {
     tq_loader *loader = make_loader(d, batch, false, false, 0, mean, std, err);
     if (!loader) return err->status;
@@ -179,7 +184,7 @@ tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, c
             break;
         }
         loss_sum += (double)l->data[0] * n;
-        correct += count_correct(logits, b.labels);
+        correct += count_correct(logits, b.labels, pred ? pred + seen : NULL);
         seen += n;
     }
     batch_buf_free(&b);
@@ -189,6 +194,18 @@ tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, c
     if (accuracy) *accuracy = seen ? (double)correct / (double)seen : 0.0;
     if (loss) *loss = seen ? loss_sum / (double)seen : 0.0;
     return TQ_STATUS_OK;
+}
+
+tq_status tq_evaluate(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
+                      int32_t batch, double *accuracy, double *loss, tq_error *err)
+{
+    return evaluate_pass(model, d, mean, std, batch, accuracy, loss, NULL, err);
+}
+
+tq_status tq_predict(tq_model *model, const tq_dataset *d, const float *mean, const float *std,
+                     int32_t batch, int32_t *pred, double *accuracy, tq_error *err)
+{
+    return evaluate_pass(model, d, mean, std, batch, accuracy, NULL, pred, err);
 }
 
 void tq_run_free(tq_run *run)

@@ -79,7 +79,6 @@ tq_status tq_awq_model(tq_model *m, tq_chan_stats *s, const tq_qspec *wspec, flo
                        tq_error *err);
 /* AWQ clipping on every attached weight quantizer. */
 tq_status tq_awq_clip_model(tq_model *m, const tq_chan_stats *s, tq_error *err);
-#endif
 
 /* Puts the recipe's quantizers on every Linear and Conv2d of m (replacing any there):
  * weight quantizers take amax from the weights and start quantizing; activation quantizers
@@ -95,3 +94,38 @@ void tq_detach_quantizers(tq_model *m);
 /* "max", "percentile", "mse", "entropy". */
 bool tq_calib_parse(const char *s, tq_calib_kind *out);
 const char *tq_calib_name(tq_calib_kind k);
+
+/* The comparison behind `tinyqat compare` (train/compare.c). */
+typedef struct tq_accuracy_pair {
+    double test, val; /* fractions; val 0 without a validation split, both -1 when not run */
+} tq_accuracy_pair;
+
+#define TQ_COMPARE_CALIBS 4 /* by tq_calib_kind */
+typedef struct tq_compare_row {
+    char recipe[96];
+    tq_accuracy_pair ptq[TQ_COMPARE_CALIBS];
+    int best;               /* calibrator of the best PTQ: on validation, else on test */
+    tq_accuracy_pair qat;
+    int qat_epoch;          /* the QAT epoch kept; 0 = the PTQ start (validation found no better) */
+    int64_t gained, lost;   /* test images QAT gets right and its PTQ start wrong, and the reverse */
+} tq_compare_row;
+
+typedef struct tq_compare {
+    tq_run *run;                         /* the float model, its normalisation, batch, seed */
+    const tq_dataset *train, *val, *test; /* val NULL: no held-out split */
+    int calib_batches, qat_epochs;
+    double qat_lr;
+    int keep;                            /* tq_keep_kind, or -1 for the recipe's own */
+    tq_reporter *rep;
+    float *float_params, *float_state;   /* owned: the float model, restored before each PTQ */
+    float *kept_params, *kept_state;     /* owned: QAT's best epoch so far */
+    int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
+} tq_compare;
+
+/* Copies the float model (its quantizers removed) and allocates the buffers. */
+tq_status tq_compare_init(tq_compare *x, tq_error *err);
+void tq_compare_free(tq_compare *x);
+/* One recipe: PTQ with each calibrator, then QAT from the best. */
+tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
+                            int n_calibs, tq_compare_row *out, tq_error *err);
+#endif

@@ -20,3 +20,11 @@ tq_tensor *tq_test_tensor(tq_rng *rng, int32_t ndim, const int32_t *shape, bool 
     tq_tensor_fill_uniform(t, rng, lo, hi);
     return t;
 }
+
+void tq_test_synthetic(tq_dataset *d, int64_t n, float signal, float noise, uint64_t seed)
+{
+    tq_synthetic_config cfg = {.n = n, .side = 4, .classes = 4, .signal = signal, .noise = noise,
+                               .seed = seed};
+    tq_error e = {0};
+    ck_assert_msg(tq_dataset_synthetic(d, &cfg, &e) == TQ_STATUS_OK, "%s", e.msg);
+}

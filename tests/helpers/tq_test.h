@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "autograd.h"
+#include "data.h"
 
 /* Runs one suite; returns the process exit status. */
 int tq_test_run(Suite *s);
@@ -13,6 +14,9 @@ int tq_test_run(Suite *s);
 /* A heap tensor filled uniformly in [lo, hi) from a seeded RNG. */
 tq_tensor *tq_test_tensor(tq_rng *rng, int32_t ndim, const int32_t *shape, bool with_grad,
                           float lo, float hi);
+
+/* n generated 4x4 grey images in 4 classes (tq_dataset_synthetic); fails the test on error. */
+void tq_test_synthetic(tq_dataset *d, int64_t n, float signal, float noise, uint64_t seed);
 
 /* Gradient-checks fn and fails the test with the checker's message unless every checked
  * element agrees and at most max_skip_frac of them were skipped as kinks. */

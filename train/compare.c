@@ -1,0 +1,164 @@
+/* The experiment behind `tinyqat compare`: for one recipe, PTQ with each calibrator, then QAT
+ * from the best of them. With a validation split, the calibrator and the QAT epoch kept (the
+ * PTQ start counts as epoch 0) are chosen on it, so the test set only measures. */
+#include "ptq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+tq_status tq_compare_init(tq_compare *x, tq_error *err)
+{
+    tq_model *m = x->run->model;
+    size_t np = (size_t)tq_model_param_count(m), ns = (size_t)tq_model_state_count(m);
+    size_t nt = (size_t)x->test->n;
+    tq_detach_quantizers(m);
+    x->float_params = malloc(np * sizeof(float) + 1);
+    x->float_state = malloc(ns * sizeof(float) + 1);
+    x->kept_params = malloc(np * sizeof(float) + 1);
+    x->kept_state = malloc(ns * sizeof(float) + 1);
+    x->ptq_pred = malloc(nt * sizeof(int32_t) + 1);
+    x->qat_pred = malloc(nt * sizeof(int32_t) + 1);
+    if (!x->float_params || !x->float_state || !x->kept_params || !x->kept_state ||
+        !x->ptq_pred || !x->qat_pred) {
+        tq_compare_free(x);
+        return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
+    }
+    memcpy(x->float_params, tq_model_params(m), np * sizeof(float));
+    memcpy(x->float_state, tq_model_state(m), ns * sizeof(float));
+    return TQ_STATUS_OK;
+}
+
+void tq_compare_free(tq_compare *x)
+{
+    free(x->float_params);
+    free(x->float_state);
+    free(x->kept_params);
+    free(x->kept_state);
+    free(x->ptq_pred);
+    free(x->qat_pred);
+    x->float_params = x->float_state = x->kept_params = x->kept_state = NULL;
+    x->ptq_pred = x->qat_pred = NULL;
+}
+
+/* Parameters and batch-norm state to or from a buffer pair (quantizers untouched). */
+static void copy_weights(tq_model *m, float *params, float *state, bool into_model)
+{
+    size_t np = (size_t)tq_model_param_count(m) * sizeof(float);
+    size_t ns = (size_t)tq_model_state_count(m) * sizeof(float);
+    if (into_model) {
+        memcpy(tq_model_params(m), params, np);
+        memcpy(tq_model_state(m), state, ns);
+    } else {
+        memcpy(params, tq_model_params(m), np);
+        memcpy(state, tq_model_state(m), ns);
+    }
+}
+
+static void restore_float(tq_compare *x)
+{
+    tq_model *m = x->run->model;
+    tq_detach_quantizers(m);
+    for (int i = 0; i < tq_model_qlayer_count(m); i++)
+        tq_model_set_input_mul(m, i, NULL, 0, &(tq_error){0});
+    copy_weights(m, x->float_params, x->float_state, true);
+}
+
+static tq_status val_accuracy(tq_compare *x, double *acc, tq_error *err)
+{
+    *acc = 0;
+    if (!x->val) return TQ_STATUS_OK;
+    return tq_evaluate(x->run->model, x->val, x->run->mean, x->run->std, 256, acc, NULL, err);
+}
+
+/* PTQ from the float model; test accuracy (predictions into pred when not NULL) and, with a
+ * split, validation accuracy. */
+static tq_status ptq(tq_compare *x, const tq_recipe *r, int calib, tq_accuracy_pair *acc,
+                     int32_t *pred, tq_error *err)
+{
+    tq_run *run = x->run;
+    restore_float(x);
+    if (tq_ptq_run(run->model, r, calib, x->train, run->mean, run->std, x->calib_batches,
+                   run->batch, run->seed, err))
+        return err->status;
+    if (pred ? tq_predict(run->model, x->test, run->mean, run->std, 256, pred, &acc->test, err)
+             : tq_evaluate(run->model, x->test, run->mean, run->std, 256, &acc->test, NULL, err))
+        return err->status;
+    return val_accuracy(x, &acc->val, err);
+}
+
+/* QAT from PTQ with calibrator `calib`; keeps the epoch best on validation (ties: the
+ * earlier), or the last one without a split. */
+static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_row *out,
+                     tq_error *err)
+{
+    tq_accuracy_pair start;
+    if (ptq(x, r, calib, &start, x->ptq_pred, err)) return err->status;
+    tq_run q = *x->run;
+    q.optim = NULL;
+    q.epoch = 0;
+    q.epochs = x->qat_epochs;
+    int64_t steps = (x->train->n + q.batch - 1) / q.batch;
+    q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)x->qat_lr,
+                               .total_steps = steps * x->qat_epochs};
+    double best_val = start.val;
+    out->qat_epoch = 0;
+    if (x->val) copy_weights(q.model, x->kept_params, x->kept_state, false);
+    tq_status st = TQ_STATUS_OK;
+    while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
+        double v;
+        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err)) || (st = val_accuracy(x, &v, err)))
+            break;
+        if (!x->val) {
+            out->qat_epoch = (int)q.epoch;
+            continue;
+        }
+        tq_report_line(x->rep, "  %-8s qat epoch %lld: validation %.4f (start %.4f)", out->recipe,
+                       (long long)q.epoch, v, start.val);
+        if (v > best_val) {
+            best_val = v;
+            out->qat_epoch = (int)q.epoch;
+            copy_weights(q.model, x->kept_params, x->kept_state, false);
+        }
+    }
+    tq_optim_free(q.optim);
+    if (st) return st;
+    if (x->val) copy_weights(q.model, x->kept_params, x->kept_state, true);
+    out->qat.val = best_val;
+    if (tq_predict(q.model, x->test, q.mean, q.std, 256, x->qat_pred, &out->qat.test, err))
+        return err->status;
+    out->gained = out->lost = 0;
+    for (int64_t i = 0; i < x->test->n; i++) {
+        int32_t y = x->test->labels[i];
+        out->gained += x->qat_pred[i] == y && x->ptq_pred[i] != y;
+        out->lost += x->qat_pred[i] != y && x->ptq_pred[i] == y;
+    }
+    return TQ_STATUS_OK;
+}
+
+tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
+                            int n_calibs, tq_compare_row *out, tq_error *err)
+{
+    tq_recipe r;
+    if (tq_recipe_make(name, NULL, NULL, &r, err)) return err->status;
+    if (x->keep >= 0) r.keep = (tq_keep_kind)x->keep;
+    memset(out, 0, sizeof *out);
+    snprintf(out->recipe, sizeof out->recipe, "%s", name);
+    for (int k = 0; k < TQ_COMPARE_CALIBS; k++) out->ptq[k] = (tq_accuracy_pair){-1, -1};
+    out->best = -1;
+    for (int i = 0; i < n_calibs; i++) {
+        tq_calib_kind k = calibs[i];
+        if (ptq(x, &r, (int)k, &out->ptq[k], NULL, err)) return err->status;
+        double score = x->val ? out->ptq[k].val : out->ptq[k].test;
+        double best = out->best < 0 ? -1 : x->val ? out->ptq[out->best].val : out->ptq[out->best].test;
+        if (score > best) out->best = (int)k;
+        if (x->val)
+            tq_report_line(x->rep, "  %-8s ptq-%-10s test %.4f  validation %.4f", name,
+                           tq_calib_name(k), out->ptq[k].test, out->ptq[k].val);
+        else
+            tq_report_line(x->rep, "  %-8s ptq-%-10s %.4f", name, tq_calib_name(k), out->ptq[k].test);
+    }
+    if (qat(x, &r, out->best, out, err)) return err->status;
+    tq_report_line(x->rep, "  %-8s qat (from ptq-%s, epoch %d kept) %.4f", name,
+                   tq_calib_name(out->best), out->qat_epoch, out->qat.test);
+    return TQ_STATUS_OK;
+}
