@@ -317,6 +317,10 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_ptr_nonnull(strstr(json, "\"selected_on\": \"validation\""));
     ck_assert_ptr_nonnull(strstr(json, "\"validation_accuracy\""));
     ck_assert_ptr_nonnull(strstr(json, "\"p_value\""));
+    /* ptq and qat keep the held-out images out, and qat reports its accuracy on them */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file cmp-float.tqc --recipe w4a8 --calib-batches 2 --quiet --out cq.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 1 --out cqq.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "val acc"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --val 0.2 --quiet"), 2);
     ck_assert_ptr_nonnull(strstr(out, "--val"));
     /* a model trained on the whole training set: the test set chooses, and compare says so */

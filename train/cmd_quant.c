@@ -115,10 +115,9 @@ int tq_cmd_ptq(int argc, char **argv)
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
     if (!spec) spec = run.data_name;
-    tq_dataset train = {0}, test = {0};
+    tq_dataset train = {0}, val = {0}, test = {0}; /* val: kept out of calibration */
     double float_acc = 0, acc = 0;
-    if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
-        tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
+    if (tq_run_open_data(&run, spec, &train, &val, &test, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
         tq_ptq_run(run.model, &recipe, calib, &train, run.mean, run.std, (int)batches,
                    (int32_t)batch, (uint64_t)seed, &err) ||
@@ -146,6 +145,7 @@ int tq_cmd_ptq(int argc, char **argv)
     }
     if (!rc) printf("accuracy: %.4f\n", acc);
     tq_dataset_free(&train);
+    tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
     return rc;

@@ -72,7 +72,7 @@ int tq_cmd_sensitivity(int argc, char **argv)
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
     if (!spec) spec = run.data_name;
-    tq_dataset train = {0}, test = {0};
+    tq_dataset train = {0}, val = {0}, test = {0}; /* val: kept out of calibration */
     double float_acc = 0, mix_acc = 0;
     int n = tq_model_qlayer_count(run.model);
     tq_sens_row *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
@@ -81,8 +81,7 @@ int tq_cmd_sensitivity(int argc, char **argv)
     tq_recipe mix;
     tq_detach_quantizers(run.model);
     if (!rows) rc = tq_cli_fail(cmd, &(tq_error){TQ_STATUS_NOMEM, "out of memory"});
-    else if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &train, &err) ||
-             tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
+    else if (tq_run_open_data(&run, spec, &train, &val, &test, &err) ||
              tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
              tq_sensitivity(run.model, &r, &c, float_acc, rows, &err))
         rc = tq_cli_fail(cmd, &err);
@@ -100,6 +99,7 @@ int tq_cmd_sensitivity(int argc, char **argv)
     }
     free(rows);
     tq_dataset_free(&train);
+    tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
     return rc;
