@@ -321,6 +321,12 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file cmp-float.tqc --recipe w4a8 --calib-batches 2 --quiet --out cq.tqc"), 0);
     ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 1 --out cqq.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "val acc"));
+    /* sensitivity measures on the held-out images and reports the proposal on the test set */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ sensitivity --model-file cmp-float.tqc --recipe w2a2 "
+                                          "--calib-batches 2 --target-drop 100 --out mix.recipe"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "on held-out training images"));
+    ck_assert_ptr_nonnull(strstr(out, "on the test set: mix.recipe"));
+    ck_assert(file_exists("mix.recipe"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --val 0.2 --quiet"), 2);
     ck_assert_ptr_nonnull(strstr(out, "--val"));
     /* a model trained on the whole training set: the test set chooses, and compare says so */

@@ -72,8 +72,10 @@ int tq_cmd_sensitivity(int argc, char **argv)
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
     if (!spec) spec = run.data_name;
-    tq_dataset train = {0}, val = {0}, test = {0}; /* val: kept out of calibration */
-    double float_acc = 0, mix_acc = 0;
+    /* With a validation split, sensitivities and the proposal are measured on it, and the
+     * test set only reports the proposal's accuracy. */
+    tq_dataset train = {0}, val = {0}, test = {0};
+    double float_acc = 0, mix_acc = 0, mix_test = 0;
     int n = tq_model_qlayer_count(run.model);
     tq_sens_row *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
     tq_sens_ctx c = {.train = &train, .test = &test, .mean = run.mean, .std = run.std,
@@ -81,21 +83,29 @@ int tq_cmd_sensitivity(int argc, char **argv)
     tq_recipe mix;
     tq_detach_quantizers(run.model);
     if (!rows) rc = tq_cli_fail(cmd, &(tq_error){TQ_STATUS_NOMEM, "out of memory"});
-    else if (tq_run_open_data(&run, spec, &train, &val, &test, &err) ||
-             tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
-             tq_sensitivity(run.model, &r, &c, float_acc, rows, &err))
+    else if (tq_run_open_data(&run, spec, &train, &val, &test, &err))
+        rc = tq_cli_fail(cmd, &err);
+    const char *measured_on = val.n ? "held-out training images" : "the test set";
+    if (!rc && val.n) c.test = &val;
+    if (!rc && (tq_evaluate(run.model, c.test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
+                tq_sensitivity(run.model, &r, &c, float_acc, rows, &err)))
         rc = tq_cli_fail(cmd, &err);
     if (!rc) {
-        printf("recipe %s, float accuracy %.4f; accuracy change in points:\n", name, float_acc);
+        printf("recipe %s, float accuracy %.4f on %s (%lld images); accuracy change in points:\n",
+               name, float_acc, measured_on, (long long)c.test->n);
         print_rows(rows, n);
     }
     if (!rc && target >= 0) {
+        tq_sens_ctx on_test = c;
+        on_test.test = &test;
         if (tq_mixed_precision(run.model, &r, &c, rows, float_acc, target, &mix, &mix_acc, &err) ||
+            tq_sens_accuracy(run.model, &mix, &on_test, &mix_test, &err) ||
             write_proposal(out, name, &mix, &err))
             rc = tq_cli_fail(cmd, &err);
         else
-            printf("proposal: %d layer(s) above %s, accuracy %.4f (%+.2f points): %s\n",
-                   mix.n_overrides, name, mix_acc, 100 * (mix_acc - float_acc), out);
+            printf("proposal: %d layer(s) above %s, accuracy %.4f (%+.2f points) on %s, %.4f on the "
+                   "test set: %s\n", mix.n_overrides, name, mix_acc, 100 * (mix_acc - float_acc),
+                   measured_on, mix_test, out);
     }
     free(rows);
     tq_dataset_free(&train);
