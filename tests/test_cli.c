@@ -328,6 +328,7 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_ptr_nonnull(strstr(out, "on the test set: mix.recipe"));
     ck_assert(file_exists("mix.recipe"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --val 0.2 --quiet"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --keep-p 2 --quiet"), 2);
     ck_assert_ptr_nonnull(strstr(out, "--val"));
     /* a model trained on the whole training set: the test set chooses, and compare says so */
     ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --quiet --out all.tqc"), 0);

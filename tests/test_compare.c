@@ -1,9 +1,10 @@
 /* Check suite for the PTQ-versus-QAT comparison: McNemar's exact test against hand-computed
  * binomial tails, and the experiment on a generated data set — the calibrator and QAT epoch
- * chosen on validation, never worse there than the PTQ start, and the images QAT gained and
- * lost adding up to its accuracy difference. */
+ * chosen on validation, never worse there than the PTQ start and better only beyond the chance
+ * asked for, and the images QAT gained and lost adding up to its accuracy difference. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ptq.h"
 #include "tq_test.h"
@@ -87,8 +88,11 @@ static void check_row(const tq_compare *x, const tq_compare_row *r, const tq_cal
     if (r->qat_epoch == 0) {
         ck_assert(r->qat.val == start->val && r->qat.test == start->test);
         ck_assert(r->gained == 0 && r->lost == 0);
+        ck_assert(r->val_p == 1.0);
     } else {
         ck_assert(r->qat.val > start->val);
+        ck_assert_msg(r->val_p <= x->keep_p, "%s: kept epoch %d with p %g > %g", r->recipe,
+                      r->qat_epoch, r->val_p, x->keep_p);
     }
 }
 
@@ -99,10 +103,17 @@ START_TEST(selection_on_validation_and_image_counts)
     tq_error e = {0};
     const tq_calib_kind calibs[] = {TQ_CALIB_MAX, TQ_CALIB_MSE, TQ_CALIB_ENTROPY};
     const char *recipes[] = {"w2a2", "int8", "w4a4"};
-    for (int with_val = 0; with_val < 2; with_val++) {
+    /* no split; a split keeping any gain; a split keeping only gains beyond chance */
+    int64_t np = tq_model_param_count(f.run.model);
+    float *before = malloc((size_t)np * sizeof(float));
+    memcpy(before, tq_model_params(f.run.model), (size_t)np * sizeof(float));
+    const struct { bool val; double keep_p; } configs[] = {{false, 1.0}, {true, 1.0}, {true, 0.05}};
+    tq_compare_row any_gain[3];
+    for (int c = 0; c < 3; c++) {
+        bool with_val = configs[c].val;
         tq_compare x = {.run = &f.run, .train = &f.train, .val = with_val ? &f.val : NULL,
                         .test = &f.test, .calib_batches = 4, .qat_epochs = 2, .qat_lr = 0.01,
-                        .keep = -1, .rep = &f.rep};
+                        .keep_p = configs[c].keep_p, .keep = -1, .rep = &f.rep};
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
         int kept_start = 0;
         int64_t changed = 0;
@@ -112,12 +123,21 @@ START_TEST(selection_on_validation_and_image_counts)
                           "%s", e.msg);
             check_row(&x, &r, calibs, 3);
             kept_start += r.qat_epoch == 0;
+            if (c == 1) any_gain[i] = r;
+            if (c == 2) { /* same PTQ start; the stricter rule keeps no better an epoch */
+                ck_assert(r.best == any_gain[i].best);
+                ck_assert(r.ptq[r.best].val == any_gain[i].ptq[r.best].val);
+                ck_assert(r.qat.val <= any_gain[i].qat.val);
+            }
             changed += r.gained + r.lost;
         }
         tq_compare_free(&x);
         if (!with_val) ck_assert_int_eq(kept_start, 0);
         if (!with_val) ck_assert(changed > 0); /* QAT moved some predictions: the counts are exercised */
+        /* the float model is left as it was found */
+        ck_assert(memcmp(before, tq_model_params(f.run.model), (size_t)np * sizeof(float)) == 0);
     }
+    free(before);
     fixture_free(&f);
 }
 END_TEST

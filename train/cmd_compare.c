@@ -19,6 +19,7 @@ static const tq_cli_opt compare_opts[] = {
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
     {"val", "FRACTION", "training images held out to choose the best calibrator and QAT epoch (default 0.1; a --model-file keeps its own)"},
+    {"keep-p", "P", "a QAT epoch replaces the PTQ start only if better on the held-out images with McNemar p at most P (default 1: any gain; 0.05: only a gain beyond chance)"},
     {"qat-lr", "X", "QAT rate, cosine-decayed (default: 1% of --model-file's float rate; --lr if trained here)"},
     {"optim", "NAME", "optimizer for float training and QAT: sgd, adam, adamw (default adam)"},
     {"lr", "X", "float training learning rate (default 1e-3 adam, 0.05 sgd)"},
@@ -130,6 +131,7 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
             if (k == TQ_COMPARE_CALIBS) {
                 tq_json_str(&j, "from", tq_calib_name(r->best));
                 tq_json_int(&j, "epoch", r->qat_epoch);
+                if (x->val) tq_json_num(&j, "validation_p", r->val_p);
                 tq_json_int(&j, "gained", r->gained);
                 tq_json_int(&j, "lost", r->lost);
                 tq_json_num(&j, "p_value", tq_mcnemar_p(r->gained, r->lost));
@@ -160,9 +162,10 @@ int tq_cmd_compare(int argc, char **argv)
     tq_optim_kind kind = TQ_OPTIM_ADAM;
     if (optim && !tq_optim_kind_parse(optim, &kind))
         return tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", optim);
-    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1, val_fraction = 0.1;
+    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1, val_fraction = 0.1, keep_p = 1;
     if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr) ||
-        !tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction))
+        !tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction) ||
+        !tq_cli_float(cmd, &a, "keep-p", 0, 1, &keep_p))
         return TQ_EXIT_USAGE;
     if (tq_cli_get(cmd, &a, "val") && tq_cli_get(cmd, &a, "model-file"))
         return tq_cli_usage_error(cmd, "--val: only when compare trains the float model; a --model-file keeps the split it was trained with");
@@ -263,7 +266,7 @@ int tq_cmd_compare(int argc, char **argv)
     if (keep_s) keep = (int)keep_kind;
     tq_compare x = {.run = &run, .train = &train, .val = val.n ? &val : NULL, .test = &test,
                     .keep = keep, .calib_batches = (int)calib_batches,
-                    .qat_epochs = (int)qat_epochs, .qat_lr = qat_lr, .rep = &rep};
+                    .qat_epochs = (int)qat_epochs, .qat_lr = qat_lr, .keep_p = keep_p, .rep = &rep};
     if (tq_compare_init(&x, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err)) {
         rc = tq_cli_fail(cmd, &err);

@@ -1,6 +1,7 @@
 /* The experiment behind `tinyqat compare`: for one recipe, PTQ with each calibrator, then QAT
  * from the best of them. With a validation split, the calibrator and the QAT epoch kept (the
- * PTQ start counts as epoch 0) are chosen on it, so the test set only measures. */
+ * PTQ start counts as epoch 0, and QAT must beat it there by more than chance) are chosen on
+ * it, so the test set only measures. */
 #include "ptq.h"
 
 #include <stdlib.h>
@@ -10,7 +11,7 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
 {
     tq_model *m = x->run->model;
     size_t np = (size_t)tq_model_param_count(m), ns = (size_t)tq_model_state_count(m);
-    size_t nt = (size_t)x->test->n;
+    size_t nt = (size_t)x->test->n, nv = x->val ? (size_t)x->val->n : 0;
     tq_detach_quantizers(m);
     x->float_params = malloc(np * sizeof(float) + 1);
     x->float_state = malloc(ns * sizeof(float) + 1);
@@ -18,8 +19,10 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
     x->kept_state = malloc(ns * sizeof(float) + 1);
     x->ptq_pred = malloc(nt * sizeof(int32_t) + 1);
     x->qat_pred = malloc(nt * sizeof(int32_t) + 1);
+    x->val_start_pred = malloc(nv * sizeof(int32_t) + 1);
+    x->val_pred = malloc(nv * sizeof(int32_t) + 1);
     if (!x->float_params || !x->float_state || !x->kept_params || !x->kept_state ||
-        !x->ptq_pred || !x->qat_pred) {
+        !x->ptq_pred || !x->qat_pred || !x->val_start_pred || !x->val_pred) {
         tq_compare_free(x);
         return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
     }
@@ -28,14 +31,20 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
     return TQ_STATUS_OK;
 }
 
+static void restore_float(tq_compare *x);
+
 void tq_compare_free(tq_compare *x)
 {
+    if (x->float_params && x->float_state) restore_float(x);
     free(x->float_params);
     free(x->float_state);
     free(x->kept_params);
     free(x->kept_state);
     free(x->ptq_pred);
     free(x->qat_pred);
+    free(x->val_start_pred);
+    free(x->val_pred);
+    x->val_start_pred = x->val_pred = NULL;
     x->float_params = x->float_state = x->kept_params = x->kept_state = NULL;
     x->ptq_pred = x->qat_pred = NULL;
 }
@@ -86,14 +95,30 @@ static tq_status ptq(tq_compare *x, const tq_recipe *r, int calib, tq_accuracy_p
     return val_accuracy(x, &acc->val, err);
 }
 
-/* QAT from PTQ with calibrator `calib`; keeps the epoch best on validation (ties: the
- * earlier), or the last one without a split. */
+/* Images `after` classifies right and `before` wrong (gained), and the reverse (lost). */
+static void count_changes(const int32_t *before, const int32_t *after, const tq_dataset *d,
+                          int64_t *gained, int64_t *lost)
+{
+    *gained = *lost = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        int32_t y = d->labels[i];
+        *gained += after[i] == y && before[i] != y;
+        *lost += after[i] != y && before[i] == y;
+    }
+}
+
+/* QAT from PTQ with calibrator `calib`. With a split, an epoch replaces the PTQ start only if
+ * it is better on the held-out images by more than chance (McNemar p <= x->keep_p against the
+ * start; the best such epoch, ties to the earlier); without one, the last epoch is kept. */
 static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_row *out,
                      tq_error *err)
 {
     tq_accuracy_pair start;
     if (ptq(x, r, calib, &start, x->ptq_pred, err)) return err->status;
     tq_run q = *x->run;
+    const tq_dataset *val = x->val;
+    if (val && tq_predict(q.model, val, q.mean, q.std, 256, x->val_start_pred, &start.val, err))
+        return err->status;
     q.optim = NULL;
     q.epoch = 0;
     q.epochs = x->qat_epochs;
@@ -102,36 +127,37 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
                                .total_steps = steps * x->qat_epochs};
     double best_val = start.val;
     out->qat_epoch = 0;
-    if (x->val) copy_weights(q.model, x->kept_params, x->kept_state, false);
+    out->val_p = 1.0;
+    if (val) copy_weights(q.model, x->kept_params, x->kept_state, false);
     tq_status st = TQ_STATUS_OK;
     while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
-        double v;
-        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err)) || (st = val_accuracy(x, &v, err)))
-            break;
-        if (!x->val) {
+        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err))) break;
+        if (!val) {
             out->qat_epoch = (int)q.epoch;
             continue;
         }
-        tq_report_line(x->rep, "  %-8s qat epoch %lld: validation %.4f (start %.4f)", out->recipe,
-                       (long long)q.epoch, v, start.val);
-        if (v > best_val) {
+        double v;
+        int64_t gained, lost;
+        if ((st = tq_predict(q.model, val, q.mean, q.std, 256, x->val_pred, &v, err))) break;
+        count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
+        double p = tq_mcnemar_p(gained, lost);
+        tq_report_line(x->rep, "  %-8s qat epoch %lld: validation %.4f (start %.4f; +%lld / -%lld, "
+                       "p %.2g)", out->recipe, (long long)q.epoch, v, start.val, (long long)gained,
+                       (long long)lost, p);
+        if (v > best_val && p <= x->keep_p) {
             best_val = v;
             out->qat_epoch = (int)q.epoch;
+            out->val_p = p;
             copy_weights(q.model, x->kept_params, x->kept_state, false);
         }
     }
     tq_optim_free(q.optim);
     if (st) return st;
-    if (x->val) copy_weights(q.model, x->kept_params, x->kept_state, true);
+    if (val) copy_weights(q.model, x->kept_params, x->kept_state, true);
     out->qat.val = best_val;
     if (tq_predict(q.model, x->test, q.mean, q.std, 256, x->qat_pred, &out->qat.test, err))
         return err->status;
-    out->gained = out->lost = 0;
-    for (int64_t i = 0; i < x->test->n; i++) {
-        int32_t y = x->test->labels[i];
-        out->gained += x->qat_pred[i] == y && x->ptq_pred[i] != y;
-        out->lost += x->qat_pred[i] != y && x->ptq_pred[i] == y;
-    }
+    count_changes(x->ptq_pred, x->qat_pred, x->test, &out->gained, &out->lost);
     return TQ_STATUS_OK;
 }
 

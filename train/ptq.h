@@ -107,6 +107,7 @@ typedef struct tq_compare_row {
     int best;               /* calibrator of the best PTQ: on validation, else on test */
     tq_accuracy_pair qat;
     int qat_epoch;          /* the QAT epoch kept; 0 = the PTQ start (validation found no better) */
+    double val_p;           /* McNemar p of the kept epoch against the start on validation (1: start) */
     int64_t gained, lost;   /* test images QAT gets right and its PTQ start wrong, and the reverse */
 } tq_compare_row;
 
@@ -115,15 +116,19 @@ typedef struct tq_compare {
     const tq_dataset *train, *val, *test; /* val NULL: no held-out split */
     int calib_batches, qat_epochs;
     double qat_lr;
+    double keep_p;                       /* a QAT epoch must beat the PTQ start on validation with
+                                            McNemar p at most this (1: any gain) */
     int keep;                            /* tq_keep_kind, or -1 for the recipe's own */
     tq_reporter *rep;
     float *float_params, *float_state;   /* owned: the float model, restored before each PTQ */
     float *kept_params, *kept_state;     /* owned: QAT's best epoch so far */
     int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
+    int32_t *val_start_pred, *val_pred;  /* owned: validation predictions of the start, an epoch */
 } tq_compare;
 
 /* Copies the float model (its quantizers removed) and allocates the buffers. */
 tq_status tq_compare_init(tq_compare *x, tq_error *err);
+/* Frees the buffers and leaves the model as tq_compare_init found it, without quantizers. */
 void tq_compare_free(tq_compare *x);
 /* One recipe: PTQ with each calibrator, then QAT from the best. */
 tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
