@@ -319,8 +319,19 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_ptr_nonnull(strstr(json, "\"p_value\""));
     /* ptq and qat keep the held-out images out, and qat reports its accuracy on them */
     ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file cmp-float.tqc --recipe w4a8 --calib-batches 2 --quiet --out cq.tqc"), 0);
-    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 1 --out cqq.tqc"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 2 --out cqq.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "val acc"));
+    /* it ends with the epoch best on them, and the checkpoint holds that epoch */
+    int kept = -1;
+    const char *k = strstr(out, "kept epoch ");
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(sscanf(k, "kept epoch %d", &kept), 1);
+    ck_assert(kept >= 0 && kept <= 2);
+    double qat_acc = accuracy_of(out);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file cqq.tqc"), 0);
+    TQ_ASSERT_NEAR(accuracy_of(out), qat_acc, 1e-9);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ qat --model-file cq.tqc --epochs 1 --keep-last --out cql.tqc"), 0);
+    ck_assert_ptr_null(strstr(out, "kept epoch"));
     /* sensitivity measures on the held-out images and reports the proposal on the test set */
     ck_assert_int_eq(run(out, sizeof out, "$TQ sensitivity --model-file cmp-float.tqc --recipe w2a2 "
                                           "--calib-batches 2 --target-drop 100 --out mix.recipe"), 0);

@@ -123,11 +123,19 @@ static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out)
     return 130;
 }
 
+/* The epoch best on validation so far (epoch 0: the weights before training). */
+typedef struct best_epoch {
+    tq_snapshot weights;
+    double val_acc;
+    int64_t epoch;
+} best_epoch;
+
 /* Trains run for its remaining epochs, evaluating and checkpointing after each. A NaN loss
- * or a failure leaves the checkpoint of the last good epoch as it was. */
+ * or a failure leaves the checkpoint of the last good epoch as it was. With val and best,
+ * an epoch better on val than best's replaces it. */
 static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
                         const tq_dataset *val, const tq_dataset *test, const char *out,
-                        tq_json *json, tq_reporter *rep, double *final_acc)
+                        tq_json *json, tq_reporter *rep, best_epoch *best, double *final_acc)
 {
     tq_error err = {0};
     struct sigaction sa = {.sa_handler = on_sigint}, old;
@@ -169,6 +177,11 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         tq_json_num(json, "seconds", st.seconds);
         tq_json_close(json, '{');
         *final_acc = acc;
+        if (val && best && val_acc > best->val_acc) {
+            tq_snapshot_take(&best->weights, run->model);
+            best->val_acc = val_acc;
+            best->epoch = st.epoch;
+        }
     }
     tq_json_close(json, '[');
     sigaction(SIGINT, &old, NULL);
@@ -258,7 +271,7 @@ int tq_cmd_train(int argc, char **argv)
     tq_json_str(&json, "gemm", tq_sgemm_backend());
     double acc = 0;
     rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, &json,
-                      &rep, &acc);
+                      &rep, NULL, &acc);
     tq_json_num(&json, "accuracy", acc);
     if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
     if (!rc) {
@@ -284,6 +297,8 @@ static const tq_cli_opt qat_opts[] = {
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
     {"fold-bn-at-end", NULL, "train with batch norm unfolded, then fold it into the layers "
                              "before it and recompute their weight scales"},
+    {"keep-last", NULL, "end with the last epoch (default with a validation split: the epoch best "
+                        "on it, the PTQ start included)"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the final accuracy line"},
     {0},
@@ -376,7 +391,27 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "data", train.name);
         tq_json_num(&json, "lr", lr);
         double acc = 0;
-        rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, &json, &rep, &acc);
+        /* With a validation split, QAT ends with its best epoch there, the PTQ start included. */
+        best_epoch best = {.val_acc = -1};
+        bool keep_best = val.n && !tq_cli_flag(cmd, &a, "keep-last");
+        if (keep_best && (tq_snapshot_init(&best.weights, run.model, &err) ||
+                          tq_evaluate(run.model, &val, run.mean, run.std, 256, &best.val_acc, NULL, &err)))
+            rc = tq_cli_fail(cmd, &err);
+        if (!rc)
+            rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, &json, &rep,
+                              keep_best ? &best : NULL, &acc);
+        if (!rc && keep_best) {
+            tq_report_line(&rep, "kept epoch %lld: validation accuracy %.4f%s", (long long)best.epoch,
+                           best.val_acc, best.epoch ? "" : " (the PTQ start; no epoch did better)");
+            tq_json_int(&json, "kept_epoch", best.epoch);
+            if (best.epoch != run.epoch) {
+                tq_snapshot_restore(&best.weights, run.model);
+                if (tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err) ||
+                    tq_run_save(&run, out, &err))
+                    rc = tq_cli_fail(cmd, &err);
+            }
+        }
+        tq_snapshot_free(&best.weights);
         if (!rc && tq_cli_flag(cmd, &a, "fold-bn-at-end")) {
             double unfolded = acc;
             if (fold_after_qat(run.model, &err) ||

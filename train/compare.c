@@ -10,57 +10,18 @@
 tq_status tq_compare_init(tq_compare *x, tq_error *err)
 {
     tq_model *m = x->run->model;
-    size_t np = (size_t)tq_model_param_count(m), ns = (size_t)tq_model_state_count(m);
     size_t nt = (size_t)x->test->n, nv = x->val ? (size_t)x->val->n : 0;
     tq_detach_quantizers(m);
-    x->float_params = malloc(np * sizeof(float) + 1);
-    x->float_state = malloc(ns * sizeof(float) + 1);
-    x->kept_params = malloc(np * sizeof(float) + 1);
-    x->kept_state = malloc(ns * sizeof(float) + 1);
     x->ptq_pred = malloc(nt * sizeof(int32_t) + 1);
     x->qat_pred = malloc(nt * sizeof(int32_t) + 1);
     x->val_start_pred = malloc(nv * sizeof(int32_t) + 1);
     x->val_pred = malloc(nv * sizeof(int32_t) + 1);
-    if (!x->float_params || !x->float_state || !x->kept_params || !x->kept_state ||
-        !x->ptq_pred || !x->qat_pred || !x->val_start_pred || !x->val_pred) {
+    if (!x->ptq_pred || !x->qat_pred || !x->val_start_pred || !x->val_pred ||
+        tq_snapshot_init(&x->float_weights, m, err) || tq_snapshot_init(&x->kept, m, err)) {
         tq_compare_free(x);
         return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
     }
-    memcpy(x->float_params, tq_model_params(m), np * sizeof(float));
-    memcpy(x->float_state, tq_model_state(m), ns * sizeof(float));
     return TQ_STATUS_OK;
-}
-
-static void restore_float(tq_compare *x);
-
-void tq_compare_free(tq_compare *x)
-{
-    if (x->float_params && x->float_state) restore_float(x);
-    free(x->float_params);
-    free(x->float_state);
-    free(x->kept_params);
-    free(x->kept_state);
-    free(x->ptq_pred);
-    free(x->qat_pred);
-    free(x->val_start_pred);
-    free(x->val_pred);
-    x->val_start_pred = x->val_pred = NULL;
-    x->float_params = x->float_state = x->kept_params = x->kept_state = NULL;
-    x->ptq_pred = x->qat_pred = NULL;
-}
-
-/* Parameters and batch-norm state to or from a buffer pair (quantizers untouched). */
-static void copy_weights(tq_model *m, float *params, float *state, bool into_model)
-{
-    size_t np = (size_t)tq_model_param_count(m) * sizeof(float);
-    size_t ns = (size_t)tq_model_state_count(m) * sizeof(float);
-    if (into_model) {
-        memcpy(tq_model_params(m), params, np);
-        memcpy(tq_model_state(m), state, ns);
-    } else {
-        memcpy(params, tq_model_params(m), np);
-        memcpy(state, tq_model_state(m), ns);
-    }
 }
 
 static void restore_float(tq_compare *x)
@@ -69,7 +30,19 @@ static void restore_float(tq_compare *x)
     tq_detach_quantizers(m);
     for (int i = 0; i < tq_model_qlayer_count(m); i++)
         tq_model_set_input_mul(m, i, NULL, 0, &(tq_error){0});
-    copy_weights(m, x->float_params, x->float_state, true);
+    tq_snapshot_restore(&x->float_weights, m);
+}
+
+void tq_compare_free(tq_compare *x)
+{
+    if (x->float_weights.params) restore_float(x);
+    tq_snapshot_free(&x->float_weights);
+    tq_snapshot_free(&x->kept);
+    free(x->ptq_pred);
+    free(x->qat_pred);
+    free(x->val_start_pred);
+    free(x->val_pred);
+    x->ptq_pred = x->qat_pred = x->val_start_pred = x->val_pred = NULL;
 }
 
 static tq_status val_accuracy(tq_compare *x, double *acc, tq_error *err)
@@ -128,7 +101,7 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
     double best_val = start.val;
     out->qat_epoch = 0;
     out->val_p = 1.0;
-    if (val) copy_weights(q.model, x->kept_params, x->kept_state, false);
+    if (val) tq_snapshot_take(&x->kept, q.model);
     tq_status st = TQ_STATUS_OK;
     while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
         if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err))) break;
@@ -148,12 +121,12 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
             best_val = v;
             out->qat_epoch = (int)q.epoch;
             out->val_p = p;
-            copy_weights(q.model, x->kept_params, x->kept_state, false);
+            tq_snapshot_take(&x->kept, q.model);
         }
     }
     tq_optim_free(q.optim);
     if (st) return st;
-    if (val) copy_weights(q.model, x->kept_params, x->kept_state, true);
+    if (val) tq_snapshot_restore(&x->kept, q.model);
     out->qat.val = best_val;
     if (tq_predict(q.model, x->test, q.mean, q.std, 256, x->qat_pred, &out->qat.test, err))
         return err->status;

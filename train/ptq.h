@@ -120,8 +120,8 @@ typedef struct tq_compare {
                                             McNemar p at most this (1: any gain) */
     int keep;                            /* tq_keep_kind, or -1 for the recipe's own */
     tq_reporter *rep;
-    float *float_params, *float_state;   /* owned: the float model, restored before each PTQ */
-    float *kept_params, *kept_state;     /* owned: QAT's best epoch so far */
+    tq_snapshot float_weights;           /* owned: the float model, restored before each PTQ */
+    tq_snapshot kept;                    /* owned: QAT's best epoch so far */
     int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
     int32_t *val_start_pred, *val_pred;  /* owned: validation predictions of the start, an epoch */
 } tq_compare;

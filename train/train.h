@@ -59,6 +59,17 @@ void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t 
                         double loss, double accuracy);
 void tq_report_line(tq_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A copy of a model's parameters and batch-norm statistics (not its quantizers). */
+typedef struct tq_snapshot {
+    float *params, *state;
+    int64_t n_params, n_state;
+} tq_snapshot;
+/* Allocates a snapshot of m and takes it. */
+tq_status tq_snapshot_init(tq_snapshot *s, tq_model *m, tq_error *err);
+void tq_snapshot_take(tq_snapshot *s, tq_model *m);
+void tq_snapshot_restore(const tq_snapshot *s, tq_model *m);
+void tq_snapshot_free(tq_snapshot *s);
+
 /* Opens data set spec for run: test split, and the training split divided as run->val_fraction
  * and run->seed say (val left empty, n = 0, without a fraction). Nothing to free on error. */
 tq_status tq_run_open_data(const tq_run *run, const char *spec, tq_dataset *train,
