@@ -340,6 +340,7 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert(file_exists("mix.recipe"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --val 0.2 --quiet"), 2);
     ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --keep-p 2 --quiet"), 2);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file cmp-float.tqc --qat-lr 1e-3,abc --quiet"), 2);
     ck_assert_ptr_nonnull(strstr(out, "--val"));
     /* a model trained on the whole training set: the test set chooses, and compare says so */
     ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --quiet --out all.tqc"), 0);
@@ -347,6 +348,8 @@ START_TEST(test_compare_writes_table_csv_md_json)
                                           "--out cmp2 --json cmp2.json"), 0);
     ck_assert_ptr_nonnull(strstr(out, "no validation split"));
     ck_assert_ptr_nonnull(strstr(out, "(ep 1)"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ compare --model-file all.tqc --qat-lr 1e-3,1e-4 --out cmp3"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "validation split"));
 }
 END_TEST
 

@@ -81,8 +81,12 @@ static void check_row(const tq_compare *x, const tq_compare_row *r, const tq_cal
     ck_assert(r->qat_epoch >= 0 && r->qat_epoch <= x->qat_epochs);
     if (!x->val) {
         ck_assert_int_eq(r->qat_epoch, x->qat_epochs);
+        ck_assert(r->qat_lr == x->qat_lrs[0]);
         return;
     }
+    bool tried = r->qat_epoch == 0 && r->qat_lr == 0; /* the start: no rate */
+    for (int i = 0; i < x->n_qat_lrs; i++) tried |= r->qat_epoch > 0 && r->qat_lr == x->qat_lrs[i];
+    ck_assert_msg(tried, "%s: kept rate %g at epoch %d", r->recipe, r->qat_lr, r->qat_epoch);
     ck_assert_msg(r->qat.val >= start->val, "%s: QAT kept %g < start %g on validation",
                   r->recipe, r->qat.val, start->val);
     if (r->qat_epoch == 0) {
@@ -112,7 +116,9 @@ START_TEST(selection_on_validation_and_image_counts)
     for (int c = 0; c < 3; c++) {
         bool with_val = configs[c].val;
         tq_compare x = {.run = &f.run, .train = &f.train, .val = with_val ? &f.val : NULL,
-                        .test = &f.test, .calib_batches = 4, .qat_epochs = 2, .qat_lr = 0.01,
+                        .test = &f.test, .calib_batches = 4, .qat_epochs = 2,
+                        .qat_lrs = with_val ? (const double[]){0.01, 0.002} : (const double[]){0.01},
+                        .n_qat_lrs = with_val ? 2 : 1,
                         .keep_p = configs[c].keep_p, .keep = -1, .rep = &f.rep};
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
         int kept_start = 0;

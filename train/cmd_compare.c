@@ -18,9 +18,9 @@ static const tq_cli_opt compare_opts[] = {
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
-    {"val", "FRACTION", "training images held out to choose the best calibrator and QAT epoch (default 0.1; a --model-file keeps its own)"},
+    {"val", "FRACTION", "training images held out to choose the calibrator, QAT rate and QAT epoch (default 0.1; a --model-file keeps its own)"},
     {"keep-p", "P", "a QAT epoch replaces the PTQ start only if better on the held-out images with McNemar p at most P (default 1: any gain; 0.05: only a gain beyond chance)"},
-    {"qat-lr", "X", "QAT rate, cosine-decayed (default: 1% of --model-file's float rate; --lr if trained here)"},
+    {"qat-lr", "X[,Y...]", "QAT rates, cosine-decayed, each run from the PTQ start (default: 1%, 10% and 50% of the float model's rate, chosen on the held-out images; 1% without a split)"},
     {"optim", "NAME", "optimizer for float training and QAT: sgd, adam, adamw (default adam)"},
     {"lr", "X", "float training learning rate (default 1e-3 adam, 0.05 sgd)"},
     {"batch", "N", "batch size (default 64)"},
@@ -47,7 +47,8 @@ static int split_list(char *s, char **items)
 }
 
 /* The table, in the same columns for the terminal and Markdown ('|' separators) or CSV. */
-static void print_table(FILE *f, char sep, double float_acc, const tq_compare_row *rows, int n)
+static void print_table(FILE *f, char sep, double float_acc, const tq_compare_row *rows, int n,
+                        bool several_lrs)
 {
     bool md = sep == '|';
     /* Markdown combines into one cell what CSV keeps in columns of their own. */
@@ -56,8 +57,8 @@ static void print_table(FILE *f, char sep, double float_acc, const tq_compare_ro
                              "p"};
     const char *csv_cols[] = {"recipe", "float", "ptq-max", "ptq-percentile", "ptq-mse",
                               "ptq-entropy", "best ptq", "qat", "qat - best ptq", "best calib",
-                              "qat epoch", "gained", "lost", "p"};
-    int ncols = md ? 11 : 14;
+                              "qat epoch", "qat lr", "gained", "lost", "p"};
+    int ncols = md ? 11 : 15;
     for (int c = 0; c < ncols; c++)
         fprintf(f, md ? "| %s " : (c ? ",%s" : "%s"), md ? md_cols[c] : csv_cols[c]);
     fprintf(f, md ? "|\n" : "\n");
@@ -74,13 +75,15 @@ static void print_table(FILE *f, char sep, double float_acc, const tq_compare_ro
             else fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * acc : acc);
         }
         double best = r->ptq[r->best].test, p = tq_mcnemar_p(r->gained, r->lost);
+        char kept[48] = "";
+        if (r->qat_epoch && several_lrs) snprintf(kept, sizeof kept, ", lr %.2g", r->qat_lr);
         if (md)
-            fprintf(f, " | %.2f (%s) | %.2f (ep %d) | %+.2f | +%lld / -%lld | %.2g |\n", 100 * best,
-                    tq_calib_name(r->best), 100 * r->qat.test, r->qat_epoch,
+            fprintf(f, " | %.2f (%s) | %.2f (ep %d%s) | %+.2f | +%lld / -%lld | %.2g |\n",
+                    100 * best, tq_calib_name(r->best), 100 * r->qat.test, r->qat_epoch, kept,
                     100 * (r->qat.test - best), (long long)r->gained, (long long)r->lost, p);
         else
-            fprintf(f, ",%.4f,%.4f,%.4f,%s,%d,%lld,%lld,%.4g\n", best, r->qat.test,
-                    r->qat.test - best, tq_calib_name(r->best), r->qat_epoch,
+            fprintf(f, ",%.4f,%.4f,%.4f,%s,%d,%.4g,%lld,%lld,%.4g\n", best, r->qat.test,
+                    r->qat.test - best, tq_calib_name(r->best), r->qat_epoch, r->qat_lr,
                     (long long)r->gained, (long long)r->lost, p);
     }
 }
@@ -95,7 +98,7 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         if (!f) return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
-        print_table(f, pass ? '|' : ',', float_acc, rows, n);
+        print_table(f, pass ? '|' : ',', float_acc, rows, n, x->n_qat_lrs > 1);
         fclose(f);
         snprintf(path, sizeof path, "%s.%s", prefix, pass ? "md" : "csv");
         tq_status st = tq_write_file_atomic(path, buf, len, err);
@@ -131,6 +134,7 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
             if (k == TQ_COMPARE_CALIBS) {
                 tq_json_str(&j, "from", tq_calib_name(r->best));
                 tq_json_int(&j, "epoch", r->qat_epoch);
+                tq_json_num(&j, "lr", r->qat_lr);
                 if (x->val) tq_json_num(&j, "validation_p", r->val_p);
                 tq_json_int(&j, "gained", r->gained);
                 tq_json_int(&j, "lost", r->lost);
@@ -162,8 +166,8 @@ int tq_cmd_compare(int argc, char **argv)
     tq_optim_kind kind = TQ_OPTIM_ADAM;
     if (optim && !tq_optim_kind_parse(optim, &kind))
         return tq_cli_usage_error(cmd, "--optim: expected sgd, adam or adamw, got '%s'", optim);
-    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, qat_lr = -1, val_fraction = 0.1, keep_p = 1;
-    if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) || !tq_cli_float(cmd, &a, "qat-lr", 0, 1e12, &qat_lr) ||
+    double lr = kind == TQ_OPTIM_SGD ? 0.05 : 1e-3, val_fraction = 0.1, keep_p = 1;
+    if (!tq_cli_float(cmd, &a, "lr", 0, 1e12, &lr) ||
         !tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction) ||
         !tq_cli_float(cmd, &a, "keep-p", 0, 1, &keep_p))
         return TQ_EXIT_USAGE;
@@ -190,6 +194,19 @@ int tq_cmd_compare(int argc, char **argv)
         if (!tq_calib_parse(calibs[i], &calib_kinds[i]))
             return tq_cli_usage_error(cmd, "--calibs: expected max, percentile, mse or entropy, got '%s'", calibs[i]);
     if (!n_recipes || !n_calibs) return tq_cli_usage_error(cmd, "empty --recipes or --calibs");
+    double qat_lrs[MAX_ITEMS];
+    int n_qat_lrs = 0;
+    char lrs_buf[256], *lr_items[MAX_ITEMS];
+    const char *lrs = tq_cli_get(cmd, &a, "qat-lr");
+    snprintf(lrs_buf, sizeof lrs_buf, "%s", lrs ? lrs : "");
+    int n_lr_items = split_list(lrs_buf, lr_items);
+    for (int i = 0; i < n_lr_items; i++) {
+        char *end;
+        qat_lrs[n_qat_lrs++] = strtod(lr_items[i], &end);
+        if (*end || !(qat_lrs[i] > 0 && qat_lrs[i] < 1e12))
+            return tq_cli_usage_error(cmd, "--qat-lr: expected positive rates separated by commas, got '%s'", lr_items[i]);
+    }
+    if (lrs && !n_qat_lrs) return tq_cli_usage_error(cmd, "--qat-lr: expected at least one rate");
 
     const char *prefix = tq_cli_get(cmd, &a, "out"), *json_path = tq_cli_get(cmd, &a, "json");
     if (!prefix) prefix = "compare";
@@ -204,7 +221,6 @@ int tq_cmd_compare(int argc, char **argv)
     tq_run run = {0};
     const char *model_file = tq_cli_get(cmd, &a, "model-file"), *spec = tq_cli_get(cmd, &a, "data");
     if (model_file && tq_run_load(model_file, &run, &err)) return tq_cli_fail(cmd, &err);
-    if (qat_lr < 0) qat_lr = model_file ? tq_qat_default_lr(&run) : lr;
     if (!spec) spec = model_file ? run.data_name : "fashion-mnist";
     if (!model_file) {
         run.val_fraction = (float)val_fraction;
@@ -251,8 +267,17 @@ int tq_cmd_compare(int argc, char **argv)
             goto done;
         }
     }
+    /* QAT rates: given, or fractions of the float model's (the 1% alone without a split) */
+    if (!n_qat_lrs) {
+        const double times_default[] = {1, 10, 50}; /* 1%, 10%, 50% of the float rate */
+        for (int i = 0; i < (val.n ? 3 : 1); i++)
+            qat_lrs[n_qat_lrs++] = times_default[i] * tq_qat_default_lr(&run);
+    } else if (n_qat_lrs > 1 && !val.n) {
+        rc = tq_cli_usage_error(cmd, "--qat-lr: several rates need a validation split to choose between them (train the float model with --val)");
+        goto done;
+    }
     if (val.n)
-        tq_report_line(&rep, "choosing calibrators and QAT epochs on %lld held-out training images",
+        tq_report_line(&rep, "choosing calibrators, QAT rates and epochs on %lld held-out training images",
                        (long long)val.n);
     else
         tq_report_line(&rep, "note: %s has no validation split (train it with --val): the best PTQ "
@@ -266,7 +291,8 @@ int tq_cmd_compare(int argc, char **argv)
     if (keep_s) keep = (int)keep_kind;
     tq_compare x = {.run = &run, .train = &train, .val = val.n ? &val : NULL, .test = &test,
                     .keep = keep, .calib_batches = (int)calib_batches,
-                    .qat_epochs = (int)qat_epochs, .qat_lr = qat_lr, .keep_p = keep_p, .rep = &rep};
+                    .qat_epochs = (int)qat_epochs, .qat_lrs = qat_lrs, .n_qat_lrs = n_qat_lrs,
+                    .keep_p = keep_p, .rep = &rep};
     if (tq_compare_init(&x, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err)) {
         rc = tq_cli_fail(cmd, &err);
@@ -282,7 +308,7 @@ int tq_cmd_compare(int argc, char **argv)
                "and the reverse; p: McNemar's exact test of that split:\n\n",
                tq_model_name(run.model), test.name, (long long)test.n,
                x.val ? "held-out training images" : "the test set");
-        print_table(stdout, '|', float_acc, rows, n_recipes);
+        print_table(stdout, '|', float_acc, rows, n_recipes, x.n_qat_lrs > 1);
         if (write_reports(prefix, json_path, tq_model_name(run.model), test.name, &x, float_acc,
                           rows, n_recipes, &err))
             rc = tq_cli_fail(cmd, &err);

@@ -17,7 +17,8 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
     x->val_start_pred = malloc(nv * sizeof(int32_t) + 1);
     x->val_pred = malloc(nv * sizeof(int32_t) + 1);
     if (!x->ptq_pred || !x->qat_pred || !x->val_start_pred || !x->val_pred ||
-        tq_snapshot_init(&x->float_weights, m, err) || tq_snapshot_init(&x->kept, m, err)) {
+        tq_snapshot_init(&x->float_weights, m, err) || tq_snapshot_init(&x->kept, m, err) ||
+        tq_snapshot_init(&x->start, m, err)) {
         tq_compare_free(x);
         return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
     }
@@ -38,6 +39,7 @@ void tq_compare_free(tq_compare *x)
     if (x->float_weights.params) restore_float(x);
     tq_snapshot_free(&x->float_weights);
     tq_snapshot_free(&x->kept);
+    tq_snapshot_free(&x->start);
     free(x->ptq_pred);
     free(x->qat_pred);
     free(x->val_start_pred);
@@ -80,55 +82,69 @@ static void count_changes(const int32_t *before, const int32_t *after, const tq_
     }
 }
 
-/* QAT from PTQ with calibrator `calib`. With a split, an epoch replaces the PTQ start only if
- * it is better on the held-out images by more than chance (McNemar p <= x->keep_p against the
- * start; the best such epoch, ties to the earlier); without one, the last epoch is kept. */
+/* One QAT run at rate lr from the weights in the model (the PTQ start). Each epoch that beats
+ * *best_val on the held-out images (beyond chance as x->keep_p asks) becomes the kept one;
+ * without a split every epoch is, so the last is kept. */
+static tq_status qat_run(tq_compare *x, double lr, const tq_accuracy_pair *start,
+                         double *best_val, tq_compare_row *out, tq_error *err)
+{
+    const tq_dataset *val = x->val;
+    tq_run q = *x->run;
+    q.optim = NULL;
+    q.epoch = 0;
+    q.epochs = x->qat_epochs;
+    int64_t steps = (x->train->n + q.batch - 1) / q.batch;
+    q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)lr,
+                               .total_steps = steps * x->qat_epochs};
+    tq_status st = TQ_STATUS_OK;
+    while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
+        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err))) break;
+        double v = 0, p = 1;
+        if (val) {
+            int64_t gained, lost;
+            if ((st = tq_predict(q.model, val, q.mean, q.std, 256, x->val_pred, &v, err))) break;
+            count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
+            p = tq_mcnemar_p(gained, lost);
+            tq_report_line(x->rep, "  %-8s qat lr %g epoch %lld: validation %.4f (start %.4f; "
+                           "+%lld / -%lld, p %.2g)", out->recipe, lr, (long long)q.epoch, v,
+                           start->val, (long long)gained, (long long)lost, p);
+            if (!(v > *best_val && p <= x->keep_p)) continue;
+        }
+        *best_val = v;
+        out->qat_epoch = (int)q.epoch;
+        out->qat_lr = lr;
+        out->val_p = p;
+        tq_snapshot_take(&x->kept, q.model);
+    }
+    tq_optim_free(q.optim);
+    return st;
+}
+
+/* QAT from PTQ with calibrator `calib`, at each of the rates x->qat_lrs from the same start.
+ * With a split, the epoch kept is the best on the held-out images over all rates and epochs,
+ * the PTQ start included (epoch 0, winning ties); without one, a single rate's last epoch. */
 static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_row *out,
                      tq_error *err)
 {
     tq_accuracy_pair start;
     if (ptq(x, r, calib, &start, x->ptq_pred, err)) return err->status;
-    tq_run q = *x->run;
-    const tq_dataset *val = x->val;
-    if (val && tq_predict(q.model, val, q.mean, q.std, 256, x->val_start_pred, &start.val, err))
+    tq_model *m = x->run->model;
+    if (x->val && tq_predict(m, x->val, x->run->mean, x->run->std, 256, x->val_start_pred,
+                             &start.val, err))
         return err->status;
-    q.optim = NULL;
-    q.epoch = 0;
-    q.epochs = x->qat_epochs;
-    int64_t steps = (x->train->n + q.batch - 1) / q.batch;
-    q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)x->qat_lr,
-                               .total_steps = steps * x->qat_epochs};
+    tq_snapshot_take(&x->start, m);
+    tq_snapshot_take(&x->kept, m);
     double best_val = start.val;
     out->qat_epoch = 0;
+    out->qat_lr = 0;
     out->val_p = 1.0;
-    if (val) tq_snapshot_take(&x->kept, q.model);
-    tq_status st = TQ_STATUS_OK;
-    while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
-        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err))) break;
-        if (!val) {
-            out->qat_epoch = (int)q.epoch;
-            continue;
-        }
-        double v;
-        int64_t gained, lost;
-        if ((st = tq_predict(q.model, val, q.mean, q.std, 256, x->val_pred, &v, err))) break;
-        count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
-        double p = tq_mcnemar_p(gained, lost);
-        tq_report_line(x->rep, "  %-8s qat epoch %lld: validation %.4f (start %.4f; +%lld / -%lld, "
-                       "p %.2g)", out->recipe, (long long)q.epoch, v, start.val, (long long)gained,
-                       (long long)lost, p);
-        if (v > best_val && p <= x->keep_p) {
-            best_val = v;
-            out->qat_epoch = (int)q.epoch;
-            out->val_p = p;
-            tq_snapshot_take(&x->kept, q.model);
-        }
+    for (int i = 0; i < x->n_qat_lrs; i++) {
+        tq_snapshot_restore(&x->start, m);
+        if (qat_run(x, x->qat_lrs[i], &start, &best_val, out, err)) return err->status;
     }
-    tq_optim_free(q.optim);
-    if (st) return st;
-    if (val) tq_snapshot_restore(&x->kept, q.model);
+    tq_snapshot_restore(&x->kept, m);
     out->qat.val = best_val;
-    if (tq_predict(q.model, x->test, q.mean, q.std, 256, x->qat_pred, &out->qat.test, err))
+    if (tq_predict(m, x->test, x->run->mean, x->run->std, 256, x->qat_pred, &out->qat.test, err))
         return err->status;
     count_changes(x->ptq_pred, x->qat_pred, x->test, &out->gained, &out->lost);
     return TQ_STATUS_OK;
@@ -157,7 +173,7 @@ tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind
             tq_report_line(x->rep, "  %-8s ptq-%-10s %.4f", name, tq_calib_name(k), out->ptq[k].test);
     }
     if (qat(x, &r, out->best, out, err)) return err->status;
-    tq_report_line(x->rep, "  %-8s qat (from ptq-%s, epoch %d kept) %.4f", name,
-                   tq_calib_name(out->best), out->qat_epoch, out->qat.test);
+    tq_report_line(x->rep, "  %-8s qat (from ptq-%s, lr %g epoch %d kept) %.4f", name,
+                   tq_calib_name(out->best), out->qat_lr, out->qat_epoch, out->qat.test);
     return TQ_STATUS_OK;
 }

@@ -107,6 +107,7 @@ typedef struct tq_compare_row {
     int best;               /* calibrator of the best PTQ: on validation, else on test */
     tq_accuracy_pair qat;
     int qat_epoch;          /* the QAT epoch kept; 0 = the PTQ start (validation found no better) */
+    double qat_lr;          /* the rate of the QAT run kept (0 with the PTQ start) */
     double val_p;           /* McNemar p of the kept epoch against the start on validation (1: start) */
     int64_t gained, lost;   /* test images QAT gets right and its PTQ start wrong, and the reverse */
 } tq_compare_row;
@@ -115,13 +116,15 @@ typedef struct tq_compare {
     tq_run *run;                         /* the float model, its normalisation, batch, seed */
     const tq_dataset *train, *val, *test; /* val NULL: no held-out split */
     int calib_batches, qat_epochs;
-    double qat_lr;
+    const double *qat_lrs;               /* QAT rates to try from the same start (one without val) */
+    int n_qat_lrs;
     double keep_p;                       /* a QAT epoch must beat the PTQ start on validation with
                                             McNemar p at most this (1: any gain) */
     int keep;                            /* tq_keep_kind, or -1 for the recipe's own */
     tq_reporter *rep;
     tq_snapshot float_weights;           /* owned: the float model, restored before each PTQ */
     tq_snapshot kept;                    /* owned: QAT's best epoch so far */
+    tq_snapshot start;                   /* owned: the PTQ start of the current recipe */
     int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
     int32_t *val_start_pred, *val_pred;  /* owned: validation predictions of the start, an epoch */
 } tq_compare;
