@@ -149,6 +149,47 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
     return st;
 }
 
+/* --qat-lr's comma-separated rates into rates (none when s is NULL); a usage exit code or 0. */
+static int parse_rates(const tq_cli_cmd *cmd, const char *s, double *rates, int *n)
+{
+    char buf[256], *items[MAX_ITEMS];
+    snprintf(buf, sizeof buf, "%s", s ? s : "");
+    int n_items = split_list(buf, items);
+    for (*n = 0; *n < n_items; ++*n) {
+        char *end;
+        rates[*n] = strtod(items[*n], &end);
+        if (*end || !(rates[*n] > 0 && rates[*n] < 1e12))
+            return tq_cli_usage_error(cmd, "--qat-lr: expected positive rates separated by commas, got '%s'", items[*n]);
+    }
+    return s && !*n ? tq_cli_usage_error(cmd, "--qat-lr: expected at least one rate") : 0;
+}
+
+/* Trains the float model compare starts from when no --model-file is given: run holds the
+ * optimizer, batch, seed and epochs; saved to path. */
+static tq_status train_float(tq_run *run, const char *zoo_name, const char *spec, float lr,
+                             const tq_dataset *train, int64_t held_out, const char *path,
+                             tq_reporter *rep, tq_error *err)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, run->seed);
+    run->model = tq_model_create(zoo_name, train->c, train->h, train->w, train->classes, &rng, err);
+    if (!run->model) return err->status;
+    run->schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = lr};
+    tq_dataset_stats(train, run->mean, run->std);
+    snprintf(run->data_name, sizeof run->data_name, "%s", spec);
+    tq_report_line(rep, "float: training %s on %s (%lld images, %lld held out) for %lld epochs",
+                   zoo_name, train->name, (long long)train->n, (long long)held_out,
+                   (long long)run->epochs);
+    while (run->epoch < run->epochs) {
+        tq_epoch_stats st;
+        if (tq_train_epoch(run, train, rep, &st, err)) return err->status;
+        tq_report_line(rep, "  epoch %lld/%lld  loss %.4f  train acc %.4f  %.0f img/s",
+                       (long long)st.epoch, (long long)run->epochs, st.loss, st.accuracy,
+                       st.images_per_s);
+    }
+    return tq_run_save(run, path, err);
+}
+
 int tq_cmd_compare(int argc, char **argv)
 {
     const tq_cli_cmd *cmd = &compare_cmd;
@@ -196,17 +237,7 @@ int tq_cmd_compare(int argc, char **argv)
     if (!n_recipes || !n_calibs) return tq_cli_usage_error(cmd, "empty --recipes or --calibs");
     double qat_lrs[MAX_ITEMS];
     int n_qat_lrs = 0;
-    char lrs_buf[256], *lr_items[MAX_ITEMS];
-    const char *lrs = tq_cli_get(cmd, &a, "qat-lr");
-    snprintf(lrs_buf, sizeof lrs_buf, "%s", lrs ? lrs : "");
-    int n_lr_items = split_list(lrs_buf, lr_items);
-    for (int i = 0; i < n_lr_items; i++) {
-        char *end;
-        qat_lrs[n_qat_lrs++] = strtod(lr_items[i], &end);
-        if (*end || !(qat_lrs[i] > 0 && qat_lrs[i] < 1e12))
-            return tq_cli_usage_error(cmd, "--qat-lr: expected positive rates separated by commas, got '%s'", lr_items[i]);
-    }
-    if (lrs && !n_qat_lrs) return tq_cli_usage_error(cmd, "--qat-lr: expected at least one rate");
+    if ((rc = parse_rates(cmd, tq_cli_get(cmd, &a, "qat-lr"), qat_lrs, &n_qat_lrs))) return rc;
 
     const char *prefix = tq_cli_get(cmd, &a, "out"), *json_path = tq_cli_get(cmd, &a, "json");
     if (!prefix) prefix = "compare";
@@ -235,34 +266,12 @@ int tq_cmd_compare(int argc, char **argv)
     }
     if (!model_file) {
         const char *name = tq_cli_get(cmd, &a, "model");
-        tq_rng rng;
-        tq_rng_seed(&rng, (uint64_t)seed);
-        run.model = tq_model_create(name ? name : "lenet5", train.c, train.h, train.w,
-                                    train.classes, &rng, &err);
-        if (!run.model) {
-            rc = tq_cli_fail(cmd, &err);
-            goto done;
-        }
         run.optim_cfg = tq_optim_defaults(kind);
         if (kind == TQ_OPTIM_SGD) run.optim_cfg.momentum = 0.9f;
         run.batch = (int32_t)batch;
         run.epochs = epochs;
-        run.schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = (float)lr};
-        tq_dataset_stats(&train, run.mean, run.std);
-        snprintf(run.data_name, sizeof run.data_name, "%s", spec);
-        tq_report_line(&rep, "float: training %s on %s (%lld images, %lld held out) for %lld epochs",
-                       name ? name : "lenet5", train.name, (long long)train.n, (long long)val.n,
-                       epochs);
-        while (run.epoch < run.epochs) {
-            tq_epoch_stats st;
-            if (tq_train_epoch(&run, &train, &rep, &st, &err)) {
-                rc = tq_cli_fail(cmd, &err);
-                goto done;
-            }
-            tq_report_line(&rep, "  epoch %lld/%lld  loss %.4f  train acc %.4f  %.0f img/s",
-                           (long long)st.epoch, epochs, st.loss, st.accuracy, st.images_per_s);
-        }
-        if (tq_run_save(&run, float_path, &err)) {
+        if (train_float(&run, name ? name : "lenet5", spec, (float)lr, &train, val.n, float_path,
+                        &rep, &err)) {
             rc = tq_cli_fail(cmd, &err);
             goto done;
         }
