@@ -153,7 +153,10 @@ START_TEST(test_train_eval_info_json)
     ck_assert_int_eq(run(out, sizeof out, "$TQ train --model mlp --data mnist:. --epochs 1 --val 0.25 --out v.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "900 images")); /* 1200 minus a quarter held out */
     ck_assert_ptr_nonnull(strstr(out, "val acc"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ info v.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "validation split: 0.25 of the training set held out (seed 1)"));
     ck_assert_int_eq(run(out, sizeof out, "$TQ info l.tqc"), 0);
+    ck_assert_ptr_null(strstr(out, "validation split"));
     ck_assert_ptr_nonnull(strstr(out, "conv1"));
     ck_assert_ptr_nonnull(strstr(out, "61706"));
 }

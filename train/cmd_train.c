@@ -520,6 +520,9 @@ int tq_cmd_info(int argc, char **argv)
     printf("checkpoint %s\nmodel %s, input (%d,%d,%d), %d classes, data %s, %lld epochs trained\n",
            a.positional[0], tq_model_name(run.model), c, h, w, classes, run.data_name,
            (long long)run.epoch);
+    if (run.val_fraction > 0)
+        printf("validation split: %g of the training set held out (seed %llu)\n",
+               (double)run.val_fraction, (unsigned long long)run.seed);
     tq_model_describe(run.model, stdout);
     tq_print_quantizers(run.model, stdout);
     tq_run_free(&run);
