@@ -255,7 +255,7 @@ int tq_cmd_compare(int argc, char **argv)
     if (!spec) spec = model_file ? run.data_name : "fashion-mnist";
     if (!model_file) {
         run.val_fraction = (float)val_fraction;
-        run.seed = (uint64_t)seed;
+        run.seed = run.split_seed = (uint64_t)seed;
     }
     tq_dataset train, val, test;
     tq_compare_row rows[MAX_ITEMS];

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 /* The options of every command that trains: optimizer, schedule, batch, seed. */
-#define TRAINING_OPTS(default_schedule, default_seed)                                     \
+#define TRAINING_OPTS(default_schedule)                                                   \
     {"optim", "NAME", "sgd, adam or adamw (default adam)"},                                \
     {"lr", "X", "learning rate, decayed by --schedule (default 1e-3 for adam/adamw, "      \
                 "0.05 for sgd)"},                                                          \
@@ -20,13 +20,13 @@
     {"gamma", "X", "decay factor for --schedule step (default 0.1)"},                      \
     {"clip", "X", "clip the gradient norm to X (default off)"},                            \
     {"batch", "N", "batch size (default 64)"},                                             \
-    {"seed", "N", "random seed (default " default_seed ")"}
+    {"seed", "N", "random seed (default 1)"}
 
 static const tq_cli_opt train_opts[] = {
     {"model", "NAME", "mlp, lenet5, convnet or resnet20 (default lenet5)"},
     {"data", "SPEC", "mnist:DIR, fashion-mnist[:DIR], cifar10:DIR[:test_batch], pngdir:DIR (default fashion-mnist)"},
     {"epochs", "N", "epochs to train in all (default 5)"},
-    TRAINING_OPTS("constant", "1"),
+    TRAINING_OPTS("constant"),
     {"val", "FRACTION", "hold out this fraction of the training set for validation (default 0)"},
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (default MODEL.tqc)"},
@@ -206,6 +206,7 @@ int tq_cmd_train(int argc, char **argv)
     double val_fraction = 0;
     if (!tq_cli_float(cmd, &a, "val", 0, 0.9, &val_fraction)) return TQ_EXIT_USAGE;
     run.val_fraction = (float)val_fraction;
+    run.split_seed = run.seed;
     const char *model_name = tq_cli_get(cmd, &a, "model");
     const char *data_spec = tq_cli_get(cmd, &a, "data");
     const char *resume = tq_cli_get(cmd, &a, "resume");
@@ -292,7 +293,7 @@ static const tq_cli_opt qat_opts[] = {
     {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required)"},
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"epochs", "N", "QAT epochs (default 1)"},
-    TRAINING_OPTS("cosine", "the checkpoint's, which also fixed its validation split"),
+    TRAINING_OPTS("cosine"),
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
     {"fold-bn-at-end", NULL, "train with batch norm unfolded, then fold it into the layers "
@@ -378,7 +379,7 @@ int tq_cmd_qat(int argc, char **argv)
     run.optim_cfg = opts.optim_cfg;
     run.clip_norm = opts.clip_norm;
     run.batch = opts.batch;
-    if (tq_cli_get(cmd, &a, "seed")) run.seed = opts.seed; /* else the split's seed stays recorded */
+    run.seed = opts.seed; /* the split keeps its own seed */
     run.epoch = 0;
     run.epochs = epochs;
     if (!parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch), TQ_SCHEDULE_COSINE)) {
@@ -522,7 +523,7 @@ int tq_cmd_info(int argc, char **argv)
            (long long)run.epoch);
     if (run.val_fraction > 0)
         printf("validation split: %g of the training set held out (seed %llu)\n",
-               (double)run.val_fraction, (unsigned long long)run.seed);
+               (double)run.val_fraction, (unsigned long long)run.split_seed);
     tq_model_describe(run.model, stdout);
     tq_print_quantizers(run.model, stdout);
     tq_run_free(&run);

@@ -1,6 +1,6 @@
 /* The data sets of a run: the test split, and the training split divided into the images a run
  * trains on and the ones it holds out for validation, the same way every time (the split
- * follows the run's validation fraction and seed, which checkpoints record). */
+ * follows the run's validation fraction and split seed, which checkpoints record). */
 #include "train.h"
 
 #include <string.h>
@@ -15,7 +15,7 @@ tq_status tq_run_open_data(const tq_run *run, const char *spec, tq_dataset *trai
     if (tq_dataset_open(spec, TQ_SPLIT_TRAIN, &all, err) ||
         tq_dataset_open(spec, TQ_SPLIT_TEST, test, err) ||
         (run->val_fraction > 0 &&
-         tq_dataset_split(&all, run->val_fraction, run->seed, train, val, err))) {
+         tq_dataset_split(&all, run->val_fraction, run->split_seed, train, val, err))) {
         tq_dataset_free(&all);
         tq_dataset_free(test);
         return err->status;

@@ -76,6 +76,8 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
         [RUN_GAMMA] = s->gamma, [RUN_CLIP] = run->clip_norm, [RUN_VAL] = run->val_fraction};
     tq_ckpt_put(w, "run.i64", TQ_CKPT_I64, i64, RUN_I64_COUNT);
     tq_ckpt_put(w, "run.f32", TQ_CKPT_F32, f32, RUN_F32_COUNT);
+    int64_t split_seed = (int64_t)run->split_seed;
+    if (run->val_fraction > 0) tq_ckpt_put(w, "data.split_seed", TQ_CKPT_I64, &split_seed, 1);
     if (run->optim)
         tq_ckpt_put(w, "optim.state", TQ_CKPT_F32, tq_optim_state(run->optim),
                     tq_optim_state_count(run->optim));
@@ -214,6 +216,9 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     run->rng.s[1] = (uint64_t)i64[RUN_RNG1];
     run->batch = (int32_t)i64[RUN_BATCH];
     run->seed = (uint64_t)i64[RUN_SEED];
+    int64_t n_split = 0; /* older checkpoints split with the run's seed */
+    const int64_t *split_seed = tq_ckpt_get_i64(ck, "data.split_seed", &n_split);
+    run->split_seed = split_seed && n_split == 1 ? (uint64_t)split_seed[0] : run->seed;
     run->optim_cfg = tq_optim_defaults((tq_optim_kind)i64[RUN_OPTIM_KIND]);
     run->optim_cfg.nesterov = i64[RUN_NESTEROV] != 0;
     run->optim_cfg.momentum = f32[RUN_MOMENTUM];

@@ -24,7 +24,8 @@ typedef struct tq_run {
     tq_optim_config optim_cfg;
     tq_schedule schedule;
     float clip_norm;           /* 0 = no clipping */
-    float val_fraction;        /* training images held out for validation (seeded split) */
+    float val_fraction;        /* training images held out for validation */
+    uint64_t split_seed;       /* seeds which images: the float run's seed, kept by later runs */
     int32_t batch;
     uint64_t seed;
     int64_t epoch;             /* epochs completed */
