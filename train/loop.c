@@ -3,7 +3,6 @@
 #include "train.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -218,21 +217,8 @@ void tq_run_free(tq_run *run)
     run->optim = NULL;
 }
 
-/* The shortest decimal that reads back as f (checkpoints keep rates as float): 0.002f gives
- * 0.002, not 0.0020000000949949026, so rates derived from it print as the user wrote them. */
-static double float_as_decimal(float f)
-{
-    char buf[32];
-    for (int digits = 1; digits < 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
-        double d = strtod(buf, NULL);
-        if ((float)d == f) return d;
-    }
-    return (double)f;
-}
-
 double tq_qat_default_lr(const tq_run *float_run)
 {
-    double lr = float_as_decimal(float_run->schedule.lr);
+    float lr = float_run->schedule.lr;
     return lr > 0 ? 0.01 * lr : 1e-5;
 }
