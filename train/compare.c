@@ -1,7 +1,7 @@
 /* The experiment behind `tinyqat compare`: for one recipe, PTQ with each calibrator, then QAT
- * from the best of them. With a validation split, the calibrator and the QAT epoch kept (the
- * PTQ start counts as epoch 0, and QAT must beat it there by more than chance) are chosen on
- * it, so the test set only measures. */
+ * from the best of them at each rate asked for. With a validation split, the calibrator and
+ * the QAT rate and epoch kept (the PTQ start counting as epoch 0) are chosen on it, so the
+ * test set only measures. */
 #include "ptq.h"
 
 #include <stdlib.h>
@@ -47,27 +47,29 @@ void tq_compare_free(tq_compare *x)
     x->ptq_pred = x->qat_pred = x->val_start_pred = x->val_pred = NULL;
 }
 
-static tq_status val_accuracy(tq_compare *x, double *acc, tq_error *err)
+/* Accuracy of the model on d, each image's class into pred when not NULL. */
+static tq_status accuracy_on(tq_compare *x, const tq_dataset *d, int32_t *pred, double *acc,
+                             tq_error *err)
 {
-    *acc = 0;
-    if (!x->val) return TQ_STATUS_OK;
-    return tq_evaluate(x->run->model, x->val, x->run->mean, x->run->std, 256, acc, NULL, err);
+    const tq_run *run = x->run;
+    return pred ? tq_predict(run->model, d, run->mean, run->std, 256, pred, acc, err)
+                : tq_evaluate(run->model, d, run->mean, run->std, 256, acc, NULL, err);
 }
 
-/* PTQ from the float model; test accuracy (predictions into pred when not NULL) and, with a
- * split, validation accuracy. */
+/* PTQ from the float model; test accuracy and, with a split, validation accuracy (0
+ * without), with the per-image classes when the buffers are given. */
 static tq_status ptq(tq_compare *x, const tq_recipe *r, int calib, tq_accuracy_pair *acc,
-                     int32_t *pred, tq_error *err)
+                     int32_t *test_pred, int32_t *val_pred, tq_error *err)
 {
     tq_run *run = x->run;
     restore_float(x);
+    acc->val = 0;
     if (tq_ptq_run(run->model, r, calib, x->train, run->mean, run->std, x->calib_batches,
-                   run->batch, run->seed, err))
+                   run->batch, run->seed, err) ||
+        accuracy_on(x, x->test, test_pred, &acc->test, err) ||
+        (x->val && accuracy_on(x, x->val, val_pred, &acc->val, err)))
         return err->status;
-    if (pred ? tq_predict(run->model, x->test, run->mean, run->std, 256, pred, &acc->test, err)
-             : tq_evaluate(run->model, x->test, run->mean, run->std, 256, &acc->test, NULL, err))
-        return err->status;
-    return val_accuracy(x, &acc->val, err);
+    return TQ_STATUS_OK;
 }
 
 /* Images `after` classifies right and `before` wrong (gained), and the reverse (lost). */
@@ -102,7 +104,7 @@ static tq_status qat_run(tq_compare *x, double lr, const tq_accuracy_pair *start
         double v = 0, p = 1;
         if (val) {
             int64_t gained, lost;
-            if ((st = tq_predict(q.model, val, q.mean, q.std, 256, x->val_pred, &v, err))) break;
+            if ((st = accuracy_on(x, val, x->val_pred, &v, err))) break;
             count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
             p = tq_mcnemar_p(gained, lost);
             tq_report_line(x->rep, "  %-8s qat lr %g epoch %lld: validation %.4f (start %.4f; "
@@ -127,11 +129,8 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
                      tq_error *err)
 {
     tq_accuracy_pair start;
-    if (ptq(x, r, calib, &start, x->ptq_pred, err)) return err->status;
+    if (ptq(x, r, calib, &start, x->ptq_pred, x->val_start_pred, err)) return err->status;
     tq_model *m = x->run->model;
-    if (x->val && tq_predict(m, x->val, x->run->mean, x->run->std, 256, x->val_start_pred,
-                             &start.val, err))
-        return err->status;
     tq_snapshot_take(&x->start, m);
     tq_snapshot_take(&x->kept, m);
     double best_val = start.val;
@@ -144,8 +143,7 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
     }
     tq_snapshot_restore(&x->kept, m);
     out->qat.val = best_val;
-    if (tq_predict(m, x->test, x->run->mean, x->run->std, 256, x->qat_pred, &out->qat.test, err))
-        return err->status;
+    if (accuracy_on(x, x->test, x->qat_pred, &out->qat.test, err)) return err->status;
     count_changes(x->ptq_pred, x->qat_pred, x->test, &out->gained, &out->lost);
     return TQ_STATUS_OK;
 }
@@ -162,7 +160,7 @@ tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind
     out->best = -1;
     for (int i = 0; i < n_calibs; i++) {
         tq_calib_kind k = calibs[i];
-        if (ptq(x, &r, (int)k, &out->ptq[k], NULL, err)) return err->status;
+        if (ptq(x, &r, (int)k, &out->ptq[k], NULL, NULL, err)) return err->status;
         double score = x->val ? out->ptq[k].val : out->ptq[k].test;
         double best = out->best < 0 ? -1 : x->val ? out->ptq[out->best].val : out->ptq[out->best].test;
         if (score > best) out->best = (int)k;
