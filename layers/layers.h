@@ -107,6 +107,44 @@ const char *tq_model_folded_names(const tq_model *m, char *buf, size_t len);
 /* Layers, output shapes and parameter counts, one line per layer. */
 void tq_model_describe(const tq_model *m, FILE *out);
 
+/* ---------------------------------------------------------------- the graph, read-only
+ * What the model computes, layer by layer, for code that translates it into another form
+ * (ONNX export, the integer engine). Layers are in forward order; each reads the output of
+ * `src` (and, for ADD, `src2`), an earlier layer's index or TQ_MODEL_INPUT. */
+
+typedef enum tq_layer_kind {
+    TQ_LAYER_LINEAR,         /* y = x W^T + b; its weights and quantizers: tq_model_qlayer */
+    TQ_LAYER_CONV2D,         /* square kernel, stride, zero padding on every side */
+    TQ_LAYER_BATCHNORM,      /* eval: (x - mean) / sqrt(var + eps) * gamma + beta */
+    TQ_LAYER_MAXPOOL2D,      /* no padding */
+    TQ_LAYER_AVGPOOL2D,      /* no padding */
+    TQ_LAYER_GLOBAL_AVGPOOL, /* (C,H,W) -> (C) */
+    TQ_LAYER_RELU,
+    TQ_LAYER_DROPOUT,        /* identity in inference */
+    TQ_LAYER_FLATTEN,        /* (C,H,W) -> (C*H*W), row-major */
+    TQ_LAYER_ADD,            /* src + src2 */
+} tq_layer_kind;
+
+typedef struct tq_layer_info {
+    const char *name;
+    tq_layer_kind kind;
+    const char *kind_name;   /* "conv2d", "batchnorm2d", ... as `info` prints them */
+    int src, src2;
+    int32_t in_ndim, in_shape[3]; /* per-sample input shape (of src) */
+    int32_t ndim, shape[3];  /* per-sample output shape: (C,H,W) or (F) */
+    int kernel, stride, pad; /* conv and pooling */
+    float p;                 /* dropout */
+    int qlayer;              /* LINEAR/CONV2D: index for tq_model_qlayer; -1 otherwise */
+    /* BATCHNORM: folded ones pass their input through (the layer before absorbed them). */
+    bool folded;
+    const float *gamma, *beta, *running_mean, *running_var; /* shape[0] values each */
+    float eps;
+} tq_layer_info;
+
+int tq_model_layer_count(const tq_model *m);
+/* Layer i (0 <= i < count) into *out; pointers stay valid while the model lives. */
+void tq_model_layer(const tq_model *m, int i, tq_layer_info *out);
+
 /* ---------------------------------------------------------------- building by hand
  * The zoo is built with these; they also make small custom models. Start with
  * tq_model_new, add layers in forward order, then tq_model_finish lays out the buffers and

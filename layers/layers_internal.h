@@ -13,19 +13,6 @@ void tq_quantizer_free(tq_quantizer *q);
 #define TQ_BN_MOMENTUM 0.1f
 #define TQ_BN_EPS 1e-5f
 
-typedef enum tq_layer_kind {
-    TQ_LAYER_LINEAR,
-    TQ_LAYER_CONV2D,
-    TQ_LAYER_BATCHNORM,
-    TQ_LAYER_MAXPOOL2D,
-    TQ_LAYER_AVGPOOL2D,
-    TQ_LAYER_GLOBAL_AVGPOOL,
-    TQ_LAYER_RELU,
-    TQ_LAYER_DROPOUT,
-    TQ_LAYER_FLATTEN,
-    TQ_LAYER_ADD,
-} tq_layer_kind;
-
 typedef struct tq_layer {
     char name[TQ_LAYER_NAME_MAX];
     tq_layer_kind kind;

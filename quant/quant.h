@@ -154,6 +154,25 @@ tq_status tq_quantizer_apply(const tq_quantizer *q, const tq_tensor *x, float *o
  * A NULL quantizer (a float slot) returns x. */
 tq_tensor *tq_quantize(tq_tape *t, tq_tensor *x, tq_quantizer *q);
 
+/* ---------------------------------------------------------------- codes, for deployment
+ * Fake quant split in two: fake_quant(x)[i] = codes[i] * scale[layout index of i], to the
+ * bit, with codes on the format's grid (integers for intN/uintN, grid values for FP
+ * formats). Exporters store the codes as integers or FP8 bits; the integer engine
+ * multiplies them. Scales are laid out like amax (see tq_quantizer_amax_count). */
+
+/* How many scales quantizer q uses on a tensor of x's shape (per tensor 1, per channel
+ * shape[axis], per block outer * blocks * inner), or -1 (err set) if its axis does not
+ * exist in x. */
+int64_t tq_quantizer_scale_count(const tq_quantizer *q, const tq_tensor *x, tq_error *err);
+/* The scales q uses on x and, when codes is not NULL, x's codes (x->numel floats). A scale
+ * of 0 (amax 0) gives codes 0. Fails if q has no amax or its count does not fit x. */
+tq_status tq_quantizer_codes(const tq_quantizer *q, const tq_tensor *x, float *codes,
+                             float *scales, tq_error *err);
+/* The bit pattern of value v on format f's grid, as tq_format_grid lists it (two's
+ * complement in f.bits for intN; the E4M3/E5M2/E2M1 encoding, +0 for zero). v must be a
+ * grid value (a code from tq_quantizer_codes). */
+uint32_t tq_format_encode(tq_format f, float v);
+
 /* ---------------------------------------------------------------- weight rescaling
  * SmoothQuant and AWQ move range between the input activations of a Linear or Conv2d and
  * its weights, one scale per input channel c (axis 1 of (O,C) or (O,C,kh,kw)): weights are
