@@ -1,15 +1,28 @@
-/* u8 x s8 -> s32 matrix products over packed weights: packing, the portable reference and
- * the run-time choice of path. */
-#include "qkernels.h"
+/* u8 x s8 -> s32 matrix products over packed weights: packing, the portable path (which is
+ * the reference), the run-time choice of path and the split over threads. */
+#include "qgemm_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many multiply-adds (n16 * k4 per row) a product stays on the calling thread:
+ * waking the pool costs tens of microseconds, a few million int8 products at VNNI speed. */
+#define TQ_QGEMM_PARALLEL_MIN_MACS 8000000.0
 
 tq_status tq_qweights_pack(const int8_t *b, int64_t n, int64_t k, tq_qweights *out,
                            tq_error *err)
 {
     memset(out, 0, sizeof *out);
     if (n < 1 || k < 1) return tq_fail(err, TQ_STATUS_ARG, "qgemm: pack needs n, k >= 1");
+    if (k > TQ_QGEMM_MAX_K)
+        return tq_fail(err, TQ_STATUS_ARG,
+                       "qgemm: k = %lld codes per output, at most %d (the int32 sums could "
+                       "overflow)", (long long)k, TQ_QGEMM_MAX_K);
     int64_t k4 = (k + 3) / 4 * 4, n16 = (n + 15) / 16 * 16;
     size_t bytes = (size_t)(n16 * k4);
     out->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -44,26 +57,151 @@ void tq_qweights_free(tq_qweights *w)
     memset(w, 0, sizeof *w);
 }
 
-void tq_qgemm_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
-                  int64_t ldc)
+/* ---- the portable path: R rows of a by one group of 16 outputs, the 16 x R sums in local
+ * arrays the compiler keeps in vector registers. */
+enum { PR = 4 };
+
+static inline __attribute__((always_inline)) void portable_tile(
+    const int R, int64_t steps, const uint8_t *a, int64_t lda, const int8_t *wg,
+    int32_t acc[PR][16])
 {
-    int64_t steps = w->k4 / 4;
-    for (int64_t i = 0; i < m; i++) {
-        const uint8_t *ai = a + i * lda;
-        for (int64_t j = 0; j < w->n; j++) {
-            const int8_t *bg = w->data + (j / 16) * steps * 64 + (j % 16) * 4;
-            int32_t acc = 0;
-            for (int64_t s = 0; s < steps; s++)
-                for (int t = 0; t < 4; t++) acc += (int32_t)ai[4 * s + t] * bg[s * 64 + t];
-            c[i * ldc + j] = acc;
+    for (int r = 0; r < R; r++) memset(acc[r], 0, sizeof acc[r]);
+    for (int64_t s = 0; s < steps; s++) {
+        const int8_t *b = wg + s * 64;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *x = a + r * lda + 4 * s;
+            const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+            for (int j = 0; j < 16; j++)
+                acc[r][j] += x0 * b[4 * j] + x1 * b[4 * j + 1] + x2 * b[4 * j + 2] +
+                             x3 * b[4 * j + 3];
         }
     }
 }
 
-const char *tq_qgemm_backend(void) { return "portable"; }
+static void portable_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
+                          const tq_qweights *w, const tq_qepilogue *ep, void *out, int64_t ldo)
+{
+    const int64_t steps = w->k4 / 4, groups = w->n16 / 16;
+    for (int64_t i = i0; i < i1; i += PR) {
+        const int rows = i1 - i < PR ? (int)(i1 - i) : PR;
+        for (int64_t g = 0; g < groups; g++) {
+            int32_t acc[PR][16];
+            const int8_t *wg = w->data + g * steps * 64;
+            if (rows == PR)
+                portable_tile(PR, steps, a + i * lda, lda, wg, acc);
+            else
+                portable_tile(rows, steps, a + i * lda, lda, wg, acc);
+            const int64_t j0 = 16 * g, nj = w->n - j0 < 16 ? w->n - j0 : 16;
+            for (int r = 0; r < rows; r++) {
+                if (!ep) {
+                    memcpy((int32_t *)out + (i + r) * ldo + j0, acc[r], (size_t)nj * 4);
+                    continue;
+                }
+                uint8_t *y = (uint8_t *)out + (i + r) * ldo + j0;
+                for (int64_t j = 0; j < nj; j++)
+                    y[j] = (uint8_t)tq_qepilogue_value(acc[r][j], j0 + j, ep);
+            }
+        }
+    }
+}
+
+/* ---- the choice of path */
+
+static int g_use_vnni; /* written once under pthread_once, read-only afterwards */
+static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;
+
+static void choose_backend(void)
+{
+    const char *env = getenv("TQ_QGEMM");
+    const bool want_portable = env && strcmp(env, "portable") == 0;
+#if TQ_HAVE_VNNI
+    __builtin_cpu_init();
+    g_use_vnni = !want_portable && __builtin_cpu_supports("avx512f") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512vnni");
+#else
+    (void)want_portable;
+    g_use_vnni = 0;
+#endif
+}
+
+const char *tq_qgemm_backend(void)
+{
+    pthread_once(&g_backend_once, choose_backend);
+    return g_use_vnni ? "vnni" : "portable";
+}
+
+typedef void rows_fn(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
+                     const tq_qweights *w, const tq_qepilogue *ep, void *out, int64_t ldo);
+
+/* Splits the rows over the pool when the product is large enough; integer sums are exact,
+ * so any split gives the same bits. */
+static void run(rows_fn *rows, int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
+                const tq_qepilogue *ep, void *out, int64_t ldo)
+{
+    if (m <= 0) return;
+    TQ_ASSERT(lda >= w->k4 && ldo >= w->n);
+    if (ep) {
+        const int32_t min = ep->type == TQ_QOUT_U8 ? 0 : -128,
+                      max = ep->type == TQ_QOUT_U8 ? 255 : 127;
+        TQ_ASSERT(ep->rq && ep->lo <= ep->hi);
+        TQ_ASSERT((int64_t)ep->lo + ep->offset >= min && (int64_t)ep->hi + ep->offset <= max);
+    }
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && (double)m * w->n16 * w->k4 >= TQ_QGEMM_PARALLEL_MIN_MACS)
+        nt = omp_get_max_threads();
+#endif
+    const int64_t unit = 16, units = (m + unit - 1) / unit;
+    if (nt > units) nt = (int)units;
+    if (nt <= 1) {
+        rows(0, m, a, lda, w, ep, out, ldo);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        const int t = 0, team = 1;
+#endif
+        const int64_t lo = units * t / team * unit, hi_u = units * (t + 1) / team * unit,
+                      hi = hi_u < m ? hi_u : m;
+        if (lo < hi) rows(lo, hi, a, lda, w, ep, out, ldo);
+    }
+}
+
+static rows_fn *dispatched(void)
+{
+    pthread_once(&g_backend_once, choose_backend);
+#if TQ_HAVE_VNNI
+    if (g_use_vnni) return tq_qgemm_vnni_rows;
+#endif
+    return portable_rows;
+}
+
+void tq_qgemm_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
+                  int64_t ldc)
+{
+    run(portable_rows, m, a, lda, w, NULL, c, ldc);
+}
 
 void tq_qgemm(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
               int64_t ldc)
 {
-    tq_qgemm_ref(m, a, lda, w, c, ldc);
+    run(dispatched(), m, a, lda, w, NULL, c, ldc);
+}
+
+void tq_qgemm_requant_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
+                          const tq_qepilogue *ep, void *out, int64_t ldo)
+{
+    TQ_ASSERT(ep);
+    run(portable_rows, m, a, lda, w, ep, out, ldo);
+}
+
+void tq_qgemm_requant(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
+                      const tq_qepilogue *ep, void *out, int64_t ldo)
+{
+    TQ_ASSERT(ep);
+    run(dispatched(), m, a, lda, w, ep, out, ldo);
 }

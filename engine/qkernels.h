@@ -26,26 +26,36 @@ tq_status tq_qweights_pack(const int8_t *b, int64_t n, int64_t k, tq_qweights *o
                            tq_error *err);
 void tq_qweights_free(tq_qweights *w);
 
+/* At most this many codes along k: then no int32 sum can overflow (|u8 * s8| <= 32640,
+ * and 65536 * 32640 < 2^31), so every order of summation gives the same bits. */
+#define TQ_QGEMM_MAX_K 65536
+
 /* c[i*ldc + j] = sum over kk < k of a[i*lda + kk] * b[j][kk], for i < m and j < w->n.
- * Rows of a hold w->k4 bytes (lda >= k4), those past k zero. */
+ * Rows of a hold w->k4 bytes (lda >= k4), those past k zero. Columns of c from n on are
+ * not written. Outside an OpenMP parallel region a large product is split over the pool by
+ * rows; inside one it runs on the calling thread. Integer sums are exact, so the bits never
+ * depend on the path, the thread count or the split. */
 void tq_qgemm(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
               int64_t ldc);
 /* The portable path, whatever the CPU (tests compare the two). */
 void tq_qgemm_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
                   int64_t ldc);
-/* "vnni" or "portable": what tq_qgemm runs here (TQ_QGEMM=portable forces portable). */
+/* "vnni" or "portable": what tq_qgemm runs here, decided once from the CPU (AVX-512 F, BW
+ * and VNNI) and the environment (TQ_QGEMM=portable forces portable). */
 const char *tq_qgemm_backend(void);
 
 /* ---- requantization
  * A real factor r as mult * 2^-shift, |mult| in [2^30, 2^31) (sign of r), shift in
- * [0, 62]; r == 0 gives mult 0. Relative error of the representation <= 2^-30. */
+ * [0, 62]; r == 0 gives mult 0. Relative error of the representation <= 2^-31 (mult is r's
+ * mantissa rounded to 31 bits). */
 typedef struct tq_requant {
     int32_t mult;
     int32_t shift;
 } tq_requant;
 
-/* For |r| in [2^-31, 2^31); smaller factors lose precision (shift is capped at 62) and
- * round to 0 eventually. */
+/* For |r| in [2^-32, 2^31). Smaller factors keep fewer bits: shift stays 62 and
+ * mult = round(|r| 2^62) < 2^30, 0 (with shift 0) below 2^-63. Larger ones saturate to
+ * mult 2^31 - 1, shift 0. NaN and infinities give 0. */
 tq_requant tq_requant_make(double r);
 
 /* round(v * r): v * mult in 64 bits, then a rounding right shift. Ties go up (toward
@@ -55,6 +65,38 @@ static inline int64_t tq_requant_apply(int32_t v, tq_requant q)
     int64_t p = (int64_t)v * q.mult;
     if (q.shift == 0) return p;
     return (p + ((int64_t)1 << (q.shift - 1))) >> q.shift;
+}
+
+/* ---- products that end in codes: tq_qgemm with the requantization fused, so the int32
+ * sums never go to memory. For output channel j:
+ *     y = clamp(tq_requant_apply(sum + bias[j], rq[j]), lo, hi) + offset
+ * stored as one byte, out[i*ldo + j] (uint8 or int8 as type says). sum + bias wraps as int32
+ * arithmetic does on the machine (the engine's biases stay far from that). lo + offset and
+ * hi + offset must lie in the output type's range; lo = 0 fuses a ReLU, offset = 128
+ * stores int8 codes as the uint8 the next product takes. */
+typedef enum tq_qout_type { TQ_QOUT_U8, TQ_QOUT_S8 } tq_qout_type;
+
+typedef struct tq_qepilogue {
+    const int32_t *bias;   /* n values, or NULL for none; at scale s_x * s_w */
+    const tq_requant *rq;  /* n factors, one per output channel */
+    int32_t lo, hi;        /* clamp of the requantized value */
+    int32_t offset;        /* added after the clamp */
+    tq_qout_type type;
+} tq_qepilogue;
+
+void tq_qgemm_requant(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
+                      const tq_qepilogue *ep, void *out, int64_t ldo);
+/* The portable path of tq_qgemm_requant, whatever the CPU. */
+void tq_qgemm_requant_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
+                          const tq_qepilogue *ep, void *out, int64_t ldo);
+
+/* One output value of tq_qgemm_requant from its int32 sum: the definition both paths follow. */
+static inline int32_t tq_qepilogue_value(int32_t sum, int64_t j, const tq_qepilogue *ep)
+{
+    const int32_t v = (int32_t)((uint32_t)sum + (uint32_t)(ep->bias ? ep->bias[j] : 0));
+    int64_t y = tq_requant_apply(v, ep->rq[j]);
+    y = y < ep->lo ? ep->lo : y > ep->hi ? ep->hi : y;
+    return (int32_t)y + ep->offset;
 }
 
 #endif
