@@ -107,28 +107,31 @@ static void portable_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
 
 /* ---- the choice of path */
 
-static int g_use_vnni; /* written once under pthread_once, read-only afterwards */
+typedef enum backend { BACKEND_PORTABLE, BACKEND_AVX2, BACKEND_VNNI } backend;
+static const char *const backend_name[] = {"portable", "avx2", "vnni"};
+static backend g_backend; /* written once under pthread_once, read-only afterwards */
 static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;
 
 static void choose_backend(void)
 {
     const char *env = getenv("TQ_QGEMM");
-    const bool want_portable = env && strcmp(env, "portable") == 0;
+    g_backend = BACKEND_PORTABLE;
+    if (env && strcmp(env, "portable") == 0) return;
 #if TQ_HAVE_VNNI
     __builtin_cpu_init();
-    g_use_vnni = !want_portable && __builtin_cpu_supports("avx512f") &&
-                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512vnni");
-#else
-    (void)want_portable;
-    g_use_vnni = 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        !(env && strcmp(env, "avx2") == 0))
+        g_backend = BACKEND_VNNI;
+    else if (__builtin_cpu_supports("avx2"))
+        g_backend = BACKEND_AVX2;
 #endif
 }
 
 const char *tq_qgemm_backend(void)
 {
     pthread_once(&g_backend_once, choose_backend);
-    return g_use_vnni ? "vnni" : "portable";
+    return backend_name[g_backend];
 }
 
 typedef void rows_fn(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
@@ -175,7 +178,10 @@ static rows_fn *dispatched(void)
 {
     pthread_once(&g_backend_once, choose_backend);
 #if TQ_HAVE_VNNI
-    if (g_use_vnni) return tq_qgemm_vnni_rows;
+    if (g_backend == BACKEND_VNNI) return tq_qgemm_vnni_rows;
+#endif
+#if TQ_HAVE_AVX2
+    if (g_backend == BACKEND_AVX2) return tq_qgemm_avx2_rows;
 #endif
     return portable_rows;
 }

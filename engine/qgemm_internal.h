@@ -1,4 +1,4 @@
-/* Private to engine/: how qgemm.c reaches the VNNI kernels of qgemm_vnni.c. Both paths
+/* Private to engine/: how qgemm.c reaches the kernels of qgemm_vnni.c and qgemm_avx2.c. All paths
  * compute rows i0 .. i1 of a product; ep == NULL stores the int32 sums into out (int32_t,
  * ldo elements apart), otherwise the epilogue's bytes (ldo bytes apart). */
 #ifndef TINYQAT_QGEMM_INTERNAL_H
@@ -14,6 +14,13 @@ void tq_qgemm_vnni_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
                         const tq_qweights *w, const tq_qepilogue *ep, void *out, int64_t ldo);
 #else
 #define TQ_HAVE_VNNI 0
+#endif
+
+/* AVX2 (vpmaddwd), for x86-64 CPUs without VNNI (qgemm_avx2.c). */
+#define TQ_HAVE_AVX2 TQ_HAVE_VNNI
+#if TQ_HAVE_AVX2
+void tq_qgemm_avx2_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
+                        const tq_qweights *w, const tq_qepilogue *ep, void *out, int64_t ldo);
 #endif
 
 #endif

@@ -1,8 +1,8 @@
 /* Private to engine/: the integer kernels. u8 x s8 -> s32 products over packed weights and
  * requantization by a fixed-point multiplier and shift (the integer-only scheme of Jacob et
- * al. 2018). Each kernel has a portable C path, which is the reference, and on CPUs with
- * AVX-512 VNNI a vpdpbusd path chosen at run time; both give the same bits (integer sums
- * are exact and vpdpbusd does not saturate: four u8*s8 products fit an int32 easily). */
+ * al. 2018). Each kernel has a portable C path, which is the reference, and on x86-64 a
+ * vpdpbusd path (AVX-512 VNNI) or a vpmaddwd one (AVX2) chosen at run time; all give the
+ * same bits (integer sums are exact, and neither instruction saturates). */
 #ifndef TINYQAT_QKERNELS_H
 #define TINYQAT_QKERNELS_H
 
@@ -40,8 +40,9 @@ void tq_qgemm(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, in
 /* The portable path, whatever the CPU (tests compare the two). */
 void tq_qgemm_ref(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
                   int64_t ldc);
-/* "vnni" or "portable": what tq_qgemm runs here, decided once from the CPU (AVX-512 F, BW
- * and VNNI) and the environment (TQ_QGEMM=portable forces portable). */
+/* "vnni", "avx2" or "portable": what tq_qgemm runs here, decided once from the CPU
+ * (AVX-512 F, BW, VL and VNNI; else AVX2) and the environment: TQ_QGEMM=portable forces
+ * the portable path, TQ_QGEMM=avx2 the AVX2 one on a CPU that has VNNI. */
 const char *tq_qgemm_backend(void);
 
 /* ---- requantization

@@ -1,14 +1,14 @@
 /* Check suite for the integer kernels (engine/qkernels.h): u8 x s8 products against a plain
  * triple loop on the unpacked weights over random and edge shapes and the saturation corners;
- * the portable path, the dispatched one and the VNNI kernels (on the CPU where it has VNNI,
- * and always through an emulation of the intrinsics) equal to the bit; thread-count
+ * the portable path, the dispatched one, the AVX2 kernels and the VNNI ones (on a CPU that
+ * has VNNI, and always through an emulation of the intrinsics) equal to the bit; thread-count
  * independence; the fused requantizing epilogue. Requantization itself is in
  * test_requant.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qkernels.h"
+#include "qgemm_internal.h"
 #include "tq_test.h"
 #ifdef TQ_TEST_VNNI_EMULATED
 #include "vnni_emulated.h"
@@ -68,25 +68,34 @@ static void problem_free(problem *p)
     tq_qweights_free(&p->w);
 }
 
-/* The paths under test: the portable one, the dispatched one, and the emulated VNNI kernels
- * (the real ones are the dispatched path on a CPU with VNNI). */
-enum { PATH_PORTABLE, PATH_DISPATCHED, PATH_EMULATED, N_PATHS };
-static const char *const path_name[N_PATHS] = {"portable", "dispatched", "emulated vnni"};
+/* The paths under test: the portable one, the dispatched one (VNNI on a CPU that has it),
+ * the AVX2 kernels called directly, and the VNNI kernels through the emulation. */
+enum { PATH_PORTABLE, PATH_DISPATCHED, PATH_AVX2, PATH_EMULATED, N_PATHS };
+static const char *const path_name[N_PATHS] = {"portable", "dispatched", "avx2",
+                                               "emulated vnni"};
 
 static bool path_available(int path)
 {
-#ifdef TQ_TEST_VNNI_EMULATED
-    (void)path;
-    return true;
+    if (path == PATH_AVX2) {
+#if TQ_HAVE_AVX2
+        return __builtin_cpu_supports("avx2");
 #else
-    return path != PATH_EMULATED;
+        return false;
 #endif
+    }
+#ifndef TQ_TEST_VNNI_EMULATED
+    if (path == PATH_EMULATED) return false;
+#endif
+    return true;
 }
 
 static void run_int32(int path, const problem *p, int32_t *c)
 {
     if (path == PATH_PORTABLE) tq_qgemm_ref(p->m, p->a, p->lda, &p->w, c, p->ldc);
     if (path == PATH_DISPATCHED) tq_qgemm(p->m, p->a, p->lda, &p->w, c, p->ldc);
+#if TQ_HAVE_AVX2
+    if (path == PATH_AVX2) tq_qgemm_avx2_rows(0, p->m, p->a, p->lda, &p->w, NULL, c, p->ldc);
+#endif
 #ifdef TQ_TEST_VNNI_EMULATED
     if (path == PATH_EMULATED)
         tq_test_vnni_emulated_rows(0, p->m, p->a, p->lda, &p->w, NULL, c, p->ldc);
@@ -97,6 +106,9 @@ static void run_requant(int path, const problem *p, const tq_qepilogue *ep, uint
 {
     if (path == PATH_PORTABLE) tq_qgemm_requant_ref(p->m, p->a, p->lda, &p->w, ep, y, p->ldc);
     if (path == PATH_DISPATCHED) tq_qgemm_requant(p->m, p->a, p->lda, &p->w, ep, y, p->ldc);
+#if TQ_HAVE_AVX2
+    if (path == PATH_AVX2) tq_qgemm_avx2_rows(0, p->m, p->a, p->lda, &p->w, ep, y, p->ldc);
+#endif
 #ifdef TQ_TEST_VNNI_EMULATED
     if (path == PATH_EMULATED)
         tq_test_vnni_emulated_rows(0, p->m, p->a, p->lda, &p->w, ep, y, p->ldc);
@@ -232,7 +244,7 @@ START_TEST(test_thread_count_does_not_change_bits)
     tq_rng rng;
     tq_rng_seed(&rng, 4);
     const int saved = tq_get_threads();
-    const int64_t shapes[][3] = {{4099, 64, 288}, {300, 256, 784}, {8193, 16, 150}};
+    const int64_t shapes[][3] = {{1001, 64, 144}, {300, 256, 128}, {2003, 16, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         problem p;
         problem_make(&p, &rng, shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, FILL_RANDOM);
@@ -347,16 +359,18 @@ END_TEST
 START_TEST(test_backend_follows_cpu_and_environment)
 {
     const char *env = getenv("TQ_QGEMM"), *got = tq_qgemm_backend();
-    bool vnni = false;
+    bool vnni = false, avx2 = false;
 #if defined(__x86_64__)
     vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    avx2 = __builtin_cpu_supports("avx2");
 #endif
-    if (env && strcmp(env, "portable") == 0) vnni = false;
-    ck_assert_str_eq(got, vnni ? "vnni" : "portable");
+    if (env && strcmp(env, "avx2") == 0) vnni = false;
+    if (env && strcmp(env, "portable") == 0) vnni = avx2 = false;
+    ck_assert_str_eq(got, vnni ? "vnni" : avx2 ? "avx2" : "portable");
     if (!vnni)
-        printf("test_qkernels: tq_qgemm runs the portable path here; the VNNI kernels are "
-               "checked %s\n",
+        printf("test_qkernels: tq_qgemm runs the %s path here; the VNNI kernels are "
+               "checked %s\n", got,
 #ifdef TQ_TEST_VNNI_EMULATED
                "through the emulation only"
 #else

@@ -71,7 +71,7 @@ START_TEST(test_mult_and_shift_ranges)
 {
     tq_rng rng;
     tq_rng_seed(&rng, 22);
-    for (int t = 0; t < 200000; t++) {
+    for (int t = 0; t < 100000; t++) {
         double r = exp2(-32.0 + 63.0 * (double)tq_rng_u32(&rng) / 4294967296.0);
         if (t % 3 == 0) r = -r;
         const tq_requant q = tq_requant_make(r);
