@@ -1,6 +1,7 @@
 /* u8 x s8 -> s32 products with AVX2 for CPUs without AVX-512 VNNI: codes widened to 16 bits
  * and multiplied in pairs by vpmaddwd, which is exact (255 * 128 * 2 fits an int32), unlike
- * vpmaddubsw, whose 16-bit pair sums saturate. Tiles of 2 rows of a by 16 output channels. */
+ * vpmaddubsw, whose 16-bit pair sums saturate. Tiles of 2 rows of a by 16 output channels,
+ * ending in an int32 store or in the fused requantization of tq_qgemm_requant. */
 #include "qgemm_internal.h"
 
 #include <string.h>
@@ -16,35 +17,121 @@
 #endif
 #define TQ_AVX2_INLINE TQ_AVX2 inline __attribute__((always_inline))
 
+/* The epilogue's constants for 8 output channels, split into even and odd channels:
+ * vpmuldq multiplies the low 32 bits of each 64-bit lane, so each half holds (mult, shift)
+ * pairs as they sit in memory, one channel per 64-bit lane. */
+typedef struct epi8 {
+    __m256i bias, mult_even, mult_odd, shift_even, shift_odd, round_even, round_odd;
+} epi8;
+
+/* What the tiles of one group of 16 output channels share. */
+typedef struct group_ctx {
+    int64_t j0, nj; /* first channel, channels stored (16 but at the right edge) */
+    __m256i mask_lo, mask_hi; /* lanes of the two halves that are stored */
+    const tq_qepilogue *ep;
+    epi8 epi[2];
+    __m256i lo, hi, offset;
+} group_ctx;
+
+static TQ_AVX2 void epi8_load(const tq_qepilogue *ep, int64_t j, int nj, __m256i mask, epi8 *k)
+{
+    k->bias = ep->bias ? _mm256_maskload_epi32(ep->bias + j, mask) : _mm256_setzero_si256();
+    /* (mult, shift) of channels 0-3 and 4-7, missing ones 0 */
+    int64_t pairs[8] = {0};
+    memcpy(pairs, ep->rq + j, (size_t)(nj < 8 ? nj : 8) * sizeof *ep->rq);
+    const __m256i p0 = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)pairs), 0xd8),
+                  p1 = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)(pairs + 4)), 0xd8);
+    k->mult_even = _mm256_permute2x128_si256(p0, p1, 0x20); /* channels 0, 2, 4, 6 */
+    k->mult_odd = _mm256_permute2x128_si256(p0, p1, 0x31);  /* channels 1, 3, 5, 7 */
+    k->shift_even = _mm256_srli_epi64(k->mult_even, 32);
+    k->shift_odd = _mm256_srli_epi64(k->mult_odd, 32);
+    /* 2^(shift-1), and 0 for shift 0, as tq_requant_apply adds */
+    const __m256i one = _mm256_set1_epi64x(1);
+    k->round_even = _mm256_srli_epi64(_mm256_sllv_epi64(one, k->shift_even), 1);
+    k->round_odd = _mm256_srli_epi64(_mm256_sllv_epi64(one, k->shift_odd), 1);
+}
+
+/* Arithmetic right shift of 64-bit lanes by per-lane counts (AVX2 has only the logical
+ * one): flip negative values, shift, flip back. */
+static TQ_AVX2_INLINE __m256i srav64(__m256i x, __m256i count)
+{
+    const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sign), count), sign);
+}
+
+static TQ_AVX2_INLINE __m256i clamp64(__m256i y, __m256i lo, __m256i hi)
+{
+    y = _mm256_blendv_epi8(y, lo, _mm256_cmpgt_epi64(lo, y));
+    return _mm256_blendv_epi8(y, hi, _mm256_cmpgt_epi64(y, hi));
+}
+
+/* tq_qepilogue_value on 8 sums, in channel order. */
+static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const group_ctx *g)
+{
+    const __m256i v = _mm256_add_epi32(sum, k->bias);
+    __m256i ye = _mm256_mul_epi32(v, k->mult_even),
+            yo = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), k->mult_odd);
+    ye = clamp64(srav64(_mm256_add_epi64(ye, k->round_even), k->shift_even), g->lo, g->hi);
+    yo = clamp64(srav64(_mm256_add_epi64(yo, k->round_odd), k->shift_odd), g->lo, g->hi);
+    return _mm256_add_epi32(_mm256_blend_epi32(ye, _mm256_slli_epi64(yo, 32), 0xaa), g->offset);
+}
+
+static TQ_AVX2 void group_ctx_init(group_ctx *g, const tq_qweights *w, int64_t j0,
+                                   const tq_qepilogue *ep)
+{
+    g->j0 = j0;
+    g->nj = w->n - j0 < 16 ? w->n - j0 : 16;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    g->mask_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)g->nj), lane);
+    g->mask_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)g->nj - 8), lane);
+    g->ep = ep;
+    if (!ep) return;
+    epi8_load(ep, j0, (int)g->nj, g->mask_lo, &g->epi[0]);
+    if (g->nj > 8)
+        epi8_load(ep, j0 + 8, (int)g->nj - 8, g->mask_hi, &g->epi[1]);
+    else
+        g->epi[1] = g->epi[0]; /* no channel stored: any constants do */
+    g->lo = _mm256_set1_epi64x(ep->lo);
+    g->hi = _mm256_set1_epi64x(ep->hi);
+    g->offset = _mm256_set1_epi32(ep->offset);
+}
+
 /* Stores R rows of one tile from its pair sums: pairs added within 128-bit halves, then the
  * 64-bit quarters put in channel order; the int32 sums, or the epilogue's bytes. */
-static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4], int64_t j0,
-                                                     const tq_qweights *w,
-                                                     const tq_qepilogue *ep, void *out,
-                                                     int64_t ldo)
+static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4],
+                                                     const group_ctx *g, void *out, int64_t ldo)
 {
-    const int64_t nj = w->n - j0 < 16 ? w->n - j0 : 16;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half */
+    const __m256i low_bytes = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i gather = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int r = 0; r < R; r++) {
-        const __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][0], pairs[r][1]), 0xd8),
-                      hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][2], pairs[r][3]), 0xd8);
-        if (!ep) {
-            int32_t *c = (int32_t *)out + r * ldo + j0;
-            if (nj == 16) {
+        __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][0], pairs[r][1]), 0xd8),
+                hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][2], pairs[r][3]), 0xd8);
+        if (!g->ep) {
+            int32_t *c = (int32_t *)out + r * ldo + g->j0;
+            if (g->nj == 16) {
                 _mm256_storeu_si256((__m256i *)c, lo);
                 _mm256_storeu_si256((__m256i *)(c + 8), hi);
             } else {
-                _mm256_maskstore_epi32(c, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nj), lane), lo);
-                _mm256_maskstore_epi32(c + 8,
-                                       _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nj - 8), lane), hi);
+                _mm256_maskstore_epi32(c, g->mask_lo, lo);
+                _mm256_maskstore_epi32(c + 8, g->mask_hi, hi);
             }
             continue;
         }
-        int32_t sums[16];
-        _mm256_storeu_si256((__m256i *)sums, lo);
-        _mm256_storeu_si256((__m256i *)(sums + 8), hi);
-        uint8_t *y = (uint8_t *)out + r * ldo + j0;
-        for (int64_t j = 0; j < nj; j++) y[j] = (uint8_t)tq_qepilogue_value(sums[j], j0 + j, ep);
+        lo = _mm256_shuffle_epi8(epi8_apply(lo, &g->epi[0], g), low_bytes);
+        hi = _mm256_shuffle_epi8(epi8_apply(hi, &g->epi[1], g), low_bytes);
+        /* dwords lo.0 lo.4 hi.0 hi.4: the 16 bytes in channel order */
+        const __m256i both = _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi32(lo, hi), gather);
+        uint8_t *y = (uint8_t *)out + r * ldo + g->j0;
+        if (g->nj == 16) {
+            _mm_storeu_si128((__m128i *)y, _mm256_castsi256_si128(both));
+        } else {
+            uint8_t bytes[16];
+            _mm_storeu_si128((__m128i *)bytes, _mm256_castsi256_si128(both));
+            memcpy(y, bytes, (size_t)g->nj);
+        }
     }
 }
 
@@ -53,8 +140,7 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4], 
  * row's 4 bytes are widened and repeated to match, and vpmaddwd leaves in each 32-bit lane
  * the sum of two products: lanes 2c and 2c+1 of vector q are the halves of channel 4q + c. */
 static TQ_AVX2_INLINE void tile(const int R, int64_t steps, const uint8_t *a, int64_t lda,
-                                const int8_t *wg, int64_t j0, const tq_qweights *w,
-                                const tq_qepilogue *ep, void *out, int64_t ldo)
+                                const int8_t *wg, const group_ctx *g, void *out, int64_t ldo)
 {
     __m256i acc[2][4];
     for (int r = 0; r < R; r++)
@@ -76,25 +162,21 @@ static TQ_AVX2_INLINE void tile(const int R, int64_t steps, const uint8_t *a, in
     __m256i pairs[2][4];
     for (int r = 0; r < R; r++)
         for (int q = 0; q < 4; q++) _mm256_store_si256(&pairs[r][q], acc[r][q]);
-    finish(R, pairs, j0, w, ep, out, ldo);
+    finish(R, pairs, g, out, ldo);
 }
 
 static TQ_AVX2 __attribute__((noinline)) void tile2(int64_t steps, const uint8_t *a,
-                                                    int64_t lda, const int8_t *wg, int64_t j0,
-                                                    const tq_qweights *w,
-                                                    const tq_qepilogue *ep, void *out,
-                                                    int64_t ldo)
+                                                    int64_t lda, const int8_t *wg,
+                                                    const group_ctx *g, void *out, int64_t ldo)
 {
-    tile(2, steps, a, lda, wg, j0, w, ep, out, ldo);
+    tile(2, steps, a, lda, wg, g, out, ldo);
 }
 
 static TQ_AVX2 __attribute__((noinline)) void tile1(int64_t steps, const uint8_t *a,
-                                                    int64_t lda, const int8_t *wg, int64_t j0,
-                                                    const tq_qweights *w,
-                                                    const tq_qepilogue *ep, void *out,
-                                                    int64_t ldo)
+                                                    int64_t lda, const int8_t *wg,
+                                                    const group_ctx *g, void *out, int64_t ldo)
 {
-    tile(1, steps, a, lda, wg, j0, w, ep, out, ldo);
+    tile(1, steps, a, lda, wg, g, out, ldo);
 }
 
 /* Rows of a kept in cache while every group passes over them. */
@@ -107,15 +189,14 @@ void TQ_AVX2 tq_qgemm_avx2_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_
     const int64_t steps = w->k4 / 4, groups = w->n16 / 16, out_size = ep ? 1 : 4;
     for (int64_t p0 = i0; p0 < i1; p0 += PANEL) {
         const int64_t p1 = i1 - p0 < PANEL ? i1 : p0 + PANEL;
-        for (int64_t g = 0; g < groups; g++) {
-            const int8_t *wg = w->data + g * steps * 64;
+        for (int64_t gi = 0; gi < groups; gi++) {
+            group_ctx g;
+            group_ctx_init(&g, w, 16 * gi, ep);
+            const int8_t *wg = w->data + gi * steps * 64;
             int64_t i = p0;
             for (; i + 2 <= p1; i += 2)
-                tile2(steps, a + i * lda, lda, wg, 16 * g, w, ep,
-                      (char *)out + i * ldo * out_size, ldo);
-            if (i < p1)
-                tile1(steps, a + i * lda, lda, wg, 16 * g, w, ep,
-                      (char *)out + i * ldo * out_size, ldo);
+                tile2(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
+            if (i < p1) tile1(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
         }
     }
 }
