@@ -4,7 +4,8 @@
  * the machine's int8 peak (a register-only vpdpbusd loop) on 1 and 2 threads, of which each
  * product's rate is given as a fraction.
  * Usage: bench_qgemm [THREADS [REPEATS]]   (default 1 thread, 5 repeats)
- *   ->  one line per shape: name m n k GOP/s (dispatched, portable) ratio, fraction of peak */
+ *   ->  one line per shape: name m n k GOP/s (dispatched, portable) ratio, GOP/s of the
+ *       dispatched tq_qgemm_requant (bias, ReLU, uint8 out), fraction of peak */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +84,17 @@ static double peak(int threads)
 typedef void qgemm_fn(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w,
                       int32_t *c, int64_t ldc);
 
-static double gops(qgemm_fn *fn, const shape *s, const uint8_t *a, int64_t lda,
-                   const tq_qweights *w, int32_t *c, int iters)
+/* One timed run: fn into c, or with ep the fused epilogue (dispatched) into bytes. */
+static double gops(qgemm_fn *fn, const tq_qepilogue *ep, const shape *s, const uint8_t *a,
+                   int64_t lda, const tq_qweights *w, int32_t *c, int iters)
 {
     const double t0 = now();
-    for (int i = 0; i < iters; i++) fn(s->m, a, lda, w, c, s->n);
+    for (int i = 0; i < iters; i++) {
+        if (ep)
+            tq_qgemm_requant(s->m, a, lda, w, ep, c, s->n);
+        else
+            fn(s->m, a, lda, w, c, s->n);
+    }
     return 2.0 * (double)s->m * (double)s->n * (double)s->k * iters / (now() - t0) / 1e9;
 }
 
@@ -119,8 +126,8 @@ int main(int argc, char **argv)
     if (!vnni) printf("# no AVX-512 VNNI here (or TQ_QGEMM=portable): no int8 peak\n");
     printf("# tq_qgemm backend %s, %d thread(s), median of %d interleaved repeats\n",
            tq_qgemm_backend(), threads, repeats);
-    printf("%-24s %7s %4s %4s %9s %9s %6s %6s\n", "shape", "m", "n", "k", "GOP/s", "portable",
-           "ratio", "peak");
+    printf("%-24s %7s %4s %4s %9s %9s %6s %9s %6s\n", "shape", "m", "n", "k", "GOP/s",
+           "portable", "ratio", "requant", "peak");
     tq_rng rng;
     tq_rng_seed(&rng, 1);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -144,6 +151,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_qgemm: %s: %s\n", s->name, err.msg);
             return 1;
         }
+        /* the fused epilogue as a layer followed by ReLU uses it: bias, per-channel factors */
+        int32_t *bias = malloc((size_t)s->n * sizeof *bias);
+        tq_requant *rq = malloc((size_t)s->n * sizeof *rq);
+        if (!bias || !rq) return 1;
+        for (int64_t j = 0; j < s->n; j++) {
+            bias[j] = (int32_t)tq_rng_below(&rng, 20001) - 10000;
+            rq[j] = tq_requant_make(1.0 / (1000.0 + (double)j));
+        }
+        const tq_qepilogue ep = {.bias = bias, .rq = rq, .lo = 0, .hi = 255, .type = TQ_QOUT_U8};
         /* the two paths agree to the bit, then about 20 ms per timed run */
         tq_qgemm(s->m, a, k4, &w, c1, s->n);
         tq_qgemm_ref(s->m, a, k4, &w, c2, s->n);
@@ -160,21 +176,25 @@ int main(int argc, char **argv)
         tq_qgemm(s->m, a, k4, &w, c1, s->n);
         const double one_d = now() - t0;
         const int iters = one_d > 0.02 ? 1 : (int)(0.02 / (one_d > 1e-7 ? one_d : 1e-7));
-        double g[99], g_ref[99];
+        double g[99], g_ref[99], g_rq[99];
         for (int r = 0; r < repeats; r++) {
-            if (r % 2) g_ref[r] = gops(tq_qgemm_ref, s, a, k4, &w, c2, iters_ref);
-            g[r] = gops(tq_qgemm, s, a, k4, &w, c1, iters);
-            if (r % 2 == 0) g_ref[r] = gops(tq_qgemm_ref, s, a, k4, &w, c2, iters_ref);
+            if (r % 2) g_ref[r] = gops(tq_qgemm_ref, NULL, s, a, k4, &w, c2, iters_ref);
+            g[r] = gops(tq_qgemm, NULL, s, a, k4, &w, c1, iters);
+            g_rq[r] = gops(NULL, &ep, s, a, k4, &w, c1, iters);
+            if (r % 2 == 0) g_ref[r] = gops(tq_qgemm_ref, NULL, s, a, k4, &w, c2, iters_ref);
         }
-        const double mg = median(g, repeats), mr = median(g_ref, repeats);
-        printf("%-24s %7lld %4lld %4lld %9.1f %9.1f %6.2f", s->name, (long long)s->m,
-               (long long)s->n, (long long)s->k, mg, mr, mg / mr);
+        const double mg = median(g, repeats), mr = median(g_ref, repeats),
+                     mq = median(g_rq, repeats);
+        printf("%-24s %7lld %4lld %4lld %9.1f %9.1f %6.2f %9.1f", s->name, (long long)s->m,
+               (long long)s->n, (long long)s->k, mg, mr, mg / mr, mq);
         if (top > 0.0)
             printf(" %6.2f\n", mg / top);
         else
             printf(" %6s\n", "-");
         fflush(stdout);
         tq_qweights_free(&w);
+        free(bias);
+        free(rq);
         free(a);
         free(b);
         free(c1);

@@ -114,9 +114,11 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4],
             if (g->nj == 16) {
                 _mm256_storeu_si256((__m256i *)c, lo);
                 _mm256_storeu_si256((__m256i *)(c + 8), hi);
-            } else {
-                _mm256_maskstore_epi32(c, g->mask_lo, lo);
-                _mm256_maskstore_epi32(c + 8, g->mask_hi, hi);
+            } else { /* vpmaskmovd stores are slow on some CPUs (AMD's): copy the edge */
+                int32_t sums[16];
+                _mm256_storeu_si256((__m256i *)sums, lo);
+                _mm256_storeu_si256((__m256i *)(sums + 8), hi);
+                for (int64_t j = 0; j < g->nj; j++) c[j] = sums[j];
             }
             continue;
         }
