@@ -1,4 +1,4 @@
-/* u8 x s8 -> s32 products with AVX-512 VNNI (vpdpbusd): tiles of up to 16 rows of a by up
+/* u8 x s8 -> s32 products with AVX-512 VNNI (vpdpbusd): tiles of up to 12 rows of a by up
  * to 4 groups of 16 output channels held in registers, ending in an int32 store or in the
  * fused requantization of tq_qgemm_requant. */
 #include "qgemm_internal.h"
@@ -36,7 +36,7 @@
 #endif
 
 /* Rows of a kept in cache while every chunk of output groups passes over them: a multiple
- * of each tile height (16, 12, 6). */
+ * of each tile height (12, 6). */
 enum { PANEL = 96 };
 
 static TQ_VNNI_INLINE __mmask16 lanes(int64_t n)
@@ -158,7 +158,7 @@ static TQ_VNNI_INLINE void tile_body(const int R, const int G, __m512i *acc, con
 #define DEFINE_TILE(R, G)                                                                     static TQ_VNNI __attribute__((noinline)) void tile_##R##x##G(                                const tile_args *t, const uint8_t *a, void *out)                                      {                                                                                             __m512i acc[R * G];                                                                       tile_body(R, G, acc, t, a, out);                                                      }
 DEFINE_TILE(6, 4)
 DEFINE_TILE(12, 2)
-DEFINE_TILE(16, 1)
+DEFINE_TILE(12, 1)
 DEFINE_TILE(4, 4)
 DEFINE_TILE(4, 2)
 DEFINE_TILE(4, 1)
@@ -199,7 +199,7 @@ void TQ_VNNI TQ_VNNI_ROWS(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
 {
     static tile_fn *const by4[4] = {tile_6x4, tile_4x4, tile_2x4, tile_1x4},
                           *const by2[4] = {tile_12x2, tile_4x2, tile_2x2, tile_1x2},
-                          *const by1[4] = {tile_16x1, tile_4x1, tile_2x1, tile_1x1};
+                          *const by1[4] = {tile_12x1, tile_4x1, tile_2x1, tile_1x1};
     const int64_t groups = w->n16 / 16;
     for (int64_t p0 = i0; p0 < i1; p0 += PANEL) {
         const int64_t p1 = i1 - p0 < PANEL ? i1 : p0 + PANEL;
@@ -209,7 +209,7 @@ void TQ_VNNI TQ_VNNI_ROWS(int64_t i0, int64_t i1, const uint8_t *a, int64_t lda,
             rows_by_groups(by2, 12, p0, p1, a, lda, w, g, ep, out, ldo);
             g += 2;
         }
-        if (g < groups) rows_by_groups(by1, 16, p0, p1, a, lda, w, g, ep, out, ldo);
+        if (g < groups) rows_by_groups(by1, 12, p0, p1, a, lda, w, g, ep, out, ldo);
     }
 }
 

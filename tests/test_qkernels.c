@@ -143,7 +143,7 @@ START_TEST(test_products_on_edge_shapes)
     tq_rng rng;
     tq_rng_seed(&rng, 1);
     /* m, n, k: one of everything; k short of a multiple of 4 and 16; n short of 16; rows
-     * left over after each tile height (16, 12, 6, then 4, 2, 1); the engine's layers (LeNet-5
+     * left over after each tile height (12, 6, then 4, 2, 1); the engine's layers (LeNet-5
      * conv1/conv2/fc, ResNet-20 3x3 convs and shortcuts, the MLP) */
     const int64_t shapes[][3] = {
         {1, 1, 1},     {1, 16, 4},    {2, 17, 5},    {3, 15, 3},    {7, 6, 25},
