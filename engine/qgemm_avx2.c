@@ -39,10 +39,12 @@ static TQ_AVX2 void epi8_load(const tq_qepilogue *ep, int64_t j, int nj, __m256i
     /* (mult, shift) of channels 0-3 and 4-7, missing ones 0 */
     int64_t pairs[8] = {0};
     memcpy(pairs, ep->rq + j, (size_t)(nj < 8 ? nj : 8) * sizeof *ep->rq);
-    const __m256i p0 = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)pairs), 0xd8),
-                  p1 = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)(pairs + 4)), 0xd8);
-    k->mult_even = _mm256_permute2x128_si256(p0, p1, 0x20); /* channels 0, 2, 4, 6 */
-    k->mult_odd = _mm256_permute2x128_si256(p0, p1, 0x31);  /* channels 1, 3, 5, 7 */
+    const __m256i p0 = _mm256_loadu_si256((const __m256i *)pairs),
+                  p1 = _mm256_loadu_si256((const __m256i *)(pairs + 4));
+    /* 64-bit quarters (0, 2, 1, 3) of each, then the low and the high halves together */
+    const __m256i q0 = _mm256_permute4x64_epi64(p0, 0xd8), q1 = _mm256_permute4x64_epi64(p1, 0xd8);
+    k->mult_even = _mm256_permute2x128_si256(q0, q1, 0x20); /* channels 0, 2, 4, 6 */
+    k->mult_odd = _mm256_permute2x128_si256(q0, q1, 0x31);  /* channels 1, 3, 5, 7 */
     k->shift_even = _mm256_srli_epi64(k->mult_even, 32);
     k->shift_odd = _mm256_srli_epi64(k->mult_odd, 32);
     /* 2^(shift-1), and 0 for shift 0, as tq_requant_apply adds */
@@ -198,7 +200,8 @@ void TQ_AVX2 tq_qgemm_avx2_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_
             int64_t i = p0;
             for (; i + 2 <= p1; i += 2)
                 tile2(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
-            if (i < p1) tile1(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
+            if (i < p1)
+                tile1(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
         }
     }
 }

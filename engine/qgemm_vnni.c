@@ -155,7 +155,13 @@ static TQ_VNNI_INLINE void tile_body(const int R, const int G, __m512i *acc, con
 
 /* One function per tile shape, each with its own exactly sized accumulators: inlined into
  * one large function, GCC spills them. */
-#define DEFINE_TILE(R, G)                                                                     static TQ_VNNI __attribute__((noinline)) void tile_##R##x##G(                                const tile_args *t, const uint8_t *a, void *out)                                      {                                                                                             __m512i acc[R * G];                                                                       tile_body(R, G, acc, t, a, out);                                                      }
+#define DEFINE_TILE(R, G)                                                                 \
+    static TQ_VNNI __attribute__((noinline)) void tile_##R##x##G(                        \
+        const tile_args *t, const uint8_t *a, void *out)                                  \
+    {                                                                                     \
+        __m512i acc[R * G];                                                               \
+        tile_body(R, G, acc, t, a, out);                                                  \
+    }
 DEFINE_TILE(6, 4)
 DEFINE_TILE(12, 2)
 DEFINE_TILE(12, 1)

@@ -31,10 +31,11 @@ void tq_qweights_free(tq_qweights *w);
 #define TQ_QGEMM_MAX_K 65536
 
 /* c[i*ldc + j] = sum over kk < k of a[i*lda + kk] * b[j][kk], for i < m and j < w->n.
- * Rows of a hold w->k4 bytes (lda >= k4), those past k zero. Columns of c from n on are
- * not written. Outside an OpenMP parallel region a large product is split over the pool by
- * rows; inside one it runs on the calling thread. Integer sums are exact, so the bits never
- * depend on the path, the thread count or the split. */
+ * Rows of a hold w->k4 bytes (lda >= k4); those past k meet zero weights, so their values
+ * do not matter. Columns of c from n on are not written. Outside an OpenMP parallel region
+ * a large product is split over the pool by rows; inside one it runs on the calling
+ * thread. Integer sums are exact, so the bits never depend on the path, the thread count
+ * or the split. */
 void tq_qgemm(int64_t m, const uint8_t *a, int64_t lda, const tq_qweights *w, int32_t *c,
               int64_t ldc);
 /* The portable path, whatever the CPU (tests compare the two). */

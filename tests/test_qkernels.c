@@ -17,8 +17,8 @@
 #define SENTINEL32 0x5a5a5a5a
 #define SENTINEL8 0xa5
 
-/* One product: a (m x lda, zero past k), the unpacked weights b (n x k), their packing, and
- * the sums of the plain triple loop in int64. */
+/* One product: a (m x lda, random bytes past k), the unpacked weights b (n x k), their
+ * packing, and the sums of the plain triple loop in int64. */
 typedef struct problem {
     int64_t m, n, k, lda, ldc;
     uint8_t *a;
@@ -42,9 +42,11 @@ static void problem_make(problem *p, tq_rng *rng, int64_t m, int64_t n, int64_t 
     p->b = malloc((size_t)(n * k));
     p->ref = malloc((size_t)(m * n) * sizeof *p->ref);
     ck_assert(p->a && p->b && p->ref);
+    /* the bytes of a row past k meet zero weights: any value gives the same sums */
     for (int64_t i = 0; i < m; i++)
-        for (int64_t kk = 0; kk < k; kk++)
-            p->a[i * p->lda + kk] = how == FILL_RANDOM ? (uint8_t)tq_rng_below(rng, 256) : 255;
+        for (int64_t kk = 0; kk < p->lda; kk++)
+            p->a[i * p->lda + kk] =
+                how == FILL_RANDOM || kk >= k ? (uint8_t)tq_rng_below(rng, 256) : 255;
     for (int64_t i = 0; i < n * k; i++)
         p->b[i] = how == FILL_MAX_POSITIVE   ? 127
                   : how == FILL_MAX_NEGATIVE ? -128

@@ -2,6 +2,9 @@
  * AVX-512 intrinsics, so test_qkernels checks their logic (tiles, tails, masks, the fused
  * requantization) on CPUs without VNNI too. SIMDe 0.7 lacks a few of the intrinsics the
  * kernels use; they are defined here, lane by lane, from Intel's descriptions. */
+/* Emulated 512-bit vectors pass between this file's own functions only: the ABI clang
+ * warns about never meets another compiler's. */
+#pragma GCC diagnostic ignored "-Wpsabi"
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
@@ -21,7 +24,11 @@ static simde__m512i emu_maskz_loadu_epi32(simde__mmask16 k, const void *p)
 {
     simde__m512i_private r = {0};
     for (int l = 0; l < 16; l++)
-        if (k >> l & 1) memcpy(&r.i32[l], (const char *)p + 4 * l, 4);
+        if (k >> l & 1) {
+            int32_t v;
+            memcpy(&v, (const char *)p + 4 * l, 4);
+            r.i32[l] = v; /* elements, not their addresses: clang's vector types have none */
+        }
     return simde__m512i_from_private(r);
 }
 
@@ -30,7 +37,11 @@ static simde__m512i emu_maskz_loadu_epi64(simde__mmask8 k, const void *p)
 {
     simde__m512i_private r = {0};
     for (int l = 0; l < 8; l++)
-        if (k >> l & 1) memcpy(&r.i64[l], (const char *)p + 8 * l, 8);
+        if (k >> l & 1) {
+            int64_t v;
+            memcpy(&v, (const char *)p + 8 * l, 8);
+            r.i64[l] = v;
+        }
     return simde__m512i_from_private(r);
 }
 
@@ -39,7 +50,10 @@ static void emu_mask_storeu_epi32(void *p, simde__mmask16 k, simde__m512i v)
 {
     const simde__m512i_private a = simde__m512i_to_private(v);
     for (int l = 0; l < 16; l++)
-        if (k >> l & 1) memcpy((char *)p + 4 * l, &a.i32[l], 4);
+        if (k >> l & 1) {
+            const int32_t v = a.i32[l];
+            memcpy((char *)p + 4 * l, &v, 4);
+        }
 }
 
 /* vpmovdb: the low byte of each 32-bit lane (truncation, no saturation). */
