@@ -1,7 +1,8 @@
 /* u8 x s8 -> s32 products with AVX2 for CPUs without AVX-512 VNNI: codes widened to 16 bits
  * and multiplied in pairs by vpmaddwd, which is exact (255 * 128 * 2 fits an int32), unlike
- * vpmaddubsw, whose 16-bit pair sums saturate. Tiles of 2 rows of a by 16 output channels,
- * ending in an int32 store or in the fused requantization of tq_qgemm_requant. */
+ * vpmaddubsw, whose 16-bit pair sums saturate. Tiles of 2 rows of a by 16 output channels
+ * (4 rows by 8 where a group has at most 8), ending in an int32 store or in the fused
+ * requantization of tq_qgemm_requant. */
 #include "qgemm_internal.h"
 
 #include <string.h>
@@ -100,7 +101,7 @@ static TQ_AVX2 void group_ctx_init(group_ctx *g, const tq_qweights *w, int64_t j
 
 /* Stores R rows of one tile from its pair sums: pairs added within 128-bit halves, then the
  * 64-bit quarters put in channel order; the int32 sums, or the epilogue's bytes. */
-static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4],
+static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, __m256i pairs[][4],
                                                      const group_ctx *g, void *out, int64_t ldo)
 {
     /* byte 0 of each 32-bit lane to the low 4 bytes of its 128-bit half */
@@ -110,7 +111,9 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4],
     const __m256i gather = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int r = 0; r < R; r++) {
         __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][0], pairs[r][1]), 0xd8),
-                hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(pairs[r][2], pairs[r][3]), 0xd8);
+                hi = Q == 4 ? _mm256_permute4x64_epi64(
+                                  _mm256_hadd_epi32(pairs[r][2], pairs[r][3]), 0xd8)
+                            : _mm256_setzero_si256();
         if (!g->ep) {
             int32_t *c = (int32_t *)out + r * ldo + g->j0;
             if (g->nj == 16) {
@@ -139,49 +142,52 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, __m256i pairs[][4],
     }
 }
 
-/* One tile: R rows of a by the 16 output channels of one group, over all of k. Per step the
- * group's 64 bytes become four vectors of 16-bit codes (4 channels x 4 values of k each), a
- * row's 4 bytes are widened and repeated to match, and vpmaddwd leaves in each 32-bit lane
- * the sum of two products: lanes 2c and 2c+1 of vector q are the halves of channel 4q + c. */
-static TQ_AVX2_INLINE void tile(const int R, int64_t steps, const uint8_t *a, int64_t lda,
-                                const int8_t *wg, const group_ctx *g, void *out, int64_t ldo)
+/* One tile: R rows of a by Q quarters (4 channels each) of one group, over all of k. Per
+ * step the quarters' 16-byte slices of the group's 64 bytes become vectors of 16-bit codes
+ * (4 channels x 4 values of k), a row's 4 bytes are widened and repeated to match, and
+ * vpmaddwd leaves in each 32-bit lane the sum of two products: lanes 2c and 2c+1 of vector
+ * q are the halves of channel 4q + c. Q = 2 serves a group of at most 8 channels (LeNet-5's
+ * first convolution has 6) with half the work and twice the rows. */
+static TQ_AVX2_INLINE void tile(const int R, const int Q, int64_t steps, const uint8_t *a,
+                                int64_t lda, const int8_t *wg, const group_ctx *g, void *out,
+                                int64_t ldo)
 {
-    __m256i acc[2][4];
+    __m256i acc[4][4];
     for (int r = 0; r < R; r++)
-        for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_si256();
+        for (int q = 0; q < Q; q++) acc[r][q] = _mm256_setzero_si256();
     for (int64_t s = 0; s < steps; s++) {
         __m256i b[4];
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < Q; q++)
             b[q] = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wg + s * 64 + 16 * q)));
         for (int r = 0; r < R; r++) {
             int32_t quad;
             memcpy(&quad, a + r * lda + 4 * s, 4);
             const __m256i x = _mm256_cvtepu8_epi16(_mm_set1_epi32(quad));
-            for (int q = 0; q < 4; q++)
+            for (int q = 0; q < Q; q++)
                 acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(x, b[q]));
         }
     }
     /* to memory, and finished in a function of its own: with the code after the loop
      * inline, GCC copies the accumulators around and spills one inside the loop */
-    __m256i pairs[2][4];
+    __m256i pairs[4][4];
     for (int r = 0; r < R; r++)
-        for (int q = 0; q < 4; q++) _mm256_store_si256(&pairs[r][q], acc[r][q]);
-    finish(R, pairs, g, out, ldo);
+        for (int q = 0; q < Q; q++) _mm256_store_si256(&pairs[r][q], acc[r][q]);
+    finish(R, Q, pairs, g, out, ldo);
 }
 
-static TQ_AVX2 __attribute__((noinline)) void tile2(int64_t steps, const uint8_t *a,
-                                                    int64_t lda, const int8_t *wg,
-                                                    const group_ctx *g, void *out, int64_t ldo)
-{
-    tile(2, steps, a, lda, wg, g, out, ldo);
-}
-
-static TQ_AVX2 __attribute__((noinline)) void tile1(int64_t steps, const uint8_t *a,
-                                                    int64_t lda, const int8_t *wg,
-                                                    const group_ctx *g, void *out, int64_t ldo)
-{
-    tile(1, steps, a, lda, wg, g, out, ldo);
-}
+/* One function per tile shape, each with its own exactly sized accumulators. */
+#define DEFINE_TILE(R, Q)                                                                 \
+    static TQ_AVX2 __attribute__((noinline)) void tile_##R##x##Q(                        \
+        int64_t steps, const uint8_t *a, int64_t lda, const int8_t *wg,                   \
+        const group_ctx *g, void *out, int64_t ldo)                                       \
+    {                                                                                     \
+        tile(R, Q, steps, a, lda, wg, g, out, ldo);                                       \
+    }
+DEFINE_TILE(2, 4)
+DEFINE_TILE(1, 4)
+DEFINE_TILE(4, 2)
+DEFINE_TILE(1, 2)
+#undef DEFINE_TILE
 
 /* Rows of a kept in cache while every group passes over them. */
 enum { PANEL = 64 };
@@ -197,11 +203,19 @@ void TQ_AVX2 tq_qgemm_avx2_rows(int64_t i0, int64_t i1, const uint8_t *a, int64_
             group_ctx g;
             group_ctx_init(&g, w, 16 * gi, ep);
             const int8_t *wg = w->data + gi * steps * 64;
+            const bool half = g.nj <= 8;
             int64_t i = p0;
-            for (; i + 2 <= p1; i += 2)
-                tile2(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
-            if (i < p1)
-                tile1(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo);
+#define RUN(fn) fn(steps, a + i * lda, lda, wg, &g, (char *)out + i * ldo * out_size, ldo)
+            if (half)
+                for (; i + 4 <= p1; i += 4) RUN(tile_4x2);
+            for (; i + 2 <= p1; i += 2) RUN(tile_2x4);
+            for (; i < p1; i++) {
+                if (half)
+                    RUN(tile_1x2);
+                else
+                    RUN(tile_1x4);
+            }
+#undef RUN
         }
     }
 }
