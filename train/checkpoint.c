@@ -125,7 +125,7 @@ tq_ckpt_writer *tq_ckpt_begin(const char *path, tq_error *err)
         return NULL;
     }
     if (is_directory(path)) {
-        tq_fail(err, TQ_STATUS_IO, "%s: is a directory (expected a file path)", path);
+        tq_fail(err, TQ_STATUS_IO, "checkpoint %s: is a directory (expected a file path)", path);
         return NULL;
     }
     tq_ckpt_writer *w = calloc(1, sizeof *w);
@@ -316,21 +316,22 @@ tq_status tq_ckpt_commit(tq_ckpt_writer *w, tq_error *err)
     return st;
 }
 
-tq_status tq_ckpt_check_writable(const char *path, tq_error *err)
+tq_status tq_check_writable(const char *path, const char *what, tq_error *err)
 {
-    if (!path || !*path) return tq_fail(err, TQ_STATUS_ARG, "checkpoint: empty path");
+    if (!what) what = "output";
+    if (!path || !*path) return tq_fail(err, TQ_STATUS_ARG, "%s: empty path", what);
     if (is_directory(path))
-        return tq_fail(err, TQ_STATUS_IO, "checkpoint %s: is a directory (expected a file path)",
+        return tq_fail(err, TQ_STATUS_IO, "%s %s: is a directory (expected a file path)", what,
                        path);
     char *probe = str_printf(path, ".probe.", (long)getpid());
     char *dir = dir_of(path);
     tq_status st = TQ_STATUS_OK;
     if (!probe || !dir) {
-        st = tq_fail(err, TQ_STATUS_NOMEM, "checkpoint %s: out of memory", path);
+        st = tq_fail(err, TQ_STATUS_NOMEM, "%s %s: out of memory", what, path);
     } else {
         int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0) {
-            st = tq_fail(err, TQ_STATUS_IO, "%s: cannot create files in %s: %s", path,
+            st = tq_fail(err, TQ_STATUS_IO, "%s %s: cannot create files in %s: %s", what, path,
                          dir, strerror(errno));
         } else {
             close(fd);
@@ -340,6 +341,11 @@ tq_status tq_ckpt_check_writable(const char *path, tq_error *err)
     free(probe);
     free(dir);
     return st;
+}
+
+tq_status tq_ckpt_check_writable(const char *path, tq_error *err)
+{
+    return tq_check_writable(path, "checkpoint", err);
 }
 
 /* ---------------------------------------------------------------- reader */

@@ -45,8 +45,12 @@ tq_status tq_ckpt_commit(tq_ckpt_writer *w, tq_error *err);
 /* Drops the temporary file; frees w. NULL is fine. */
 void tq_ckpt_abort(tq_ckpt_writer *w);
 
-/* Whether a checkpoint could be written to path (its directory exists and accepts a new
- * file, path is not a directory): creates and removes a probe file. */
+/* Whether an output could be written to path (its directory exists and accepts a new file,
+ * path is not a directory): creates and removes a probe file. `what` names the output in
+ * the message ("JSON output", "CSV table", "ONNX model"...), so that a user told
+ * "JSON output out: is a directory" knows which of the paths they gave is wrong. */
+tq_status tq_check_writable(const char *path, const char *what, tq_error *err);
+/* tq_check_writable for a checkpoint. */
 tq_status tq_ckpt_check_writable(const char *path, tq_error *err);
 
 /* ---- reading */

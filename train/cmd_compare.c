@@ -101,9 +101,10 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
         print_table(f, pass ? '|' : ',', float_acc, rows, n, x->n_qat_lrs > 1);
         fclose(f);
         snprintf(path, sizeof path, "%s.%s", prefix, pass ? "md" : "csv");
-        tq_status st = tq_write_file_atomic(path, buf, len, err);
+        tq_error e = {0};
+        tq_status st = tq_write_file_atomic(path, buf, len, &e);
         free(buf);
-        if (st) return st;
+        if (st) return tq_fail(err, st, "%s table %s", pass ? "Markdown" : "CSV", e.msg);
     }
     if (!json_path) return TQ_STATUS_OK;
     tq_json j;
@@ -241,10 +242,14 @@ int tq_cmd_compare(int argc, char **argv)
 
     const char *prefix = tq_cli_get(cmd, &a, "out"), *json_path = tq_cli_get(cmd, &a, "json");
     if (!prefix) prefix = "compare";
-    char float_path[4096], csv_path[4096];
+    char float_path[4096], csv_path[4096], md_path[4096];
     snprintf(float_path, sizeof float_path, "%s-float.tqc", prefix);
     snprintf(csv_path, sizeof csv_path, "%s.csv", prefix);
-    if (tq_ckpt_check_writable(csv_path, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+    snprintf(md_path, sizeof md_path, "%s.md", prefix);
+    if (tq_check_writable(csv_path, "CSV table", &err) ||
+        tq_check_writable(md_path, "Markdown table", &err) ||
+        (!tq_cli_get(cmd, &a, "model-file") && tq_ckpt_check_writable(float_path, &err)) ||
+        (json_path && tq_check_writable(json_path, "JSON output", &err)))
         return tq_cli_fail(cmd, &err);
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
 

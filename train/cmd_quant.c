@@ -33,7 +33,8 @@ static const tq_cli_opt ptq_opts[] = {
 static const tq_cli_cmd ptq_cmd = {
     "ptq", "--model-file FILE --recipe NAME --out FILE [options]",
     "Quantize a trained model after training: attach a recipe's quantizers, calibrate the\n"
-    "activation scales on training batches, evaluate, and save the quantized checkpoint.\n\nrecipes:",
+    "activation scales on training batches, evaluate, and save the quantized checkpoint.\n"
+    "The recipes are listed after the options.",
     ptq_opts, 0};
 
 /* Recipe from --recipe / --recipe-file / --weights / --acts / --keep / --alpha / --fold-bn. */
@@ -92,10 +93,12 @@ int tq_cmd_ptq(int argc, char **argv)
     const tq_cli_cmd *cmd = &ptq_cmd;
     tq_cli_args a;
     int rc = tq_cli_parse(cmd, argc, argv, &a);
-    if (rc) {
-        if (rc < 0) tq_recipe_list(stdout);
-        return rc < 0 ? 0 : rc;
+    if (rc < 0) { /* --help: the recipes the summary announces, after the options */
+        printf("\nrecipes (--recipe NAME):\n");
+        tq_recipe_list(stdout);
+        return 0;
     }
+    if (rc) return rc;
     tq_recipe recipe;
     int calib;
     long long batches = 32, batch = 64, seed = 1;
@@ -109,7 +112,8 @@ int tq_cmd_ptq(int argc, char **argv)
     if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
-    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+    if (tq_ckpt_check_writable(out, &err) ||
+        (json_path && tq_check_writable(json_path, "JSON output", &err)))
         return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);

@@ -67,7 +67,7 @@ int tq_cmd_sensitivity(int argc, char **argv)
     tq_error err = {0};
     tq_recipe r;
     if (tq_recipe_make(name, NULL, NULL, &r, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
-    if (target >= 0 && tq_ckpt_check_writable(out, &err)) return tq_cli_fail(cmd, &err);
+    if (target >= 0 && tq_check_writable(out, "recipe file", &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");

@@ -219,16 +219,20 @@ int tq_cmd_train(int argc, char **argv)
     tq_error err = {0};
 
     /* Refuse unwritable outputs now, not after an hour of training. */
-    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+    if (tq_ckpt_check_writable(out, &err) ||
+        (json_path && tq_check_writable(json_path, "JSON output", &err)))
         return tq_cli_fail(cmd, &err);
 
     if (resume) {
         tq_run saved = {0};
         if (tq_run_load(resume, &saved, &err)) return tq_cli_fail(cmd, &err);
         if (model_name && strcmp(model_name, tq_model_name(saved.model)) != 0) {
+            /* the message first: the name lives in the model that tq_run_free releases */
+            rc = tq_cli_usage_error(cmd, "--model %s does not match %s, a checkpoint of model %s "
+                                    "(resuming needs no --model)",
+                                    model_name, resume, tq_model_name(saved.model));
             tq_run_free(&saved);
-            return tq_cli_usage_error(cmd, "--model %s does not match the checkpoint's model %s",
-                                      model_name, tq_model_name(saved.model));
+            return rc;
         }
         saved.epochs = run.epochs;
         run = saved;
@@ -355,7 +359,8 @@ int tq_cmd_qat(int argc, char **argv)
     if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
-    if (tq_ckpt_check_writable(out, &err) || (json_path && tq_ckpt_check_writable(json_path, &err)))
+    if (tq_ckpt_check_writable(out, &err) ||
+        (json_path && tq_check_writable(json_path, "JSON output", &err)))
         return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
@@ -466,7 +471,7 @@ int tq_cmd_eval(int argc, char **argv)
     const char *json_path = tq_cli_get(cmd, &a, "json");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
-    if (json_path && tq_ckpt_check_writable(json_path, &err)) return tq_cli_fail(cmd, &err);
+    if (json_path && tq_check_writable(json_path, "JSON output", &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
@@ -474,6 +479,7 @@ int tq_cmd_eval(int argc, char **argv)
     tq_dataset test = {0};
     double acc = 0, loss = 0;
     if (tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
+        tq_run_check_data(&run, spec, &test, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err)) {
         tq_dataset_free(&test);
         tq_run_free(&run);

@@ -99,8 +99,11 @@ tq_status tq_json_save(tq_json *j, const char *path, tq_error *err)
 {
     j->depth = 0;
     put(j, "\n}\n");
-    if (!j->buf) return tq_fail(err, TQ_STATUS_NOMEM, "json: out of memory");
-    return tq_write_file_atomic(path, j->buf, j->len, err);
+    if (!j->buf) return tq_fail(err, TQ_STATUS_NOMEM, "JSON output %s: out of memory", path);
+    tq_error e = {0};
+    if (tq_write_file_atomic(path, j->buf, j->len, &e))
+        return tq_fail(err, e.status, "JSON output %s", e.msg);
+    return TQ_STATUS_OK;
 }
 
 void tq_json_free(tq_json *j)

@@ -71,8 +71,13 @@ void tq_snapshot_take(tq_snapshot *s, tq_model *m);
 void tq_snapshot_restore(const tq_snapshot *s, tq_model *m);
 void tq_snapshot_free(tq_snapshot *s);
 
+/* Whether data set d (opened from spec) fits run->model: the same image shape (C,H,W) and
+ * class count; otherwise a TQ_STATUS_SHAPE error naming both shapes and both data sets. */
+tq_status tq_run_check_data(const tq_run *run, const char *spec, const tq_dataset *d,
+                            tq_error *err);
 /* Opens data set spec for run: test split, and the training split divided as run->val_fraction
- * and run->seed say (val left empty, n = 0, without a fraction). Nothing to free on error. */
+ * and run->seed say (val left empty, n = 0, without a fraction), each checked against
+ * run->model first when there is one. Nothing to free on error. */
 tq_status tq_run_open_data(const tq_run *run, const char *spec, tq_dataset *train,
                            tq_dataset *val, tq_dataset *test, tq_error *err);
 
