@@ -173,6 +173,28 @@ tq_status tq_quantizer_codes(const tq_quantizer *q, const tq_tensor *x, float *c
  * grid value (a code from tq_quantizer_codes). */
 uint32_t tq_format_encode(tq_format f, float v);
 
+/* One scale as its scale format stores it. The step is the scale tq_quantizer_codes gives
+ * (fake_quant(x)[i] = code * step); the other fields say where it comes from:
+ *   TQ_SCALE_FLOAT  step = amax / qmax, a float32.
+ *   TQ_SCALE_E8M0   (MX) a shared exponent stored as the byte exponent + 127; step =
+ *                   2^exponent for FP elements, 2^(exponent - (N-2)) for intN elements (MXINT8
+ *                   codes are 1.6 fixed point: -2..2 in steps of 2^-6).
+ *   TQ_SCALE_NVFP4  step = block_scale * global_scale: an E4M3 block scale under one float32
+ *                   global scale, global amax / (448 * 6).
+ * A block whose amax is 0 has step 0 and codes 0 (any stored scale would do). */
+typedef struct tq_scale_parts {
+    float step;         /* what the codes multiply */
+    float amax;         /* the amax behind it (a block's abs max, clipped to a single amax) */
+    int exponent;       /* E8M0: the shared exponent, -127..127 */
+    float block_scale;  /* NVFP4: the E4M3 block scale (a value on the e4m3 grid) */
+    float global_scale; /* NVFP4: the float32 global scale, the same for every block */
+} tq_scale_parts;
+/* The scales q uses on x, laid out as tq_quantizer_codes's (tq_quantizer_scale_count of
+ * them), each split into the parts its scale format stores: what `tinyqat fq` prints, and
+ * what an exporter of MX or NVFP4 writes. Fails as tq_quantizer_codes does. */
+tq_status tq_quantizer_scale_parts(const tq_quantizer *q, const tq_tensor *x,
+                                   tq_scale_parts *parts, tq_error *err);
+
 /* ---------------------------------------------------------------- weight rescaling
  * SmoothQuant and AWQ move range between the input activations of a Linear or Conv2d and
  * its weights, one scale per input channel c (axis 1 of (O,C) or (O,C,kh,kw)): weights are
