@@ -32,8 +32,9 @@ expect 0 info q.tqc
 expect 0 compare --model-file m.tqc --recipes int8 --calibs max,entropy --calib-batches 2 --quiet --out c
 expect 0 grid e4m3
 expect 0 fq --spec int4 --amax 2 0.3 -7
+expect 0 fq --spec nvfp4 0.3 -7 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17
 expect 2 train --bogus
 expect 1 eval --model-file missing.tqc
 printf 'X' | dd of=q.tqc bs=1 seek=100 conv=notrunc 2>/dev/null
 expect 1 info q.tqc
-echo "e2e_valgrind: 11 commands clean"
+echo "e2e_valgrind: 12 commands clean"

@@ -49,8 +49,9 @@ int tq_cli_fail(const tq_cli_cmd *cmd, const tq_error *err)
 int tq_cli_parse(const tq_cli_cmd *cmd, int argc, char **argv, tq_cli_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->positional = argv + 1;
     for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
+        char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             tq_cli_usage(cmd, stdout);
             return -1;
@@ -58,7 +59,11 @@ int tq_cli_parse(const tq_cli_cmd *cmd, int argc, char **argv, tq_cli_args *a)
         if (strncmp(s, "--", 2) != 0 || s[2] == '\0') {
             if (a->n_positional >= cmd->max_positional)
                 return tq_cli_usage_error(cmd, "unexpected argument '%s'", s);
-            a->positional[a->n_positional++] = s;
+            /* Rotate it in after the positionals found so far; the options it passes over
+             * are parsed already, and their values are pointers to the strings. */
+            char **slot = a->positional + a->n_positional++;
+            memmove(slot + 1, slot, (size_t)(argv + i - slot) * sizeof *slot);
+            *slot = s;
             continue;
         }
         const char *name = s + 2, *eq = strchr(name, '=');

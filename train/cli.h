@@ -27,12 +27,14 @@ typedef struct tq_cli_cmd {
 /* Parsed values, indexed like cmd->opts (NULL when absent, "1" for a given flag). */
 typedef struct tq_cli_args {
     const char *value[48];
-    const char *positional[16];
+    char **positional; /* n_positional of them, in the order given: argv + 1 (see below) */
     int n_positional;
 } tq_cli_args;
 
 /* Returns 0 on success; prints usage and returns -1 for --help (exit 0), or prints a one-line
- * error plus usage and returns TQ_EXIT_USAGE. */
+ * error plus usage and returns TQ_EXIT_USAGE. Like GNU getopt it permutes argv, moving the
+ * positional arguments (in their order) to argv[1..n] ahead of the options: however many
+ * values `tinyqat fq` is given, they need no room of their own. */
 int tq_cli_parse(const tq_cli_cmd *cmd, int argc, char **argv, tq_cli_args *a);
 void tq_cli_usage(const tq_cli_cmd *cmd, FILE *out);
 const char *tq_cli_get(const tq_cli_cmd *cmd, const tq_cli_args *a, const char *name);

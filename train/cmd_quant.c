@@ -1,4 +1,4 @@
-/* `tinyqat ptq`, `tinyqat qat`, `tinyqat grid` and `tinyqat fq`. */
+/* `tinyqat ptq`: quantize a trained model after training. */
 #include "checkpoint.h"
 #include "cli.h"
 #include "ptq.h"
@@ -152,92 +152,5 @@ int tq_cmd_ptq(int argc, char **argv)
     tq_dataset_free(&val);
     tq_dataset_free(&test);
     tq_run_free(&run);
-    return rc;
-}
-
-/* ---- grid and fq */
-
-static const tq_cli_opt grid_opts[] = {{0}};
-static const tq_cli_cmd grid_cmd = {
-    "grid", "SPEC", "Print every value a format can represent, with its code (e.g. tinyqat grid e4m3).",
-    grid_opts, 1};
-
-int tq_cmd_grid(int argc, char **argv)
-{
-    const tq_cli_cmd *cmd = &grid_cmd;
-    tq_cli_args a;
-    int rc = tq_cli_parse(cmd, argc, argv, &a);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (a.n_positional != 1) return tq_cli_usage_error(cmd, "expected one format spec");
-    tq_qspec spec;
-    tq_error err = {0};
-    if (tq_qspec_parse(a.positional[0], &spec, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
-    tq_format_print_grid(stdout, spec.format);
-    return 0;
-}
-
-static const tq_cli_opt fq_opts[] = {
-    {"spec", "SPEC", "quantizer spec, e.g. int8, int4:narrow, e4m3 (required)"},
-    {"amax", "A", "the amax that fixes the scale (required)"},
-    {0},
-};
-static const tq_cli_cmd fq_cmd = {
-    "fq", "--spec SPEC --amax A [VALUE...]",
-    "Print the fake-quantized value of each VALUE (one per line from standard input when none\n"
-    "are given), per tensor: scale = amax / largest value of the format.",
-    fq_opts, 16};
-
-static int fq_value(const tq_cli_cmd *cmd, tq_quantizer *q, const char *s)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(s, &end);
-    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
-    if (end == s || *end) {
-        fprintf(stderr, "tinyqat %s: '%s' is not a number\n", cmd->name, s);
-        return TQ_EXIT_FAIL;
-    }
-    tq_tensor t = {.data = &x};
-    tq_shape_set(&t, 1, (int32_t[]){1});
-    float y;
-    tq_error err = {0};
-    if (tq_quantizer_apply(q, &t, &y, &err)) return tq_cli_fail(cmd, &err);
-    printf("%.9g\n", (double)y);
-    return 0;
-}
-
-int tq_cmd_fq(int argc, char **argv)
-{
-    const tq_cli_cmd *cmd = &fq_cmd;
-    tq_cli_args a;
-    int rc = tq_cli_parse(cmd, argc, argv, &a);
-    if (rc) return rc < 0 ? 0 : rc;
-    const char *spec_str = tq_cli_get(cmd, &a, "spec");
-    double amax = -1;
-    if (!spec_str || !tq_cli_get(cmd, &a, "amax"))
-        return tq_cli_usage_error(cmd, "--spec and --amax are required");
-    if (!tq_cli_float(cmd, &a, "amax", 0, 3.4e38, &amax)) return TQ_EXIT_USAGE;
-    tq_qspec spec;
-    tq_error err = {0};
-    if (tq_qspec_parse(spec_str, &spec, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
-    if (spec.block != TQ_BLOCK_TENSOR || spec.scale != TQ_SCALE_FLOAT)
-        return tq_cli_usage_error(cmd, "--spec: fq takes a per-tensor spec with a float scale");
-    spec.auto_unsigned = false;
-    tq_quantizer *q = tq_quantizer_new(&spec, &err);
-    float am = (float)amax;
-    if (!q || tq_quantizer_set_amax(q, &am, 1, &err)) {
-        tq_quantizer_free(q);
-        return tq_cli_usage_error(cmd, "%s", err.msg);
-    }
-    if (a.n_positional > 0) {
-        for (int i = 0; i < a.n_positional && !rc; i++) rc = fq_value(cmd, q, a.positional[i]);
-    } else {
-        char line[256];
-        while (!rc && fgets(line, sizeof line, stdin)) {
-            if (line[strspn(line, " \t\r\n")] == '\0') continue;
-            rc = fq_value(cmd, q, line);
-        }
-    }
-    tq_quantizer_free(q);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* Fuzz target for the subcommand argument parser: the input split at NUL and newline into
  * an argument vector, parsed against tables shaped like the real ones (flags, valued
- * options, names that prefix each other, positional limits, a full 48-option table). */
+ * options, names that prefix each other, positional limits or none, a full 48-option table;
+ * positionals moved to the front of argv in their order). */
+#include <limits.h>
+
 #include "cli.h"
 #include "fuzz_util.h"
 
@@ -37,17 +40,36 @@ static bool inside_args(const char *p, int argc, char **argv)
     return false;
 }
 
+/* Where p sits in the argument vector, or -1. */
+static int index_of(char *p, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (argv[i] == p) return i;
+    return -1;
+}
+
 static void check_cmd(const tq_cli_cmd *cmd, int argc, char **argv)
 {
+    char *before[65];
+    FUZZ_CHECK(argc <= 65);
+    memcpy(before, argv, (size_t)argc * sizeof *argv);
     tq_cli_args a;
     int r = tq_cli_parse(cmd, argc, argv, &a);
     FUZZ_CHECK(r == 0 || r == -1 || r == TQ_EXIT_USAGE);
+    /* parsing permutes argv, whatever it returns: the same arguments, argv[0] first */
+    FUZZ_CHECK(argv[0] == before[0]);
+    for (int i = 0; i < argc; i++) FUZZ_CHECK(index_of(before[i], argc, argv) >= 0);
     if (r != 0) return;
     FUZZ_CHECK(a.n_positional >= 0 && a.n_positional <= cmd->max_positional);
+    FUZZ_CHECK(a.positional == argv + 1);
     int given = a.n_positional;
     for (int i = 0; i < a.n_positional; i++) {
         FUZZ_CHECK(inside_args(a.positional[i], argc, argv));
         FUZZ_CHECK(strncmp(a.positional[i], "--", 2) != 0 || a.positional[i][2] == '\0');
+        /* in the order given */
+        if (i > 0)
+            FUZZ_CHECK(index_of(a.positional[i - 1], argc, before) <
+                       index_of(a.positional[i], argc, before));
     }
     for (int k = 0; cmd->opts[k].name; k++) {
         const char *v = a.value[k];
@@ -103,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {"eval", "CHECKPOINT [options]", "eval-like", eval_like, 1},
         {"compare", "A B", "two positionals", eval_like, 2},
         {"many", "ARGS...", "all positionals", no_opts, 16},
+        {"unbounded", "[VALUE...]", "no limit, as fq", eval_like, INT_MAX},
         {"full", "[options]", "48 options", full_table(), 16},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) check_cmd(&cmds[i], argc, argv);

@@ -339,6 +339,9 @@ def make_cli():
         "nul-separated": b"--json\0out.json\0--batch\x0032",
         "full-table": b"--o47=5\n--o0\n--o1\nv\n--o48",
         "sixteen": b"\n".join(b"p%d" % i for i in range(17)),
+        # more values than any fixed table, options and their values among them (fq)
+        "interleaved": b"\n".join(b"%d\n--data\nd%d\n--nesterov" % (i, i) if i % 5 == 0
+                                   else b"-%d.5" % i for i in range(60)),
         "dash-value": b"--lr\n--model\n-x\n-",
         "long-name": b"--" + b"m" * 300 + b"=1",
         "utf8": "--data=pngdir:caf\u00e9\n\u00e9".encode(),
