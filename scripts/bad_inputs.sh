@@ -41,6 +41,10 @@ case_ "checkpoint path is a directory" "$tq" eval --model-file good
 case_ "checkpoint missing" "$tq" eval --model-file nothere.tqc
 case_ "output directory missing (before training)" "$tq" train --model mlp --data mnist:good --out nodir/x.tqc
 case_ "JSON output unwritable" "$tq" eval --model-file g.tqc --json nodir/x.json
+case_ "JSON output is a directory" "$tq" eval --model-file g.tqc --json good
+mkdir cif5; for i in 1 2 3 4 5; do head -c 30730 /dev/zero > "cif5/data_batch_$i.bin"; done
+case_ "data of another shape than the model" "$tq" eval --model-file g.tqc --data cifar10:cif5
+case_ "resuming with another --model" "$tq" train --model lenet5 --resume g.tqc --out r.tqc
 case_ "bad quantizer spec" "$tq" ptq --model-file g.tqc --weights int9 --out q.tqc
 case_ "bad spec option" "$tq" ptq --model-file g.tqc --weights int4:block=0 --out q.tqc
 case_ "unknown recipe" "$tq" ptq --model-file g.tqc --recipe w3a3 --out q.tqc
@@ -48,4 +52,4 @@ case_ "QAT on a float model" "$tq" qat --model-file g.tqc --out q.tqc
 case_ "unknown option" "$tq" train --bogus
 case_ "bad value" "$tq" train --lr abc
 case_ "learning rate 1e9 (SGD)" "$tq" train --model lenet5 --data mnist:good --epochs 2 --optim sgd --lr 1e9 --quiet --out nan.tqc
-printf -- '- partial outputs left behind: %s\n' "$(ls x.tqc nan.tqc q.tqc nodir 2>/dev/null | wc -l)"
+printf -- '- partial outputs left behind: %s\n' "$(ls x.tqc nan.tqc q.tqc r.tqc nodir 2>/dev/null | wc -l)"
