@@ -43,6 +43,19 @@ START_TEST(test_resume_names_the_checkpoints_model)
 }
 END_TEST
 
+/* The data spec a checkpoint records is kept whole (it was cut at 63 characters, and a later
+ * command without --data looked for a folder that does not exist). */
+START_TEST(test_long_data_paths_are_recorded_whole)
+{
+    const char *sub = "a_folder_whose_name_alone_is_longer_than_the_sixty_three_characters_once_kept";
+    ck_assert_int_eq(RUN("mkdir %s && cp *-ubyte %s/ && $TQ train --model mlp --data mnist:$PWD/%s "
+                         "--epochs 1 --quiet --out m.tqc", sub, sub, sub), 0);
+    ck_assert_msg(RUN("$TQ eval --model-file m.tqc --quiet") == 0, "%s", out);
+    ck_assert_int_eq(RUN("$TQ info m.tqc"), 0);
+    ck_assert_ptr_nonnull(strstr(out, sub));
+}
+END_TEST
+
 /* Each output refused before any work, named by what it is. */
 START_TEST(test_outputs_are_named_by_their_kind)
 {
@@ -168,6 +181,23 @@ START_TEST(test_model_and_data_shapes_are_checked_first)
     ck_assert_int_eq(RUN("$TQ eval --model-file m.tqc --data pngdir:png3"), 1);
     EXPECT_ONE_LINE("eval", "data pngdir:png3 has 1x28x28 images in 3 classes, but the model "
                                "(mlp, trained on mnist:.) takes 1x28x28 inputs in 10 classes");
+}
+END_TEST
+
+/* compare's lists are refused whole rather than cut short, as fq's values once were. */
+START_TEST(test_compare_lists_are_not_cut_short)
+{
+    char list[1024] = "int8";
+    for (int i = 0; i < 16; i++) strcat(list, ",int8");
+    ck_assert_int_eq(RUN("$TQ compare --recipes %s", list), 2);
+    ck_assert_ptr_nonnull(strstr(out, "tinyqat compare: --recipes: more than 16 items\n"));
+    ck_assert_int_eq(RUN("$TQ compare --qat-lr %s", strchr(list, ',') + 1), 2); /* 16 is fine */
+    ck_assert_ptr_nonnull(strstr(out, "--qat-lr: expected positive rates separated by commas, "
+                                      "got 'int8'"));
+    memset(list, 'x', 600);
+    list[600] = '\0';
+    ck_assert_int_eq(RUN("$TQ compare --calibs %s", list), 2);
+    ck_assert_ptr_nonnull(strstr(out, "tinyqat compare: --calibs: longer than 511 characters\n"));
 }
 END_TEST
 
@@ -339,8 +369,10 @@ static Suite *messages_suite(void)
     tcase_add_checked_fixture(tc, tq_cli_setup, tq_cli_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_resume_names_the_checkpoints_model);
+    tcase_add_test(tc, test_long_data_paths_are_recorded_whole);
     tcase_add_test(tc, test_outputs_are_named_by_their_kind);
     tcase_add_test(tc, test_model_and_data_shapes_are_checked_first);
+    tcase_add_test(tc, test_compare_lists_are_not_cut_short);
     tcase_add_test(tc, test_help_prints_in_the_order_it_announces);
     tcase_add_test(tc, test_fq_takes_any_number_of_values);
     tcase_add_test(tc, test_fq_prints_block_formats_with_their_scales);

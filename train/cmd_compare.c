@@ -38,12 +38,20 @@ static const tq_cli_cmd compare_cmd = {
 
 #define MAX_ITEMS 16
 
-static int split_list(char *s, char **items)
+/* The comma-separated value s of --opt split into items (in buf, cap bytes); 0, or a usage
+ * exit code when it does not fit (rather than dropping what does not). */
+static int split_list(const tq_cli_cmd *cmd, const char *opt, const char *s, char *buf,
+                      size_t cap, char **items, int *n)
 {
-    int n = 0;
-    for (char *tok = strtok(s, ","); tok && n < MAX_ITEMS; tok = strtok(NULL, ","))
-        if (*tok) items[n++] = tok;
-    return n;
+    *n = 0;
+    if (snprintf(buf, cap, "%s", s) >= (int)cap)
+        return tq_cli_usage_error(cmd, "--%s: longer than %zu characters", opt, cap - 1);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (*n == MAX_ITEMS)
+            return tq_cli_usage_error(cmd, "--%s: more than %d items", opt, MAX_ITEMS);
+        items[(*n)++] = tok;
+    }
+    return 0;
 }
 
 /* The table, in the same columns for the terminal and Markdown ('|' separators) or CSV. */
@@ -153,9 +161,9 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
 /* --qat-lr's comma-separated rates into rates (none when s is NULL); a usage exit code or 0. */
 static int parse_rates(const tq_cli_cmd *cmd, const char *s, double *rates, int *n)
 {
-    char buf[256], *items[MAX_ITEMS];
-    snprintf(buf, sizeof buf, "%s", s ? s : "");
-    int n_items = split_list(buf, items);
+    char buf[512], *items[MAX_ITEMS];
+    int n_items, rc = split_list(cmd, "qat-lr", s ? s : "", buf, sizeof buf, items, &n_items);
+    if (rc) return rc;
     for (*n = 0; *n < n_items; ++*n) {
         char *end;
         rates[*n] = strtod(items[*n], &end);
@@ -221,11 +229,14 @@ int tq_cmd_compare(int argc, char **argv)
     if (keep_s && !tq_keep_parse(keep_s, &keep_kind))
         return tq_cli_usage_error(cmd, "--keep: expected none, float or int8, got '%s'", keep_s);
 
-    char recipes_buf[512], calibs_buf[256], *recipes[MAX_ITEMS], *calibs[MAX_ITEMS];
+    char recipes_buf[512], calibs_buf[512], *recipes[MAX_ITEMS], *calibs[MAX_ITEMS];
     const char *rl = tq_cli_get(cmd, &a, "recipes"), *cl = tq_cli_get(cmd, &a, "calibs");
-    snprintf(recipes_buf, sizeof recipes_buf, "%s", rl ? rl : "int8,w4a8,w4a4,w2a2,fp8");
-    snprintf(calibs_buf, sizeof calibs_buf, "%s", cl ? cl : "max,percentile,mse,entropy");
-    int n_recipes = split_list(recipes_buf, recipes), n_calibs = split_list(calibs_buf, calibs);
+    int n_recipes, n_calibs;
+    if ((rc = split_list(cmd, "recipes", rl ? rl : "int8,w4a8,w4a4,w2a2,fp8", recipes_buf,
+                         sizeof recipes_buf, recipes, &n_recipes)) ||
+        (rc = split_list(cmd, "calibs", cl ? cl : "max,percentile,mse,entropy", calibs_buf,
+                         sizeof calibs_buf, calibs, &n_calibs)))
+        return rc;
     tq_error err = {0};
     tq_recipe probe;
     for (int i = 0; i < n_recipes; i++)
@@ -258,6 +269,11 @@ int tq_cmd_compare(int argc, char **argv)
     const char *model_file = tq_cli_get(cmd, &a, "model-file"), *spec = tq_cli_get(cmd, &a, "data");
     if (model_file && tq_run_load(model_file, &run, &err)) return tq_cli_fail(cmd, &err);
     if (!spec) spec = model_file ? run.data_name : "fashion-mnist";
+    if (strlen(spec) >= sizeof run.data_name) { /* the float checkpoint records it whole */
+        tq_run_free(&run);
+        return tq_cli_usage_error(cmd, "--data: longer than %zu characters",
+                                  sizeof run.data_name - 1);
+    }
     if (!model_file) {
         run.val_fraction = (float)val_fraction;
         run.seed = run.split_seed = (uint64_t)seed;

@@ -20,7 +20,11 @@ bool tq_calib_parse(const char *s, tq_calib_kind *out)
     return false;
 }
 
-const char *tq_calib_name(tq_calib_kind k) { return calib_names[k]; }
+const char *tq_calib_name(tq_calib_kind k)
+{
+    /* a name for every value, so that a message never prints past the table */
+    return (unsigned)k < sizeof calib_names / sizeof *calib_names ? calib_names[k] : "unknown";
+}
 
 void tq_detach_quantizers(tq_model *m)
 {

@@ -191,7 +191,11 @@ static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq
 
 static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
 {
-    const char *data = tq_ckpt_get_str(ck, "data.name", NULL);
+    int64_t n_data = 0;
+    const char *data = tq_ckpt_get_str(ck, "data.name", &n_data);
+    if (n_data >= (int64_t)sizeof run->data_name)
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: data.name: longer than %zu bytes",
+                       path, sizeof run->data_name - 1);
     snprintf(run->data_name, sizeof run->data_name, "%s", data ? data : "");
     const float *norm = tq_ckpt_require_f32(ck, "data.norm", 8, err);
     const int64_t *i64 = norm ? tq_ckpt_require_i64(ck, "run.i64", RUN_I64_COUNT, err) : NULL;

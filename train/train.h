@@ -35,7 +35,7 @@ typedef struct tq_run {
                                   step with TQ_STATUS_INTERRUPTED (not saved) */
     int64_t epochs;            /* epochs planned */
     float mean[4], std[4];     /* input normalisation, fixed from the training set */
-    char data_name[64];
+    char data_name[4096];      /* the data set spec trained on (a path: as long as one) */
 } tq_run;
 
 void tq_run_free(tq_run *run);
