@@ -317,6 +317,9 @@ START_TEST(test_fq_prints_block_formats_with_their_scales)
     EXPECT_ONE_LINE("fq", "value 2 is inf: give --amax to clip its block's amax");
     ck_assert_int_eq(RUN("$TQ fq --spec mxfp4 1 x"), 1);
     EXPECT_ONE_LINE("fq", "'x' is not a number");
+    ck_assert_int_eq(RUN("printf '1\\n2 x\\r\\n' | $TQ fq --spec int8 --amax 1"), 1);
+    ck_assert_msg(strstr(out, "tinyqat fq: '2 x' is not a number\n") && tq_cli_count_lines(out) == 2,
+                  "%s", out); /* and "1" for the first line */
     ck_assert_int_eq(RUN("$TQ fq --spec int8:channel=0 --amax 1 1"), 2);
     ck_assert_ptr_nonnull(strstr(out, "tinyqat fq: --spec: fq takes a per-tensor or block spec, "
                                       "not per-channel (that needs one amax per channel)\n"));

@@ -51,7 +51,7 @@ int tq_cli_parse(const tq_cli_cmd *cmd, int argc, char **argv, tq_cli_args *a)
     memset(a, 0, sizeof *a);
     int n_opts = 0;
     while (cmd->opts[n_opts].name) n_opts++;
-    TQ_ASSERT(n_opts <= (int)(sizeof a->value / sizeof *a->value)); /* a table too long for value[] */
+    TQ_ASSERT(n_opts <= (int)(sizeof a->value / sizeof *a->value)); /* the table fits value[] */
     a->positional = argv + 1;
     for (int i = 1; i < argc; i++) {
         char *s = argv[i];

@@ -70,8 +70,12 @@ static int next_value(const tq_cli_cmd *cmd, const tq_cli_args *a, int *next, ch
         if (*next >= a->n_positional) return 0;
         return parse_value(cmd, a->positional[(*next)++], x) ? 1 : -1;
     }
-    while (getline(line, cap, stdin) >= 0)
-        if ((*line)[strspn(*line, " \t\r\n")] != '\0') return parse_value(cmd, *line, x) ? 1 : -1;
+    ssize_t len;
+    while ((len = getline(line, cap, stdin)) >= 0) {
+        while (len > 0 && ((*line)[len - 1] == '\n' || (*line)[len - 1] == '\r')) len--;
+        (*line)[len] = '\0'; /* so that a message about it stays on one line */
+        if ((*line)[strspn(*line, " \t")] != '\0') return parse_value(cmd, *line, x) ? 1 : -1;
+    }
     return 0;
 }
 

@@ -239,9 +239,11 @@ int tq_cmd_train(int argc, char **argv)
         if (!data_spec) data_spec = run.data_name;
     }
     if (!data_spec) data_spec = "fashion-mnist";
-    if (strlen(data_spec) >= sizeof run.data_name) /* the checkpoint records it whole */
+    if (strlen(data_spec) >= sizeof run.data_name) { /* the checkpoint records it whole */
+        tq_run_free(&run);
         return tq_cli_usage_error(cmd, "--data: longer than %zu characters",
                                   sizeof run.data_name - 1);
+    }
 
     tq_dataset train, val, test;
     if (tq_run_open_data(&run, data_spec, &train, &val, &test, &err)) {
