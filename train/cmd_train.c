@@ -1,6 +1,7 @@
 /* `tinyqat train`, `tinyqat eval` and `tinyqat info`. */
 #include "checkpoint.h"
 #include "cli.h"
+#include "eval_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,8 @@ static const tq_cli_opt eval_opts[] = {
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
     {"batch", "N", "batch size (default 256)"},
     {"threads", "N", "threads (default: all cores)"},
+    {"engine", "NAME", "float (fake quant, the default) or int (the integer engine)"},
+    {"compare", NULL, "with --engine int: compare with fake quant on the same images"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the accuracy line"},
     {0},
@@ -468,6 +471,12 @@ int tq_cmd_eval(int argc, char **argv)
     tq_cli_args a;
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    const char *engine = tq_cli_get(cmd, &a, "engine");
+    if (engine && strcmp(engine, "int") == 0) return tq_eval_int(cmd, &a);
+    if (engine && strcmp(engine, "float") != 0)
+        return tq_cli_usage_error(cmd, "--engine: expected float or int, got '%s'", engine);
+    if (tq_cli_flag(cmd, &a, "compare"))
+        return tq_cli_usage_error(cmd, "--compare: only with --engine int");
     long long batch = 256;
     if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
         return TQ_EXIT_USAGE;
@@ -537,6 +546,7 @@ int tq_cmd_info(int argc, char **argv)
                (double)run.val_fraction, (unsigned long long)run.split_seed);
     tq_model_describe(run.model, stdout);
     tq_print_quantizers(run.model, stdout);
+    tq_model_bytes_print(run.model, stdout);
     tq_run_free(&run);
     return 0;
 }

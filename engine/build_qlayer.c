@@ -1,0 +1,118 @@
+/* A Linear or Conv2d compiled: weight codes reordered to the engine's column order, packed
+ * at their width and unpacked into the product's operand, and per output channel one
+ * fixed-point multiplier and one bias (a batch norm after the layer folded into both). */
+#include "engine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Column of weight (o, c, ky, kx) in the engine's order: (ky, kx, c) for a convolution,
+ * (y, x, c) of the input's (H,W,C) storage for a Linear. */
+static void reorder(const float *codes, int8_t *out, int64_t O, const tq_val *in, bool conv,
+                    int k)
+{
+    const int64_t C = in->c;
+    if (conv) {
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < C; c++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++)
+                        out[o * C * k * k + ((int64_t)ky * k + kx) * C + c] =
+                            (int8_t)codes[((o * C + c) * k + ky) * k + kx];
+        return;
+    }
+    const int64_t HW = (int64_t)in->h * in->w, K = in->numel;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < HW; p++) out[o * K + p * C + c] = (int8_t)codes[o * K + c * HW + p];
+}
+
+/* The weights: codes from the quantizer (fake quant's, to the bit), packed, unpacked. */
+static tq_status build_weights(tq_engine *e, tq_step *s, tq_qlayer *l, double *sw,
+                               tq_error *err)
+{
+    const tq_tensor *W = l->weight;
+    const int64_t O = W->shape[0], K = W->numel / O;
+    const tq_val *in = &e->vals[s->in];
+    if ((s->is_conv ? (int64_t)in->c * s->kernel * s->kernel : in->numel) != K)
+        return tq_fail(err, TQ_STATUS_SHAPE, "engine: layer %s: %lld weights per output for "
+                       "an input of (%d,%d,%d)", s->name, (long long)K, in->c, in->h, in->w);
+    int64_t n_scales = tq_quantizer_scale_count(l->weight_q, W, err);
+    if (n_scales != 1 && n_scales != O)
+        return err->status ? err->status
+                           : tq_fail(err, TQ_STATUS_ARG, "engine: layer %s: %lld weight scales "
+                                     "for %lld outputs", s->name, (long long)n_scales, (long long)O);
+    float *codes = malloc((size_t)W->numel * sizeof *codes);
+    float *scales = malloc((size_t)n_scales * sizeof *scales);
+    int8_t *ordered = malloc((size_t)W->numel);
+    tq_status st = TQ_STATUS_OK;
+    if (!codes || !scales || !ordered) {
+        st = tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
+        goto done;
+    }
+    if ((st = tq_quantizer_codes(l->weight_q, W, codes, scales, err))) goto done;
+    for (int64_t o = 0; o < O; o++) sw[o] = scales[n_scales == 1 ? 0 : o];
+    reorder(codes, ordered, O, in, s->is_conv, s->kernel);
+    tq_format f = tq_quantizer_format(l->weight_q);
+    tq_format_name(f, s->wfmt, sizeof s->wfmt);
+    /* uintN codes need N + 1 bits as signed operands */
+    int bits = tq_packed_bits_for(f.kind == TQ_FORMAT_UINT ? f.bits + 1 : f.bits);
+    if ((st = tq_pack_codes(ordered, W->numel, bits, &s->wcodes, err))) goto done;
+    tq_unpack_codes(&s->wcodes, ordered); /* the operand comes from the packed codes */
+    st = tq_qweights_pack(ordered, O, K, &s->w, err);
+done:
+    free(codes);
+    free(scales);
+    free(ordered);
+    return st;
+}
+
+static int64_t round_clamped(double v)
+{
+    const double lim = 1099511627776.0; /* 2^40: far beyond any code, still exact */
+    return (int64_t)llround(v > lim ? lim : v < -lim ? -lim : v);
+}
+
+tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error *err)
+{
+    tq_qlayer *l = tq_model_qlayer(m, s->qlayer);
+    const int64_t O = l->weight->shape[0];
+    double *sw = malloc((size_t)O * sizeof *sw);
+    s->n_chan = O;
+    s->rq = calloc((size_t)O, sizeof *s->rq);
+    s->bias = calloc((size_t)O, sizeof *s->bias);
+    if (s->out < 0) {
+        s->deq_scale = malloc((size_t)O * sizeof *s->deq_scale);
+        s->deq_bias = malloc((size_t)O * sizeof *s->deq_bias);
+    }
+    if (!sw || !s->rq || !s->bias || (s->out < 0 && (!s->deq_scale || !s->deq_bias))) {
+        free(sw);
+        return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
+    }
+    if (build_weights(e, s, l, sw, err)) {
+        free(sw);
+        return err->status;
+    }
+    tq_layer_info bn = {0};
+    if (s->merged_bn) tq_model_layer(m, s->bn_layer, &bn);
+    const double sx = e->vals[s->in].unit;
+    const double u = s->out >= 0 ? tq_calc_unit(&e->vals[s->out]) : 0.0;
+    for (int64_t o = 0; o < O; o++) {
+        /* real output = a * acc + c; a batch norm makes it k (a acc + b - mean) + beta */
+        double k = 1.0, shift = l->bias ? l->bias->data[o] : 0.0;
+        if (s->merged_bn) {
+            k = bn.gamma[o] / sqrt((double)bn.running_var[o] + bn.eps);
+            shift = k * (shift - bn.running_mean[o]) + bn.beta[o];
+        }
+        const double a = sx * sw[o] * k;
+        if (s->out < 0) {
+            s->deq_scale[o] = a;
+            s->deq_bias[o] = shift;
+        } else if (u > 0) {
+            s->rq[o] = tq_requant_make(a / u);
+            s->bias[o] = round_clamped(shift / u);
+        }
+    }
+    free(sw);
+    return TQ_STATUS_OK;
+}

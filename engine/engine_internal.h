@@ -1,0 +1,170 @@
+/* Private to engine/: the compiled program (values, steps), how it is planned from the layer
+ * graph, and the kernels that run each step on a chunk of images. */
+#ifndef TINYQAT_ENGINE_INTERNAL_H
+#define TINYQAT_ENGINE_INTERNAL_H
+
+#include "engine.h"
+#include "qkernels.h"
+
+/* Fine integers carry 16 bits below the step of the quantizer they are meant for: a
+ * rescaling then errs by at most 2^-17 of a step, and an int32 still holds 32768 steps. */
+#define TQ_ENGINE_FINE_BITS 16
+/* Images per pass through the program: the size of every activation buffer. */
+#define TQ_ENGINE_CHUNK 64
+/* Output pixels per product of a convolution (one thread's im2col rows). */
+#define TQ_ENGINE_ROW_BLOCK 128
+
+/* A tensor of the program, for one chunk of images, stored (H,W,C) per image. */
+typedef enum tq_val_domain {
+    TQ_VAL_CODES, /* one byte per value: code + zp */
+    TQ_VAL_FINE,  /* int32, value = v * unit */
+} tq_val_domain;
+
+typedef struct tq_val {
+    tq_val_domain domain;
+    int32_t c, h, w;
+    int64_t numel;  /* c * h * w */
+    int64_t stride; /* elements per image in the buffer (codes: numel rounded up to 64) */
+    double unit;    /* the real value of one integer step: the quantizer's scale for codes */
+    int32_t zp;     /* codes: 128 for signed formats, 0 for unsigned */
+    int32_t lo, hi; /* codes: the format's range (before adding zp) */
+    char fmt[16];   /* codes: "int8", "uint4"; fine: "int32" */
+    int q;          /* codes: the qlayer whose input quantizer made them */
+    int buf;        /* index of its buffer */
+    int first, last; /* the step that writes it and the last that reads it */
+} tq_val;
+
+typedef enum tq_step_kind {
+    TQ_STEP_INPUT,    /* pixels -> codes or fine through a table per channel */
+    TQ_STEP_QLAYER,   /* codes -> u8 x s8 product -> requantized output (or logits) */
+    TQ_STEP_TO_CODES, /* fine -> codes for one quantizer (per channel multipliers) */
+    TQ_STEP_RELU,
+    TQ_STEP_MAXPOOL,
+    TQ_STEP_AVGPOOL,
+    TQ_STEP_GAP,
+    TQ_STEP_BN,       /* a batch norm no Linear/Conv2d absorbed, on fine integers */
+    TQ_STEP_ADD,
+} tq_step_kind;
+
+/* The last rescaling of a step, from the integers it computed to its output value: none
+ * (already in the output's unit) or one multiplier; then saturation (fine) or rounding,
+ * clamping and zp (codes). */
+typedef struct tq_emit {
+    bool rescale;
+    tq_requant r;
+} tq_emit;
+
+typedef struct tq_step {
+    tq_step_kind kind;
+    char name[48];     /* the layer it runs */
+    int layer;         /* its index in the model (QLAYER, BN) */
+    int in, in2, out;  /* values; out -1: the logits */
+    int kernel, stride, pad;
+    tq_emit emit;
+    /* Per channel (QLAYER: output channel; TO_CODES: channel, or input position of a Linear
+     * after a flatten; BN: channel; ADD: [0] rescales in, [1] in2): v -> v * M + bias. */
+    int64_t n_chan;
+    tq_requant *rq;
+    int64_t *bias;     /* NULL: none */
+    /* QLAYER */
+    int qlayer;
+    bool is_conv;
+    tq_packed wcodes;  /* the weights as stored */
+    tq_qweights w;     /* unpacked into the product's operand */
+    char wfmt[16];     /* the weight format, "int4" */
+    double *deq_scale, *deq_bias; /* the last layer: logits = acc * scale + bias */
+    bool merged_bn;    /* a batch norm folded into the requantization: layer bn_layer */
+    int bn_layer;
+    /* INPUT: [c][256] stored codes or fine integers */
+    int32_t *lut;
+} tq_step;
+
+struct tq_engine {
+    int32_t c, h, w, classes; /* the input image and the logits */
+    tq_val *vals;
+    int n_vals;
+    tq_step *steps;
+    int n_steps;
+    int n_qlayers;
+    int *qlayer_input;        /* value holding each qlayer's input codes */
+    /* buffers, each `cap` bytes per image, for TQ_ENGINE_CHUNK images */
+    int n_bufs;
+    int64_t *buf_cap;
+    void **bufs;
+    /* per-thread scratch for convolutions: im2col rows and accumulators */
+    int n_scratch;
+    int64_t scratch_a, scratch_acc; /* bytes each */
+    uint8_t **scr_a;
+    int32_t **scr_acc;
+};
+
+/* ---- planning (plan.c): checks the model, decides which tensors are codes and which fine
+ * integers and at which unit, and lays out values and steps (numbers filled in by build.c). */
+tq_status tq_engine_plan(tq_engine *e, tq_model *m, tq_error *err);
+/* Refuses (one line naming the layer) a Linear/Conv2d the engine cannot run (check.c). */
+tq_status tq_engine_check_qlayer(tq_model *m, int qi, tq_error *err);
+/* The per-tensor scale of qlayer qi's input quantizer (after the check). */
+double tq_engine_input_scale(tq_model *m, int qi);
+
+/* ---- building (build.c, build_qlayer.c) */
+tq_status tq_engine_build_input(tq_engine *e, tq_step *s, tq_model *m, const float *mean,
+                                const float *std, tq_error *err);
+tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error *err);
+/* Assigns buffers to values (reusing them once a value is dead) and allocates them. */
+tq_status tq_engine_alloc_buffers(tq_engine *e, tq_error *err);
+/* Scratch for as many threads as a parallel region may have now. */
+tq_status tq_engine_scratch(tq_engine *e, tq_error *err);
+
+/* ---- kernels (steps.c, qlayer_run.c): one step on images [0, n) of the chunk; logits
+ * (n, classes) for the last layer. */
+void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n,
+                        float *logits);
+void tq_engine_qlayer_run(tq_engine *e, const tq_step *s, int64_t n, float *logits);
+
+/* ---- a value's integers for image img of the chunk */
+static inline uint8_t *tq_val_codes(const tq_engine *e, const tq_val *v, int64_t img)
+{
+    return (uint8_t *)e->bufs[v->buf] + img * v->stride;
+}
+static inline int32_t *tq_val_fine(const tq_engine *e, const tq_val *v, int64_t img)
+{
+    return (int32_t *)e->bufs[v->buf] + img * v->stride;
+}
+
+/* ---- integer helpers */
+
+/* round(v * r) for |v| < 2^32, ties up, like tq_requant_apply on a wider input. */
+static inline int64_t tq_rq64(int64_t v, tq_requant q)
+{
+    const int64_t lim = ((int64_t)1 << 32) - 1;
+    v = v > lim ? lim : v < -lim ? -lim : v;
+    int64_t p = v * q.mult;
+    if (q.shift == 0) return p;
+    return (p + ((int64_t)1 << (q.shift - 1))) >> q.shift;
+}
+
+static inline int32_t tq_sat32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+/* The unit a step producing `out` computes in: the output's, or for codes the format's step
+ * / 2^16, rounded to the code when emitted. */
+static inline double tq_calc_unit(const tq_val *out)
+{
+    return out->domain == TQ_VAL_CODES ? out->unit / (double)(1 << TQ_ENGINE_FINE_BITS)
+                                       : out->unit;
+}
+
+/* The emitted integer: fine saturated, or a code clamped to the format and shifted by zp. */
+static inline int64_t tq_emit_value(const tq_emit *e, int64_t v)
+{
+    return e->rescale ? tq_rq64(v, e->r) : v;
+}
+static inline uint8_t tq_store_code(const tq_val *out, int64_t code)
+{
+    code = code < out->lo ? out->lo : code > out->hi ? out->hi : code;
+    return (uint8_t)(code + out->zp);
+}
+
+#endif

@@ -1,0 +1,168 @@
+/* The steps other than products, on a chunk of images in (H,W,C) order: the input table,
+ * fine integers to codes, ReLU, max and average pools, batch norm and residual add. Images
+ * are independent, so each runs in parallel over them with the same bits for any thread
+ * count. */
+#include "engine_internal.h"
+
+/* Below this many values a step stays on one thread. */
+#define PARALLEL_MIN 32768
+
+/* round(a / d) for d > 0, ties up, whatever the sign of a. */
+static inline int64_t div_round(int64_t a, int64_t d)
+{
+    int64_t num = 2 * a + d, den = 2 * d, q = num / den;
+    return (num % den != 0 && num < 0) ? q - 1 : q;
+}
+
+/* Writes integer v (in the unit the step computed) as element i of out's image. */
+static inline void put(const tq_engine *e, const tq_val *out, int64_t img, int64_t i,
+                       const tq_emit *em, int64_t v)
+{
+    v = tq_emit_value(em, v);
+    if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, img)[i] = tq_store_code(out, v);
+    else tq_val_fine(e, out, img)[i] = tq_sat32(v);
+}
+
+/* Element i of a value's image as an integer (codes without their zp). */
+static inline int64_t get(const tq_engine *e, const tq_val *v, int64_t img, int64_t i)
+{
+    if (v->domain == TQ_VAL_CODES) return (int64_t)tq_val_codes(e, v, img)[i] - v->zp;
+    return tq_val_fine(e, v, img)[i];
+}
+
+static void input_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n)
+{
+    const tq_val *out = &e->vals[s->out];
+    const int64_t C = e->c, HW = (int64_t)e->h * e->w;
+#pragma omp parallel for schedule(static) if (n * out->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++) {
+        const uint8_t *img = images + b * C * HW;
+        for (int64_t c = 0; c < C; c++) {
+            const int32_t *lut = s->lut + c * 256;
+            if (out->domain == TQ_VAL_CODES) {
+                uint8_t *dst = tq_val_codes(e, out, b) + c;
+                for (int64_t p = 0; p < HW; p++) dst[p * C] = (uint8_t)lut[img[c * HW + p]];
+            } else {
+                int32_t *dst = tq_val_fine(e, out, b) + c;
+                for (int64_t p = 0; p < HW; p++) dst[p * C] = lut[img[c * HW + p]];
+            }
+        }
+    }
+}
+
+static void to_codes_run(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+    const int64_t P = s->n_chan, reps = in->numel / P;
+#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++) {
+        const int32_t *x = tq_val_fine(e, in, b);
+        uint8_t *y = tq_val_codes(e, out, b);
+        for (int64_t r = 0; r < reps; r++)
+            for (int64_t j = 0; j < P; j++)
+                y[r * P + j] = tq_store_code(out, tq_rq64(x[r * P + j], s->rq[j]));
+    }
+}
+
+/* ReLU is max(code, code of 0): the same on codes (zp) as on fine integers (0). */
+static void relu_run(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++) {
+        if (in->domain == TQ_VAL_CODES) {
+            const uint8_t *x = tq_val_codes(e, in, b), zp = (uint8_t)in->zp;
+            uint8_t *y = tq_val_codes(e, out, b);
+            for (int64_t i = 0; i < in->numel; i++) y[i] = x[i] > zp ? x[i] : zp;
+        } else {
+            const int32_t *x = tq_val_fine(e, in, b);
+            int32_t *y = tq_val_fine(e, out, b);
+            for (int64_t i = 0; i < in->numel; i++) y[i] = x[i] > 0 ? x[i] : 0;
+        }
+    }
+}
+
+/* Max pool: stored codes order as the codes do, so either kind is compared as stored. */
+static void maxpool_run(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+    const int64_t C = in->c;
+#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++)
+        for (int32_t oy = 0; oy < out->h; oy++)
+            for (int32_t ox = 0; ox < out->w; ox++) {
+                const int64_t o = ((int64_t)oy * out->w + ox) * C;
+                for (int64_t c = 0; c < C; c++) {
+                    int64_t best = INT64_MIN;
+                    for (int ky = 0; ky < s->kernel; ky++)
+                        for (int kx = 0; kx < s->kernel; kx++) {
+                            int64_t i = ((int64_t)(oy * s->stride + ky) * in->w + ox * s->stride + kx) * C + c;
+                            int64_t v = get(e, in, b, i);
+                            best = v > best ? v : best;
+                        }
+                    if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, b)[o + c] = (uint8_t)(best + out->zp);
+                    else tq_val_fine(e, out, b)[o + c] = (int32_t)best;
+                }
+            }
+}
+
+/* Average pools: the window's sum divided with rounding (in the input's unit), then the
+ * emit's rescaling to the output. A global pool is one window over the whole plane. */
+static void avgpool_run(tq_engine *e, const tq_step *s, int64_t n, bool global)
+{
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+    const int64_t C = in->c;
+    const int kh = global ? in->h : s->kernel, kw = global ? in->w : s->kernel;
+    const int stride = global ? 1 : s->stride;
+#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++)
+        for (int32_t oy = 0; oy < out->h; oy++)
+            for (int32_t ox = 0; ox < out->w; ox++)
+                for (int64_t c = 0; c < C; c++) {
+                    int64_t sum = 0;
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++)
+                            sum += get(e, in, b, ((int64_t)(oy * stride + ky) * in->w + ox * stride + kx) * C + c);
+                    put(e, out, b, ((int64_t)oy * out->w + ox) * C + c, &s->emit,
+                        div_round(sum, (int64_t)kh * kw));
+                }
+}
+
+static void bn_run(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+    const int64_t C = in->c, reps = in->numel / C;
+#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t r = 0; r < reps; r++)
+            for (int64_t c = 0; c < C; c++) {
+                int64_t i = r * C + c;
+                put(e, out, b, i, &s->emit, tq_rq64(get(e, in, b, i), s->rq[c]) + s->bias[c]);
+            }
+}
+
+static void add_run(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *a = &e->vals[s->in], *c = &e->vals[s->in2], *out = &e->vals[s->out];
+#pragma omp parallel for schedule(static) if (n * a->numel >= PARALLEL_MIN)
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t i = 0; i < a->numel; i++)
+            put(e, out, b, i, &s->emit,
+                tq_rq64(get(e, a, b, i), s->rq[0]) + tq_rq64(get(e, c, b, i), s->rq[1]));
+}
+
+void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n,
+                        float *logits)
+{
+    switch (s->kind) {
+    case TQ_STEP_INPUT: input_run(e, s, images, n); break;
+    case TQ_STEP_QLAYER: tq_engine_qlayer_run(e, s, n, logits); break;
+    case TQ_STEP_TO_CODES: to_codes_run(e, s, n); break;
+    case TQ_STEP_RELU: relu_run(e, s, n); break;
+    case TQ_STEP_MAXPOOL: maxpool_run(e, s, n); break;
+    case TQ_STEP_AVGPOOL: avgpool_run(e, s, n, false); break;
+    case TQ_STEP_GAP: avgpool_run(e, s, n, true); break;
+    case TQ_STEP_BN: bn_run(e, s, n); break;
+    case TQ_STEP_ADD: add_run(e, s, n); break;
+    }
+}
