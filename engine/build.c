@@ -42,49 +42,46 @@ static tq_status build_to_codes(tq_engine *e, tq_step *s, tq_model *m, tq_error 
     const tq_qlayer *l = tq_model_qlayer(m, s->qlayer);
     const bool per_position = !l->is_conv && (int64_t)in->h * in->w > 1;
     s->n_chan = per_position ? in->numel : in->c;
-    if (!(s->rq = calloc((size_t)s->n_chan, sizeof *s->rq)))
+    if (!(s->aff = calloc((size_t)s->n_chan, sizeof *s->aff)))
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
     const int64_t HW = (int64_t)in->h * in->w;
     for (int64_t j = 0; j < s->n_chan; j++) {
         /* position j of (H,W,C) is feature (c, y, x) of the flattened (C,H,W) */
         int64_t feature = per_position ? (j % in->c) * HW + j / in->c : j;
         double mul = l->input_mul ? l->input_mul->data[feature] : 1.0;
-        if (out->unit > 0) s->rq[j] = tq_requant_make(in->unit * mul / out->unit);
+        s->aff[j] = tq_affine_make(out->unit > 0 ? in->unit * mul / out->unit : 0.0, 0.0);
     }
     return TQ_STATUS_OK;
 }
 
-/* A batch norm on fine integers: per channel k = gamma / sqrt(var + eps) as a multiplier,
- * beta - k mean as a bias at the output's unit. */
+/* A batch norm on fine integers: per channel k = gamma / sqrt(var + eps) as the multiplier,
+ * beta - k mean as the offset, straight to the output's unit (codes: their scale). */
 static tq_status build_bn(tq_engine *e, tq_step *s, tq_model *m, tq_error *err)
 {
     tq_layer_info bn;
     tq_model_layer(m, s->layer, &bn);
     const tq_val *in = &e->vals[s->in];
-    const double u = tq_calc_unit(&e->vals[s->out]);
+    const double u = e->vals[s->out].unit;
     s->n_chan = in->c;
-    s->rq = calloc((size_t)in->c, sizeof *s->rq);
-    s->bias = calloc((size_t)in->c, sizeof *s->bias);
-    if (!s->rq || !s->bias) return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
+    if (!(s->aff = calloc((size_t)in->c, sizeof *s->aff)))
+        return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
     for (int32_t c = 0; c < in->c && u > 0; c++) {
         double k = bn.gamma[c] / sqrt((double)bn.running_var[c] + bn.eps);
-        s->rq[c] = tq_requant_make(k * in->unit / u);
-        s->bias[c] = llround((bn.beta[c] - k * bn.running_mean[c]) / u);
+        s->aff[c] = tq_affine_make(k * in->unit / u, (bn.beta[c] - k * bn.running_mean[c]) / u);
     }
     return TQ_STATUS_OK;
 }
 
-/* A residual add: each side rescaled to the unit of the sum. */
+/* A residual add: each side rescaled to the unit the sum is computed in (fine), which the
+ * emit takes to the output. */
 static tq_status build_add(tq_engine *e, tq_step *s, tq_error *err)
 {
     const double u = tq_calc_unit(&e->vals[s->out]);
     s->n_chan = 2;
-    if (!(s->rq = calloc(2, sizeof *s->rq)))
+    if (!(s->aff = calloc(2, sizeof *s->aff)))
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
-    if (u > 0) {
-        s->rq[0] = tq_requant_make(e->vals[s->in].unit / u);
-        s->rq[1] = tq_requant_make(e->vals[s->in2].unit / u);
-    }
+    s->aff[0] = tq_affine_make(u > 0 ? e->vals[s->in].unit / u : 0.0, 0.0);
+    s->aff[1] = tq_affine_make(u > 0 ? e->vals[s->in2].unit / u : 0.0, 0.0);
     return TQ_STATUS_OK;
 }
 
@@ -129,8 +126,7 @@ void tq_engine_free(tq_engine *e)
     if (!e) return;
     for (int t = 0; t < e->n_steps; t++) {
         tq_step *s = &e->steps[t];
-        free(s->rq);
-        free(s->bias);
+        free(s->aff);
         free(s->deq_scale);
         free(s->deq_bias);
         free(s->lut);

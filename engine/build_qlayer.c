@@ -67,25 +67,18 @@ done:
     return st;
 }
 
-static int64_t round_clamped(double v)
-{
-    const double lim = 1099511627776.0; /* 2^40: far beyond any code, still exact */
-    return (int64_t)llround(v > lim ? lim : v < -lim ? -lim : v);
-}
-
 tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error *err)
 {
     tq_qlayer *l = tq_model_qlayer(m, s->qlayer);
     const int64_t O = l->weight->shape[0];
     double *sw = malloc((size_t)O * sizeof *sw);
     s->n_chan = O;
-    s->rq = calloc((size_t)O, sizeof *s->rq);
-    s->bias = calloc((size_t)O, sizeof *s->bias);
+    s->aff = calloc((size_t)O, sizeof *s->aff);
     if (s->out < 0) {
         s->deq_scale = malloc((size_t)O * sizeof *s->deq_scale);
         s->deq_bias = malloc((size_t)O * sizeof *s->deq_bias);
     }
-    if (!sw || !s->rq || !s->bias || (s->out < 0 && (!s->deq_scale || !s->deq_bias))) {
+    if (!sw || !s->aff || (s->out < 0 && (!s->deq_scale || !s->deq_bias))) {
         free(sw);
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
     }
@@ -96,7 +89,7 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
     tq_layer_info bn = {0};
     if (s->merged_bn) tq_model_layer(m, s->bn_layer, &bn);
     const double sx = e->vals[s->in].unit;
-    const double u = s->out >= 0 ? tq_calc_unit(&e->vals[s->out]) : 0.0;
+    const double u = s->out >= 0 ? e->vals[s->out].unit : 0.0; /* codes: their scale */
     for (int64_t o = 0; o < O; o++) {
         /* real output = a * acc + c; a batch norm makes it k (a acc + b - mean) + beta */
         double k = 1.0, shift = l->bias ? l->bias->data[o] : 0.0;
@@ -109,8 +102,7 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
             s->deq_scale[o] = a;
             s->deq_bias[o] = shift;
         } else if (u > 0) {
-            s->rq[o] = tq_requant_make(a / u);
-            s->bias[o] = round_clamped(shift / u);
+            s->aff[o] = tq_affine_make(a / u, shift / u);
         }
     }
     free(sw);

@@ -46,12 +46,21 @@ typedef enum tq_step_kind {
     TQ_STEP_ADD,
 } tq_step_kind;
 
-/* The last rescaling of a step, from the integers it computed to its output value: none
- * (already in the output's unit) or one multiplier; then saturation (fine) or rounding,
- * clamping and zp (codes). */
+/* v -> round(v * scale + offset), ties up, in integers: (v * mult + bias) >> shift, where
+ * mult and shift are the scale's fixed-point form (tq_requant_make) and bias holds the offset
+ * at 2^-shift plus one half. A bias added before the one rounding, rather than after it, keeps
+ * the output a single rounding of the exact value. */
+typedef struct tq_affine {
+    int64_t mult, bias;
+    int32_t shift;
+} tq_affine;
+tq_affine tq_affine_make(double scale, double offset);
+
+/* The last rescaling of a step that computes at a finer unit than its output's (add, pools):
+ * none (already in the output's unit) or one multiplier. */
 typedef struct tq_emit {
     bool rescale;
-    tq_requant r;
+    tq_affine a;
 } tq_emit;
 
 typedef struct tq_step {
@@ -62,10 +71,9 @@ typedef struct tq_step {
     int kernel, stride, pad;
     tq_emit emit;
     /* Per channel (QLAYER: output channel; TO_CODES: channel, or input position of a Linear
-     * after a flatten; BN: channel; ADD: [0] rescales in, [1] in2): v -> v * M + bias. */
+     * after a flatten; BN: channel; ADD: [0] rescales in, [1] in2). */
     int64_t n_chan;
-    tq_requant *rq;
-    int64_t *bias;     /* NULL: none */
+    tq_affine *aff;
     /* QLAYER */
     int qlayer;
     bool is_conv;
@@ -133,14 +141,13 @@ static inline int32_t *tq_val_fine(const tq_engine *e, const tq_val *v, int64_t 
 
 /* ---- integer helpers */
 
-/* round(v * r) for |v| < 2^32, ties up, like tq_requant_apply on a wider input. */
-static inline int64_t tq_rq64(int64_t v, tq_requant q)
+/* |v| is clamped to 2^31 - 1 (int32 values and accumulators never reach it), so that
+ * |v * mult| < 2^62 and adding the bias cannot overflow. */
+static inline int64_t tq_affine_apply(int64_t v, const tq_affine *a)
 {
-    const int64_t lim = ((int64_t)1 << 32) - 1;
+    const int64_t lim = INT32_MAX;
     v = v > lim ? lim : v < -lim ? -lim : v;
-    int64_t p = v * q.mult;
-    if (q.shift == 0) return p;
-    return (p + ((int64_t)1 << (q.shift - 1))) >> q.shift;
+    return (v * a->mult + a->bias) >> a->shift;
 }
 
 static inline int32_t tq_sat32(int64_t v)
@@ -148,19 +155,19 @@ static inline int32_t tq_sat32(int64_t v)
     return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
-/* The unit a step producing `out` computes in: the output's, or for codes the format's step
- * / 2^16, rounded to the code when emitted. */
+/* The unit a step that emits `out` computes in: the output's, or for codes the format's
+ * step / 2^16, rounded to the code when emitted. */
 static inline double tq_calc_unit(const tq_val *out)
 {
     return out->domain == TQ_VAL_CODES ? out->unit / (double)(1 << TQ_ENGINE_FINE_BITS)
                                        : out->unit;
 }
 
-/* The emitted integer: fine saturated, or a code clamped to the format and shifted by zp. */
 static inline int64_t tq_emit_value(const tq_emit *e, int64_t v)
 {
-    return e->rescale ? tq_rq64(v, e->r) : v;
+    return e->rescale ? tq_affine_apply(v, &e->a) : v;
 }
+/* A code clamped to the format's range and stored with its zp. */
 static inline uint8_t tq_store_code(const tq_val *out, int64_t code)
 {
     code = code < out->lo ? out->lo : code > out->hi ? out->hi : code;

@@ -191,8 +191,8 @@ static tq_step *add_step(planner *p, tq_step_kind kind, const char *name, int in
 static tq_emit emit_from(double from_unit, const tq_val *out)
 {
     double to = out->unit;
-    if (from_unit == to && out->domain == TQ_VAL_FINE) return (tq_emit){false, {0, 0}};
-    return (tq_emit){true, to > 0 ? tq_requant_make(from_unit / to) : (tq_requant){0, 0}};
+    if (from_unit == to && out->domain == TQ_VAL_FINE) return (tq_emit){false, {0, 0, 0}};
+    return (tq_emit){true, tq_affine_make(to > 0 ? from_unit / to : 0.0, 0.0)};
 }
 
 /* Qlayer q's input codes from value `from`: the value itself when it already holds them,
@@ -241,7 +241,6 @@ static tq_status plan_layer(planner *p, int i, tq_error *err)
         p->val_of[i] = wanted_val(p, &p->w[i], c, h, w);
         s = add_step(p, TQ_STEP_BN, l->name, in, -1, p->val_of[i]);
         s->layer = i;
-        s->emit = emit_from(tq_calc_unit(&e->vals[p->val_of[i]]), &e->vals[p->val_of[i]]);
         return TQ_STATUS_OK;
     case TQ_LAYER_RELU:
         p->val_of[i] = like_val(p, in, e->vals[in].c, e->vals[in].h, e->vals[in].w);
@@ -288,7 +287,6 @@ static tq_status plan_layer(planner *p, int i, tq_error *err)
         s->layer = i;
         s->merged_bn = p->bn_after[i] >= 0;
         s->bn_layer = p->bn_after[i];
-        if (out >= 0) s->emit = emit_from(tq_calc_unit(&e->vals[out]), &e->vals[out]);
         e->qlayer_input[l->qlayer] = codes;
         p->val_of[i] = out;
         return TQ_STATUS_OK;

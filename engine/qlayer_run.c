@@ -52,7 +52,7 @@ static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
         for (int64_t o = 0; o < O; o++) {
             int64_t v = (int64_t)acc[r * O + o] - (int64_t)zp * row_sum[o];
-            v = tq_emit_value(&s->emit, tq_rq64(v, s->rq[o]) + s->bias[o]);
+            v = tq_affine_apply(v, &s->aff[o]);
             if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, img)[p * O + o] = tq_store_code(out, v);
             else tq_val_fine(e, out, img)[p * O + o] = tq_sat32(v);
         }

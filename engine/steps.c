@@ -60,7 +60,7 @@ static void to_codes_run(tq_engine *e, const tq_step *s, int64_t n)
         uint8_t *y = tq_val_codes(e, out, b);
         for (int64_t r = 0; r < reps; r++)
             for (int64_t j = 0; j < P; j++)
-                y[r * P + j] = tq_store_code(out, tq_rq64(x[r * P + j], s->rq[j]));
+                y[r * P + j] = tq_store_code(out, tq_affine_apply(x[r * P + j], &s->aff[j]));
     }
 }
 
@@ -137,7 +137,7 @@ static void bn_run(tq_engine *e, const tq_step *s, int64_t n)
         for (int64_t r = 0; r < reps; r++)
             for (int64_t c = 0; c < C; c++) {
                 int64_t i = r * C + c;
-                put(e, out, b, i, &s->emit, tq_rq64(get(e, in, b, i), s->rq[c]) + s->bias[c]);
+                put(e, out, b, i, &s->emit, tq_affine_apply(get(e, in, b, i), &s->aff[c]));
             }
 }
 
@@ -148,7 +148,8 @@ static void add_run(tq_engine *e, const tq_step *s, int64_t n)
     for (int64_t b = 0; b < n; b++)
         for (int64_t i = 0; i < a->numel; i++)
             put(e, out, b, i, &s->emit,
-                tq_rq64(get(e, a, b, i), s->rq[0]) + tq_rq64(get(e, c, b, i), s->rq[1]));
+                tq_affine_apply(get(e, a, b, i), &s->aff[0]) +
+                    tq_affine_apply(get(e, c, b, i), &s->aff[1]));
 }
 
 void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n,

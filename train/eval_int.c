@@ -52,9 +52,11 @@ static void report_compare(tq_reporter *rep, const tq_int_compare *c)
                    "logit difference %.4g", (long long)c->differ, (long long)c->images,
                    c->max_logit_diff);
     tq_report_line(rep, "activation codes: %lld compared, %lld (%.4g%%) one step apart "
-                   "(requantization rounding), %lld more than one step apart",
+                   "(requantization rounding), %lld more than one step apart where all before "
+                   "agreed (a bug), %lld after an earlier difference (propagated)",
                    (long long)c->codes, (long long)c->codes_one_step,
-                   100.0 * (double)c->codes_one_step / codes, (long long)c->codes_more);
+                   100.0 * (double)c->codes_one_step / codes, (long long)c->codes_more,
+                   (long long)c->codes_propagated);
     tq_report_line(rep, "accuracy: fake quant %.4f, integer engine %.4f",
                    (double)c->correct_fq / n, (double)c->correct_int / n);
 }
@@ -69,6 +71,7 @@ static void json_compare(tq_json *j, const tq_int_compare *c)
     tq_json_int(j, "codes_compared", c->codes);
     tq_json_int(j, "codes_one_step", c->codes_one_step);
     tq_json_int(j, "codes_more", c->codes_more);
+    tq_json_int(j, "codes_more_propagated", c->codes_propagated);
     tq_json_num(j, "fraction_one_step", (double)c->codes_one_step / codes);
     tq_json_num(j, "fraction_more", (double)c->codes_more / codes);
     tq_json_close(j, '}');

@@ -15,7 +15,11 @@ typedef struct tq_int_compare {
     double max_logit_diff;
     int64_t codes;           /* activation codes compared (inputs of every Linear/Conv2d) */
     int64_t codes_one_step;  /* differing by one step: requantization rounding */
-    int64_t codes_more;      /* differing by more: a bug */
+    /* differing by more where every earlier layer's codes of the image agreed: a bug */
+    int64_t codes_more;
+    /* differing by more after an earlier difference in the image: one step upstream can move
+     * a code downstream by several where the next scale is fine against the weights */
+    int64_t codes_propagated;
 } tq_int_compare;
 
 /* -log softmax(z)[label] over k logits, in double. */

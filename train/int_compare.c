@@ -11,6 +11,7 @@ typedef struct cmp_bufs {
     float *x, *logits, *fq, *scaled;
     int32_t *labels;
     int16_t **codes;
+    bool *clean, *dirty; /* per image of the batch: all codes so far agree; some in this layer differ */
 } cmp_bufs;
 
 static int32_t argmax(const float *z, int32_t k)
@@ -40,11 +41,15 @@ static tq_status compare_codes(tq_model *m, int qi, const int16_t *engine_codes,
     }
     float scale;
     if (tq_quantizer_codes(l->input_q, &t, b->fq, &scale, err)) return err->status;
+    memset(b->dirty, 0, (size_t)n * sizeof *b->dirty);
     for (int64_t i = 0; i < x->numel; i++) {
-        int64_t d = llabs((int64_t)engine_codes[i] - (int64_t)b->fq[i]);
+        int64_t d = llabs((int64_t)engine_codes[i] - (int64_t)b->fq[i]), img = i / numel;
+        b->dirty[img] |= d != 0;
         out->codes_one_step += d == 1;
-        out->codes_more += d > 1;
+        out->codes_more += d > 1 && b->clean[img];
+        out->codes_propagated += d > 1 && !b->clean[img];
     }
+    for (int64_t i = 0; i < n; i++) b->clean[i] = b->clean[i] && !b->dirty[i];
     out->codes += x->numel;
     return TQ_STATUS_OK;
 }
@@ -75,6 +80,7 @@ static tq_status compare_batch(tq_engine *e, tq_model *m, const uint8_t *images,
         }
     }
     out->images += n;
+    for (int64_t i = 0; i < n; i++) b->clean[i] = true;
     for (int qi = 0; qi < tq_engine_qlayer_count(e); qi++)
         if (b->codes[qi] &&
             compare_codes(m, qi, b->codes[qi], n, tq_engine_qlayer_input_numel(e, qi), b, out, err))
@@ -89,6 +95,8 @@ static void bufs_free(cmp_bufs *b, int nq)
     free(b->fq);
     free(b->scaled);
     free(b->labels);
+    free(b->clean);
+    free(b->dirty);
     for (int q = 0; b->codes && q < nq; q++) free(b->codes[q]);
     free(b->codes);
 }
@@ -109,8 +117,10 @@ tq_status tq_int_compare_run(tq_engine *e, tq_model *m, const tq_dataset *d, con
     b.fq = malloc((size_t)(batch * most + 1) * sizeof *b.fq);
     b.scaled = malloc((size_t)(batch * most + 1) * sizeof *b.scaled);
     b.labels = malloc((size_t)batch * sizeof *b.labels);
+    b.clean = malloc((size_t)batch * sizeof *b.clean);
+    b.dirty = malloc((size_t)batch * sizeof *b.dirty);
     b.codes = calloc((size_t)nq + 1, sizeof *b.codes);
-    bool ok = b.x && b.logits && b.fq && b.scaled && b.labels && b.codes;
+    bool ok = b.x && b.logits && b.fq && b.scaled && b.labels && b.codes && b.clean && b.dirty;
     for (int q = 0; ok && q < nq; q++) {
         int64_t numel = tq_engine_qlayer_input_numel(e, q);
         if (numel > 0) ok = (b.codes[q] = malloc((size_t)(batch * numel) * sizeof **b.codes)) != NULL;
