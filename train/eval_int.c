@@ -74,7 +74,7 @@ static void json_compare(tq_json *j, const tq_int_compare *c)
     tq_json_int(j, "codes_more_propagated", c->codes_propagated);
     tq_json_num(j, "fraction_one_step", (double)c->codes_one_step / codes);
     tq_json_num(j, "fraction_more", (double)c->codes_more / codes);
-    tq_json_close(j, '}');
+    tq_json_close(j, '{');
 }
 
 int tq_eval_int(const tq_cli_cmd *cmd, const tq_cli_args *a)
