@@ -8,40 +8,52 @@
 #include <string.h>
 
 /* Rows r0 .. r0+rows of the convolution's im2col matrix, each K bytes then zeros to lda.
- * Row r is output pixel r % P of image r / P; padding holds the code of 0 (zp). */
+ * Row r is output pixel r % P of image r / P; padding holds the code of 0 (zp). In (H,W,C)
+ * order the kernel's taps along a row of the image are k * C contiguous bytes, one copy
+ * each unless the window hangs over the left or right edge. */
 static void im2col(const tq_engine *e, const tq_step *s, int64_t r0, int64_t rows, uint8_t *a,
                    int64_t lda)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
-    const int64_t C = in->c, P = (int64_t)out->h * out->w, K = C * s->kernel * s->kernel;
+    const int64_t C = in->c, k = s->kernel, P = (int64_t)out->h * out->w, K = C * k * k;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
         const int64_t oy = p / out->w, ox = p % out->w;
+        const int64_t ix0 = ox * s->stride - s->pad;
+        const bool inside_x = ix0 >= 0 && ix0 + k <= in->w;
         const uint8_t *src = tq_val_codes(e, in, img);
         uint8_t *row = a + r * lda;
-        for (int ky = 0; ky < s->kernel; ky++)
-            for (int kx = 0; kx < s->kernel; kx++) {
-                const int64_t iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
-                uint8_t *dst = row + ((int64_t)ky * s->kernel + kx) * C;
-                if (iy < 0 || iy >= in->h || ix < 0 || ix >= in->w) memset(dst, in->zp, (size_t)C);
-                else memcpy(dst, src + (iy * in->w + ix) * C, (size_t)C);
+        for (int64_t ky = 0; ky < k; ky++) {
+            const int64_t iy = oy * s->stride - s->pad + ky;
+            uint8_t *dst = row + ky * k * C;
+            if (iy < 0 || iy >= in->h) {
+                memset(dst, in->zp, (size_t)(k * C));
+            } else if (inside_x) {
+                memcpy(dst, src + (iy * in->w + ix0) * C, (size_t)(k * C));
+            } else {
+                for (int64_t kx = 0; kx < k; kx++) {
+                    const int64_t ix = ix0 + kx;
+                    if (ix < 0 || ix >= in->w) memset(dst + kx * C, in->zp, (size_t)C);
+                    else memcpy(dst + kx * C, src + (iy * in->w + ix) * C, (size_t)C);
+                }
             }
+        }
         memset(row + K, 0, (size_t)(lda - K));
     }
 }
 
-/* Accumulators of rows r0.. (output pixels; images for a Linear) to the output value. */
+/* Accumulators of rows r0.. (output pixels; images for a Linear) to the output value. The
+ * product saw codes + zp, so each sum is corrected by zp * the weight row's sum. */
 static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t rows,
                        const int32_t *acc, float *logits)
 {
-    const tq_val *in = &e->vals[s->in];
     const int64_t O = s->w.n;
-    const int32_t zp = in->zp;
+    const int64_t zp = e->vals[s->in].zp;
     const int32_t *row_sum = s->w.row_sum;
     if (s->out < 0) { /* a Linear's logits: one row per image */
         for (int64_t r = 0; r < rows; r++)
             for (int64_t o = 0; o < O; o++) {
-                int64_t v = (int64_t)acc[r * O + o] - (int64_t)zp * row_sum[o];
+                int64_t v = acc[r * O + o] - zp * row_sum[o];
                 logits[(r0 + r) * O + o] = (float)((double)v * s->deq_scale[o] + s->deq_bias[o]);
             }
         return;
@@ -50,11 +62,15 @@ static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t
     const int64_t P = (int64_t)out->h * out->w;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
-        for (int64_t o = 0; o < O; o++) {
-            int64_t v = (int64_t)acc[r * O + o] - (int64_t)zp * row_sum[o];
-            v = tq_affine_apply(v, &s->aff[o]);
-            if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, img)[p * O + o] = tq_store_code(out, v);
-            else tq_val_fine(e, out, img)[p * O + o] = tq_sat32(v);
+        const int32_t *a = acc + r * O;
+        if (out->domain == TQ_VAL_CODES) {
+            uint8_t *y = tq_val_codes(e, out, img) + p * O;
+            for (int64_t o = 0; o < O; o++)
+                y[o] = tq_store_code(out, tq_affine_apply(a[o] - zp * row_sum[o], &s->aff[o]));
+        } else {
+            int32_t *y = tq_val_fine(e, out, img) + p * O;
+            for (int64_t o = 0; o < O; o++)
+                y[o] = tq_sat32(tq_affine_apply(a[o] - zp * row_sum[o], &s->aff[o]));
         }
     }
 }
