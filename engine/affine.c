@@ -1,7 +1,9 @@
-/* Affine rescaling in integers: round(v * scale + offset) as one multiply, add and shift. */
+/* Affine rescaling in integers: round(v * scale + offset) as one multiply, add and shift,
+ * one channel at a time (tq_affine) or a row of channels at one shift (tq_rowquant). */
 #include "engine_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 tq_affine tq_affine_make(double scale, double offset)
 {
@@ -21,4 +23,50 @@ tq_affine tq_affine_make(double scale, double offset)
     int64_t half = r.mult && r.shift > 0 ? (int64_t)1 << (r.shift - 1) : 0;
     if (!r.mult) r.shift = 0;
     return (tq_affine){.mult = r.mult, .bias = llround(b) + half, .shift = r.shift};
+}
+
+tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
+                           int32_t zp, int64_t n, tq_error *err)
+{
+    q->mult = malloc((size_t)n * sizeof *q->mult);
+    q->corr = malloc((size_t)n * sizeof *q->corr);
+    q->bias = malloc((size_t)n * sizeof *q->bias);
+    if (!q->mult || !q->corr || !q->bias)
+        return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
+    double max_m = 0.0, max_c = 0.0;
+    for (int64_t o = 0; o < n; o++) {
+        if (isfinite(m[o])) max_m = fmax(max_m, fabs(m[o]));
+        if (isfinite(c[o])) max_c = fmax(max_c, fabs(c[o]));
+    }
+    /* the largest shift with every |mult| < 2^30 and every |bias| < 2^59 */
+    int e, shift = 62;
+    if (max_m > 0) {
+        frexp(max_m, &e); /* max_m < 2^e */
+        shift = 30 - e < shift ? 30 - e : shift;
+    }
+    if (max_c > 0) {
+        frexp(max_c, &e);
+        shift = 59 - e < shift ? 59 - e : shift;
+    }
+    shift = shift < 0 ? 0 : shift;
+    const double lim = 576460752303423488.0; /* 2^59: outputs that far out saturate anyway */
+    const int64_t top = (int64_t)1 << 62, half = shift > 0 ? (int64_t)1 << (shift - 1) : 0;
+    for (int64_t o = 0; o < n; o++) {
+        double mo = isfinite(m[o]) ? ldexp(m[o], shift) : 0.0;
+        double co = isfinite(c[o]) ? ldexp(c[o], shift) : 0.0;
+        co = co > lim ? lim : co < -lim ? -lim : co;
+        q->mult[o] = (int32_t)llround(mo);
+        q->bias[o] = llround(co) + half + top;
+        q->corr[o] = zp * row_sum[o];
+    }
+    q->shift = shift;
+    q->offset = top >> shift;
+    return TQ_STATUS_OK;
+}
+
+void tq_rowquant_free(tq_rowquant *q)
+{
+    free(q->mult);
+    free(q->corr);
+    free(q->bias);
 }

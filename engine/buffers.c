@@ -1,6 +1,7 @@
 /* The engine's memory, taken once at build: activation buffers shared by values whose lives
- * do not overlap, and the per-thread scratch of the convolutions (grown once if a run has
- * more threads than the build saw). */
+ * do not overlap, padded images, and the per-thread scratch of the convolutions (grown once
+ * if a run has more threads than the build saw). Every buffer has 64 bytes of slack: im2col
+ * copies whole 8-byte words. */
 #include "engine_internal.h"
 
 #include <omp.h>
@@ -61,14 +62,14 @@ static tq_status ensure_scratch(tq_engine *e, int threads, tq_error *err)
     if (acc) e->scr_acc = acc;
     if (!a || !acc) return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
     for (int t = e->n_scratch; t < threads; t++) {
-        e->scr_a[t] = aligned_alloc(64, (size_t)((e->scratch_a + 63) / 64 * 64));
+        e->scr_a[t] = aligned_alloc(64, (size_t)((e->scratch_a + 63) / 64 * 64 + 64));
         e->scr_acc[t] = aligned_alloc(64, (size_t)((e->scratch_acc + 63) / 64 * 64));
         if (!e->scr_a[t] || !e->scr_acc[t]) {
             free(e->scr_a[t]);
             free(e->scr_acc[t]);
             return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
         }
-        memset(e->scr_a[t], 0, (size_t)e->scratch_a);
+        memset(e->scr_a[t], 0, (size_t)e->scratch_a + 64);
         e->n_scratch = t + 1;
     }
     return TQ_STATUS_OK;
@@ -85,21 +86,33 @@ tq_status tq_engine_alloc_buffers(tq_engine *e, tq_error *err)
     if (!(e->bufs = calloc((size_t)(e->n_bufs > 0 ? e->n_bufs : 1), sizeof *e->bufs)))
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
     for (int b = 0; b < e->n_bufs; b++) {
-        size_t bytes = (size_t)(e->buf_cap[b] * TQ_ENGINE_CHUNK + 63) / 64 * 64;
+        size_t bytes = (size_t)(e->buf_cap[b] * TQ_ENGINE_CHUNK + 63) / 64 * 64 + 64;
         /* zeroed: the padding of code rows is read by the product (times zero weights) */
         if (!(e->bufs[b] = aligned_alloc(64, bytes)))
             return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for %zu bytes", bytes);
         memset(e->bufs[b], 0, bytes);
     }
     /* a thread's rows of a product: im2col bytes and int32 accumulators */
+    int64_t padded = 0;
     for (int t = 0; t < e->n_steps; t++) {
         const tq_step *s = &e->steps[t];
         if (s->kind != TQ_STEP_QLAYER) continue;
+        if (s->is_conv && s->pad) {
+            const tq_val *in = &e->vals[s->in];
+            int64_t bytes = (int64_t)(in->h + 2 * s->pad) * (in->w + 2 * s->pad) * in->c;
+            if (bytes > padded) padded = bytes;
+        }
         int64_t rows = s->is_conv ? TQ_ENGINE_ROW_BLOCK : TQ_ENGINE_CHUNK;
         if (s->is_conv && rows * s->w.k4 > e->scratch_a) e->scratch_a = rows * s->w.k4;
         if (rows * s->w.n * (int64_t)sizeof(int32_t) > e->scratch_acc)
             e->scratch_acc = rows * s->w.n * (int64_t)sizeof(int32_t);
     }
     if (e->scratch_a == 0) e->scratch_a = 64;
+    if (padded) {
+        size_t bytes = (size_t)(padded * TQ_ENGINE_CHUNK + 63) / 64 * 64 + 64;
+        if (!(e->padded = aligned_alloc(64, bytes)))
+            return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for %zu bytes", bytes);
+        memset(e->padded, 0, bytes);
+    }
     return tq_engine_scratch(e, err);
 }

@@ -127,6 +127,7 @@ void tq_engine_free(tq_engine *e)
     for (int t = 0; t < e->n_steps; t++) {
         tq_step *s = &e->steps[t];
         free(s->aff);
+        tq_rowquant_free(&s->rq);
         free(s->deq_scale);
         free(s->deq_bias);
         free(s->lut);
@@ -138,6 +139,7 @@ void tq_engine_free(tq_engine *e)
         free(e->scr_a[t]);
         free(e->scr_acc[t]);
     }
+    free(e->padded);
     free(e->scr_a);
     free(e->scr_acc);
     free(e->bufs);

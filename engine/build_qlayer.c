@@ -73,14 +73,17 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
     const int64_t O = l->weight->shape[0];
     double *sw = malloc((size_t)O * sizeof *sw);
     s->n_chan = O;
-    s->aff = calloc((size_t)O, sizeof *s->aff);
-    if (s->out < 0) {
-        s->deq_scale = malloc((size_t)O * sizeof *s->deq_scale);
-        s->deq_bias = malloc((size_t)O * sizeof *s->deq_bias);
-    }
-    if (!sw || !s->aff || (s->out < 0 && (!s->deq_scale || !s->deq_bias))) {
+    s->deq_scale = malloc((size_t)O * sizeof *s->deq_scale);
+    s->deq_bias = malloc((size_t)O * sizeof *s->deq_bias);
+    if (!sw || !s->deq_scale || !s->deq_bias) {
         free(sw);
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
+    }
+    if (l->weight->numel / O > TQ_ENGINE_MAX_K) {
+        free(sw);
+        return tq_fail(err, TQ_STATUS_ARG, "engine: layer %s sums %lld inputs per output; the "
+                       "integer engine sums at most %d", s->name, (long long)(l->weight->numel / O),
+                       TQ_ENGINE_MAX_K);
     }
     if (build_weights(e, s, l, sw, err)) {
         free(sw);
@@ -97,14 +100,16 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
             k = bn.gamma[o] / sqrt((double)bn.running_var[o] + bn.eps);
             shift = k * (shift - bn.running_mean[o]) + bn.beta[o];
         }
-        const double a = sx * sw[o] * k;
-        if (s->out < 0) {
-            s->deq_scale[o] = a;
-            s->deq_bias[o] = shift;
-        } else if (u > 0) {
-            s->aff[o] = tq_affine_make(a / u, shift / u);
-        }
+        /* the logits use these as they are; requantization in the output's units */
+        s->deq_scale[o] = sx * sw[o] * k;
+        s->deq_bias[o] = shift;
     }
     free(sw);
-    return TQ_STATUS_OK;
+    if (s->out < 0) return TQ_STATUS_OK;
+    for (int64_t o = 0; o < O; o++) {
+        s->deq_scale[o] = u > 0 ? s->deq_scale[o] / u : 0.0;
+        s->deq_bias[o] = u > 0 ? s->deq_bias[o] / u : 0.0;
+    }
+    return tq_rowquant_make(&s->rq, s->deq_scale, s->deq_bias, s->w.row_sum, e->vals[s->in].zp,
+                            O, err);
 }

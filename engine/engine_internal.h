@@ -56,6 +56,26 @@ typedef struct tq_affine {
 } tq_affine;
 tq_affine tq_affine_make(double scale, double offset);
 
+/* A product's requantization, every output channel at one shift so that a row of outputs
+ * vectorizes: out[o] = ((acc[o] - corr[o]) * mult[o] + bias[o]) >> shift, minus offset.
+ * corr is zp * the weight row's sum (the product saw codes + zp); bias holds the real bias
+ * at 2^-shift, one half (ties up) and 2^62, which keeps the sum positive, so that a logical
+ * shift does (x86 has no arithmetic shift of 64-bit lanes before AVX-512); offset =
+ * 2^(62 - shift) takes it out again. |acc - corr| < 2^30 (at most 16384 inputs per output)
+ * keeps the sum inside (0, 2^63). */
+typedef struct tq_rowquant {
+    int32_t *mult, *corr;
+    int64_t *bias;
+    int32_t shift;
+    int64_t offset;
+} tq_rowquant;
+#define TQ_ENGINE_MAX_K 16384
+/* From real multipliers m and biases c (n channels, in output units) and the weights' row
+ * sums times the input zp. */
+tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
+                           int32_t zp, int64_t n, tq_error *err);
+void tq_rowquant_free(tq_rowquant *q);
+
 /* The last rescaling of a step that computes at a finer unit than its output's (add, pools):
  * none (already in the output's unit) or one multiplier. */
 typedef struct tq_emit {
@@ -68,6 +88,7 @@ typedef struct tq_step {
     char name[48];     /* the layer it runs */
     int layer;         /* its index in the model (QLAYER, BN) */
     int in, in2, out;  /* values; out -1: the logits */
+    bool relu;         /* a ReLU after it, folded into its output's clamp */
     int kernel, stride, pad;
     tq_emit emit;
     /* Per channel (QLAYER: output channel; TO_CODES: channel, or input position of a Linear
@@ -75,6 +96,7 @@ typedef struct tq_step {
     int64_t n_chan;
     tq_affine *aff;
     /* QLAYER */
+    tq_rowquant rq;    /* to the output value (not for the logits) */
     int qlayer;
     bool is_conv;
     tq_packed wcodes;  /* the weights as stored */
@@ -99,6 +121,7 @@ struct tq_engine {
     int n_bufs;
     int64_t *buf_cap;
     void **bufs;
+    uint8_t *padded;          /* a chunk of images with a border, for padded convolutions */
     /* per-thread scratch for convolutions: im2col rows and accumulators */
     int n_scratch;
     int64_t scratch_a, scratch_acc; /* bytes each */
@@ -167,11 +190,20 @@ static inline int64_t tq_emit_value(const tq_emit *e, int64_t v)
 {
     return e->rescale ? tq_affine_apply(v, &e->a) : v;
 }
-/* A code clamped to the format's range and stored with its zp. */
+/* A code clamped to [lo, hi] and stored with its zp. */
+static inline uint8_t tq_store_clamped(int64_t code, int64_t lo, int64_t hi, int32_t zp)
+{
+    code = code < lo ? lo : code > hi ? hi : code;
+    return (uint8_t)(code + zp);
+}
 static inline uint8_t tq_store_code(const tq_val *out, int64_t code)
 {
-    code = code < out->lo ? out->lo : code > out->hi ? out->hi : code;
-    return (uint8_t)(code + out->zp);
+    return tq_store_clamped(code, out->lo, out->hi, out->zp);
+}
+/* The lowest code a step writes: the format's, or 0 with a ReLU folded in. */
+static inline int64_t tq_step_lo(const tq_step *s, const tq_val *out)
+{
+    return s->relu && out->lo < 0 ? 0 : out->lo;
 }
 
 #endif

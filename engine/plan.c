@@ -314,6 +314,53 @@ static void find_merged_bn(planner *p)
     free(readers);
 }
 
+/* Which steps read value v. */
+static int readers_of(const tq_engine *e, int v)
+{
+    int n = 0;
+    for (int t = 0; t < e->n_steps; t++) n += (e->steps[t].in == v) + (e->steps[t].in2 == v);
+    return n;
+}
+
+/* A ReLU whose input only it reads, written by a step that clamps or saturates its output
+ * anyway, becomes part of that step: max(code, 0) or max(v, 0) as it writes. Its output value
+ * is dropped and its readers read the input instead. */
+static void fold_relus(tq_engine *e)
+{
+    bool *gone = calloc((size_t)(e->n_steps > 0 ? e->n_steps : 1), sizeof *gone);
+    TQ_ASSERT(gone);
+    for (int t = 0; t < e->n_steps; t++) {
+        const tq_step *s = &e->steps[t];
+        const int from = s->kind == TQ_STEP_RELU ? e->vals[s->in].first : -1;
+        const tq_step_kind k = from >= 0 ? e->steps[from].kind : TQ_STEP_RELU;
+        if (!(k == TQ_STEP_QLAYER || k == TQ_STEP_ADD || k == TQ_STEP_BN ||
+              k == TQ_STEP_AVGPOOL || k == TQ_STEP_GAP) || readers_of(e, s->in) != 1)
+            continue;
+        const int in = s->in, out = s->out;
+        e->steps[from].relu = true;
+        gone[t] = true;
+        for (int u = t + 1; u < e->n_steps; u++) {
+            if (e->steps[u].in == out) e->steps[u].in = in;
+            if (e->steps[u].in2 == out) e->steps[u].in2 = in;
+        }
+        for (int q = 0; q < e->n_qlayers; q++)
+            if (e->qlayer_input[q] == out) e->qlayer_input[q] = in;
+        e->steps[t].in = e->steps[t].out = -1; /* no longer reads or writes anything */
+    }
+    int kept = 0;
+    for (int t = 0; t < e->n_steps; t++)
+        if (!gone[t]) e->steps[kept++] = e->steps[t];
+    e->n_steps = kept;
+    free(gone);
+    for (int v = 0; v < e->n_vals; v++) e->vals[v].first = e->vals[v].last = -1;
+    for (int t = 0; t < e->n_steps; t++) {
+        const tq_step *s = &e->steps[t];
+        if (s->in >= 0) e->vals[s->in].last = t;
+        if (s->in2 >= 0) e->vals[s->in2].last = t;
+        if (s->out >= 0) e->vals[s->out].first = t;
+    }
+}
+
 static tq_status plan(planner *p, tq_error *err)
 {
     tq_engine *e = p->e;
@@ -334,6 +381,7 @@ static tq_status plan(planner *p, tq_error *err)
     p->val_of[p->n] = input;
     for (int i = 0; i < p->n; i++)
         if (p->w[i].used && plan_layer(p, i, err)) return err->status;
+    fold_relus(e);
     return TQ_STATUS_OK;
 }
 

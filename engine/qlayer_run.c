@@ -7,38 +7,55 @@
 #include <omp.h>
 #include <string.h>
 
+/* GCC turns short copy loops back into calls to memcpy and memset, which cost more than
+ * the copies of a few channels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TQ_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define TQ_NO_LIBCALLS
+#endif
+
+/* Copies n bytes as 8-byte words, up to 7 bytes past n. The caller leaves room for the
+ * overrun: it lands where later copies write, in the row's zeroed tail, or in the slack of
+ * the buffers. */
+TQ_NO_LIBCALLS static inline void copy_words(uint8_t *restrict dst, const uint8_t *restrict src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 8) memcpy(dst + i, src + i, 8);
+}
+
+/* The chunk's images with a border of `pad` codes of 0 (zp) around each, so that im2col
+ * needs no bounds checks: image b at padded + b * Hp * Wp * C. */
+static void pad_images(tq_engine *e, const tq_step *s, int64_t n)
+{
+    const tq_val *in = &e->vals[s->in];
+    const int64_t C = in->c, Wp = in->w + 2 * s->pad, Hp = in->h + 2 * s->pad;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < n; b++) {
+        uint8_t *dst = e->padded + b * Hp * Wp * C;
+        const uint8_t *src = tq_val_codes(e, in, b);
+        memset(dst, in->zp, (size_t)(Hp * Wp * C));
+        for (int64_t y = 0; y < in->h; y++)
+            memcpy(dst + ((y + s->pad) * Wp + s->pad) * C, src + y * in->w * C, (size_t)(in->w * C));
+    }
+}
+
 /* Rows r0 .. r0+rows of the convolution's im2col matrix, each K bytes then zeros to lda.
- * Row r is output pixel r % P of image r / P; padding holds the code of 0 (zp). In (H,W,C)
- * order the kernel's taps along a row of the image are k * C contiguous bytes, one copy
- * each unless the window hangs over the left or right edge. */
-static void im2col(const tq_engine *e, const tq_step *s, int64_t r0, int64_t rows, uint8_t *a,
-                   int64_t lda)
+ * Row r is output pixel r % P of image r / P. In (H,W,C) order the taps of one kernel row
+ * are k * C contiguous bytes of the (padded) image. */
+TQ_NO_LIBCALLS static void im2col(const tq_engine *e, const tq_step *s, int64_t r0,
+                                  int64_t rows, uint8_t *a, int64_t lda)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
     const int64_t C = in->c, k = s->kernel, P = (int64_t)out->h * out->w, K = C * k * k;
+    const int64_t Wp = in->w + 2 * s->pad, Hp = in->h + 2 * s->pad;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
         const int64_t oy = p / out->w, ox = p % out->w;
-        const int64_t ix0 = ox * s->stride - s->pad;
-        const bool inside_x = ix0 >= 0 && ix0 + k <= in->w;
-        const uint8_t *src = tq_val_codes(e, in, img);
+        const uint8_t *src = s->pad ? e->padded + img * Hp * Wp * C : tq_val_codes(e, in, img);
+        src += (oy * s->stride * Wp + ox * s->stride) * C;
         uint8_t *row = a + r * lda;
-        for (int64_t ky = 0; ky < k; ky++) {
-            const int64_t iy = oy * s->stride - s->pad + ky;
-            uint8_t *dst = row + ky * k * C;
-            if (iy < 0 || iy >= in->h) {
-                memset(dst, in->zp, (size_t)(k * C));
-            } else if (inside_x) {
-                memcpy(dst, src + (iy * in->w + ix0) * C, (size_t)(k * C));
-            } else {
-                for (int64_t kx = 0; kx < k; kx++) {
-                    const int64_t ix = ix0 + kx;
-                    if (ix < 0 || ix >= in->w) memset(dst + kx * C, in->zp, (size_t)C);
-                    else memcpy(dst + kx * C, src + (iy * in->w + ix) * C, (size_t)C);
-                }
-            }
-        }
-        memset(row + K, 0, (size_t)(lda - K));
+        for (int64_t ky = 0; ky < k; ky++) copy_words(row + ky * k * C, src + ky * Wp * C, k * C);
+        for (int64_t j = K; j < lda; j++) row[j] = 0;
     }
 }
 
@@ -48,29 +65,44 @@ static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t
                        const int32_t *acc, float *logits)
 {
     const int64_t O = s->w.n;
-    const int64_t zp = e->vals[s->in].zp;
-    const int32_t *row_sum = s->w.row_sum;
     if (s->out < 0) { /* a Linear's logits: one row per image */
+        const int64_t zp = e->vals[s->in].zp;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t o = 0; o < O; o++) {
-                int64_t v = acc[r * O + o] - zp * row_sum[o];
+                int64_t v = acc[r * O + o] - zp * s->w.row_sum[o];
                 logits[(r0 + r) * O + o] = (float)((double)v * s->deq_scale[o] + s->deq_bias[o]);
             }
         return;
     }
     const tq_val *out = &e->vals[s->out];
-    const int64_t P = (int64_t)out->h * out->w;
+    const tq_rowquant *q = &s->rq;
+    const int32_t *restrict mult = q->mult, *restrict corr = q->corr;
+    const int64_t *restrict bias = q->bias;
+    const int shift = q->shift;
+    const int64_t P = (int64_t)out->h * out->w, offset = q->offset;
+    /* codes clamp to the format (and 0 with a ReLU); fine integers saturate (and ReLU) */
+    const int64_t lo = out->domain == TQ_VAL_CODES ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
+    const int64_t hi = out->domain == TQ_VAL_CODES ? out->hi : INT32_MAX;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
-        const int32_t *a = acc + r * O;
+        const int32_t *restrict a = acc + r * O;
         if (out->domain == TQ_VAL_CODES) {
-            uint8_t *y = tq_val_codes(e, out, img) + p * O;
-            for (int64_t o = 0; o < O; o++)
-                y[o] = tq_store_code(out, tq_affine_apply(a[o] - zp * row_sum[o], &s->aff[o]));
+            uint8_t *restrict y = tq_val_codes(e, out, img) + p * O;
+            const int32_t zp = out->zp;
+            for (int64_t o = 0; o < O; o++) {
+                int64_t t = (int64_t)(a[o] - corr[o]) * mult[o] + bias[o];
+                int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+                v = v < lo ? lo : v > hi ? hi : v;
+                y[o] = (uint8_t)(v + zp);
+            }
         } else {
-            int32_t *y = tq_val_fine(e, out, img) + p * O;
-            for (int64_t o = 0; o < O; o++)
-                y[o] = tq_sat32(tq_affine_apply(a[o] - zp * row_sum[o], &s->aff[o]));
+            int32_t *restrict y = tq_val_fine(e, out, img) + p * O;
+            for (int64_t o = 0; o < O; o++) {
+                int64_t t = (int64_t)(a[o] - corr[o]) * mult[o] + bias[o];
+                int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+                v = v < lo ? lo : v > hi ? hi : v;
+                y[o] = (int32_t)v;
+            }
         }
     }
 }
@@ -92,6 +124,7 @@ void tq_engine_qlayer_run(tq_engine *e, const tq_step *s, int64_t n, float *logi
     }
     const tq_val *out = &e->vals[s->out];
     const int64_t m = n * out->h * out->w, lda = s->w.k4;
+    if (s->pad) pad_images(e, s, n);
     const int64_t blocks = (m + TQ_ENGINE_ROW_BLOCK - 1) / TQ_ENGINE_ROW_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < blocks; k++) {

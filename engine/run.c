@@ -64,7 +64,9 @@ void tq_engine_describe(const tq_engine *e, FILE *out)
     char a[96], b[96], c[96];
     for (int t = 0; t < e->n_steps; t++) {
         const tq_step *s = &e->steps[t];
-        fprintf(out, "  %-18s %-14s ", s->name, kinds[s->kind]);
+        char kind[32];
+        snprintf(kind, sizeof kind, "%s%s", kinds[s->kind], s->relu ? " + relu" : "");
+        fprintf(out, "  %-18s %-16s ", s->name, kind);
         if (s->kind == TQ_STEP_INPUT)
             fprintf(out, "pixels -> %s\n", val_str(e, s->out, a, sizeof a));
         else if (s->kind == TQ_STEP_QLAYER)

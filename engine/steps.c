@@ -14,11 +14,13 @@ static inline int64_t div_round(int64_t a, int64_t d)
     return (num % den != 0 && num < 0) ? q - 1 : q;
 }
 
-/* Writes integer v (in the unit the step computed) as element i of out's image. */
-static inline void put(const tq_engine *e, const tq_val *out, int64_t img, int64_t i,
-                       const tq_emit *em, int64_t v)
+/* Writes integer v (in the unit step s computed) as element i of out's image: rescaled by
+ * the step's emit, a folded ReLU applied, clamped to the codes or saturated. */
+static inline void put(const tq_engine *e, const tq_step *s, const tq_val *out, int64_t img,
+                       int64_t i, int64_t v)
 {
-    v = tq_emit_value(em, v);
+    v = tq_emit_value(&s->emit, v);
+    if (s->relu && v < 0) v = 0;
     if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, img)[i] = tq_store_code(out, v);
     else tq_val_fine(e, out, img)[i] = tq_sat32(v);
 }
@@ -82,29 +84,35 @@ static void relu_run(tq_engine *e, const tq_step *s, int64_t n)
     }
 }
 
-/* Max pool: stored codes order as the codes do, so either kind is compared as stored. */
+/* Max pool, channels innermost so that the max runs over contiguous rows of C values.
+ * Stored codes order as the codes do (zp is added to all), so bytes compare as they are. */
+#define MAXPOOL_IMAGE(T, src, dst)                                                             \
+    for (int32_t oy = 0; oy < out->h; oy++)                                                   \
+        for (int32_t ox = 0; ox < out->w; ox++) {                                             \
+            T *restrict y = (dst) + ((int64_t)oy * out->w + ox) * C;                          \
+            const T *x0 = (src) + ((int64_t)oy * s->stride * in->w + ox * s->stride) * C;     \
+            for (int64_t c = 0; c < C; c++) y[c] = x0[c];                                     \
+            for (int ky = 0; ky < s->kernel; ky++)                                            \
+                for (int kx = 0; kx < s->kernel; kx++) {                                      \
+                    const T *restrict x = x0 + ((int64_t)ky * in->w + kx) * C;                \
+                    for (int64_t c = 0; c < C; c++) y[c] = x[c] > y[c] ? x[c] : y[c];          \
+                }                                                                             \
+        }
+
 static void maxpool_run(tq_engine *e, const tq_step *s, int64_t n)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
     const int64_t C = in->c;
 #pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
-    for (int64_t b = 0; b < n; b++)
-        for (int32_t oy = 0; oy < out->h; oy++)
-            for (int32_t ox = 0; ox < out->w; ox++) {
-                const int64_t o = ((int64_t)oy * out->w + ox) * C;
-                for (int64_t c = 0; c < C; c++) {
-                    int64_t best = INT64_MIN;
-                    for (int ky = 0; ky < s->kernel; ky++)
-                        for (int kx = 0; kx < s->kernel; kx++) {
-                            int64_t i = ((int64_t)(oy * s->stride + ky) * in->w + ox * s->stride + kx) * C + c;
-                            int64_t v = get(e, in, b, i);
-                            best = v > best ? v : best;
-                        }
-                    if (out->domain == TQ_VAL_CODES) tq_val_codes(e, out, b)[o + c] = (uint8_t)(best + out->zp);
-                    else tq_val_fine(e, out, b)[o + c] = (int32_t)best;
-                }
-            }
+    for (int64_t b = 0; b < n; b++) {
+        if (in->domain == TQ_VAL_CODES) {
+            MAXPOOL_IMAGE(uint8_t, tq_val_codes(e, in, b), tq_val_codes(e, out, b))
+        } else {
+            MAXPOOL_IMAGE(int32_t, tq_val_fine(e, in, b), tq_val_fine(e, out, b))
+        }
+    }
 }
+#undef MAXPOOL_IMAGE
 
 /* Average pools: the window's sum divided with rounding (in the input's unit), then the
  * emit's rescaling to the output. A global pool is one window over the whole plane. */
@@ -123,7 +131,7 @@ static void avgpool_run(tq_engine *e, const tq_step *s, int64_t n, bool global)
                     for (int ky = 0; ky < kh; ky++)
                         for (int kx = 0; kx < kw; kx++)
                             sum += get(e, in, b, ((int64_t)(oy * stride + ky) * in->w + ox * stride + kx) * C + c);
-                    put(e, out, b, ((int64_t)oy * out->w + ox) * C + c, &s->emit,
+                    put(e, s, out, b, ((int64_t)oy * out->w + ox) * C + c,
                         div_round(sum, (int64_t)kh * kw));
                 }
 }
@@ -137,7 +145,7 @@ static void bn_run(tq_engine *e, const tq_step *s, int64_t n)
         for (int64_t r = 0; r < reps; r++)
             for (int64_t c = 0; c < C; c++) {
                 int64_t i = r * C + c;
-                put(e, out, b, i, &s->emit, tq_affine_apply(get(e, in, b, i), &s->aff[c]));
+                put(e, s, out, b, i, tq_affine_apply(get(e, in, b, i), &s->aff[c]));
             }
 }
 
@@ -147,7 +155,7 @@ static void add_run(tq_engine *e, const tq_step *s, int64_t n)
 #pragma omp parallel for schedule(static) if (n * a->numel >= PARALLEL_MIN)
     for (int64_t b = 0; b < n; b++)
         for (int64_t i = 0; i < a->numel; i++)
-            put(e, out, b, i, &s->emit,
+            put(e, s, out, b, i,
                 tq_affine_apply(get(e, a, b, i), &s->aff[0]) +
                     tq_affine_apply(get(e, c, b, i), &s->aff[1]));
 }

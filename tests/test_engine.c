@@ -411,7 +411,7 @@ START_TEST(test_batchnorm_with_negative_gamma)
         int negative = 0;
         for (int s = 0; s < e->n_steps; s++)
             if (e->steps[s].kind == TQ_STEP_QLAYER && e->steps[s].merged_bn)
-                for (int64_t o = 0; o < e->steps[s].n_chan; o++) negative += e->steps[s].aff[o].mult < 0;
+                for (int64_t o = 0; o < e->steps[s].w.n; o++) negative += e->steps[s].rq.mult[o] < 0;
         ck_assert_int_eq(negative, 2);
         tq_engine_free(e);
         tq_model_free(m);
