@@ -29,6 +29,7 @@ expect 0 eval --model-file m.tqc --quiet
 expect 0 ptq --model-file m.tqc --recipe w4a4 --calib-batches 2 --quiet --out p.tqc
 expect 0 qat --model-file p.tqc --epochs 1 --quiet --out q.tqc
 expect 0 info q.tqc
+expect 0 eval --model-file p.tqc --engine int --compare --quiet
 expect 0 compare --model-file m.tqc --recipes int8 --calibs max,entropy --calib-batches 2 --quiet --out c
 expect 0 grid e4m3
 expect 0 fq --spec int4 --amax 2 0.3 -7

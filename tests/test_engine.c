@@ -458,6 +458,33 @@ START_TEST(test_pools_standalone_batchnorm_and_add)
 }
 END_TEST
 
+/* A model whose input no quantizer reads directly: the table gives fine integers, which an
+ * average pool divides and a conversion turns into the Linear's codes. */
+START_TEST(test_input_read_by_a_pool)
+{
+    tq_dataset d = {0};
+    float mean[4], std[4];
+    make_data(&d, 3, 8, 70, 4, mean, std);
+    tq_error err = {0};
+    tq_model *m = tq_model_new("poolfirst", 3, 8, 8, &err);
+    tq_model_avgpool2d(m, "avg", 2, 2);
+    tq_model_flatten(m, "flatten");
+    tq_model_linear(m, "fc1", 12, true);
+    tq_model_relu(m, "relu");
+    tq_model_linear(m, "fc2", 4, true);
+    finish(m, &d, 8);
+    quantize(m, "w4a8", false, &d, mean, std);
+    assert_agrees(check_engine(m, &d, mean, std, "pool first"), "pool first");
+    tq_engine *e = tq_engine_build(m, mean, std, &err);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->steps[0].kind, TQ_STEP_INPUT);
+    ck_assert_int_eq(e->vals[e->steps[0].out].domain, TQ_VAL_FINE);
+    tq_engine_free(e);
+    tq_model_free(m);
+    tq_dataset_free(&d);
+}
+END_TEST
+
 /* Images are independent and sums are integers: 1 and 2 threads give the same bits. */
 START_TEST(test_same_bits_for_any_thread_count)
 {
@@ -535,6 +562,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_resnet20_agrees_with_fake_quant);
     tcase_add_test(tc, test_batchnorm_with_negative_gamma);
     tcase_add_test(tc, test_pools_standalone_batchnorm_and_add);
+    tcase_add_test(tc, test_input_read_by_a_pool);
     tcase_add_test(tc, test_same_bits_for_any_thread_count);
     tcase_add_test(tc, test_refusals_name_the_layer);
     suite_add_tcase(s, tc);
