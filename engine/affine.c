@@ -28,9 +28,11 @@ tq_affine tq_affine_make(double scale, double offset)
 tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
                            int32_t zp, int64_t n, tq_error *err)
 {
-    q->mult = malloc((size_t)n * sizeof *q->mult);
-    q->corr = malloc((size_t)n * sizeof *q->corr);
-    q->bias = malloc((size_t)n * sizeof *q->bias);
+    const int64_t repeats = n >= 32 ? 1 : (32 + n - 1) / n;
+    q->period = n * repeats;
+    q->mult = malloc((size_t)q->period * sizeof *q->mult);
+    q->corr = malloc((size_t)q->period * sizeof *q->corr);
+    q->bias = malloc((size_t)q->period * sizeof *q->bias);
     if (!q->mult || !q->corr || !q->bias)
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
     double max_m = 0.0, max_c = 0.0;
@@ -55,9 +57,11 @@ tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, con
         double mo = isfinite(m[o]) ? ldexp(m[o], shift) : 0.0;
         double co = isfinite(c[o]) ? ldexp(c[o], shift) : 0.0;
         co = co > lim ? lim : co < -lim ? -lim : co;
-        q->mult[o] = (int32_t)llround(mo);
-        q->bias[o] = llround(co) + half + top;
-        q->corr[o] = zp * row_sum[o];
+        for (int64_t r = 0; r < repeats; r++) {
+            q->mult[r * n + o] = (int32_t)llround(mo);
+            q->bias[r * n + o] = llround(co) + half + top;
+            q->corr[r * n + o] = zp * row_sum[o];
+        }
     }
     q->shift = shift;
     q->offset = top >> shift;

@@ -64,8 +64,9 @@ tq_affine tq_affine_make(double scale, double offset);
  * 2^(62 - shift) takes it out again. |acc - corr| < 2^30 (at most 16384 inputs per output)
  * keeps the sum inside (0, 2^63). */
 typedef struct tq_rowquant {
-    int32_t *mult, *corr;
-    int64_t *bias;
+    int32_t *mult, *corr; /* period values: the n channels repeated, so that a run of several */
+    int64_t *bias;        /* output pixels' channels is one loop over contiguous arrays */
+    int64_t period;       /* n times the repeats, at least 32 */
     int32_t shift;
     int64_t offset;
 } tq_rowquant;
@@ -75,6 +76,17 @@ typedef struct tq_rowquant {
 tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
                            int32_t zp, int64_t n, tq_error *err);
 void tq_rowquant_free(tq_rowquant *q);
+/* y[j] for sums a[j], j < len <= q->period: codes clamped to [lo, hi] plus zp, or fine
+ * integers clamped below at lo (INT32_MIN, or 0 with a folded ReLU). AVX2 where the CPU has
+ * it (requant_rows.c); the _ref forms are the portable path, for the tests. */
+void tq_rowquant_codes(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                       int64_t hi, int32_t zp, uint8_t *y);
+void tq_rowquant_fine(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                      int32_t *y);
+void tq_rowquant_codes_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                           int64_t hi, int32_t zp, uint8_t *y);
+void tq_rowquant_fine_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                          int32_t *y);
 
 /* The last rescaling of a step that computes at a finer unit than its output's (add, pools):
  * none (already in the output's unit) or one multiplier. */

@@ -39,23 +39,32 @@ static void pad_images(tq_engine *e, const tq_step *s, int64_t n)
     }
 }
 
-/* Rows r0 .. r0+rows of the convolution's im2col matrix, each K bytes then zeros to lda.
+/* Rows r0 .. r0+rows of the convolution's im2col matrix, each K bytes (those up to lda meet
+ * zero weights and may hold anything).
  * Row r is output pixel r % P of image r / P. In (H,W,C) order the taps of one kernel row
  * are k * C contiguous bytes of the (padded) image. */
 TQ_NO_LIBCALLS static void im2col(const tq_engine *e, const tq_step *s, int64_t r0,
                                   int64_t rows, uint8_t *a, int64_t lda)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
-    const int64_t C = in->c, k = s->kernel, P = (int64_t)out->h * out->w, K = C * k * k;
+    const int64_t C = in->c, k = s->kernel, P = (int64_t)out->h * out->w;
     const int64_t Wp = in->w + 2 * s->pad, Hp = in->h + 2 * s->pad;
+    int64_t img = r0 / P, oy = r0 % P / out->w, ox = r0 % P % out->w; /* of row r, stepped */
     for (int64_t r = 0; r < rows; r++) {
-        const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
-        const int64_t oy = p / out->w, ox = p % out->w;
         const uint8_t *src = s->pad ? e->padded + img * Hp * Wp * C : tq_val_codes(e, in, img);
         src += (oy * s->stride * Wp + ox * s->stride) * C;
         uint8_t *row = a + r * lda;
-        for (int64_t ky = 0; ky < k; ky++) copy_words(row + ky * k * C, src + ky * Wp * C, k * C);
-        for (int64_t j = K; j < lda; j++) row[j] = 0;
+        if (k * C <= 8) /* a kernel row in one word (LeNet's first layer) */
+            for (int64_t ky = 0; ky < k; ky++) memcpy(row + ky * k * C, src + ky * Wp * C, 8);
+        else
+            for (int64_t ky = 0; ky < k; ky++) copy_words(row + ky * k * C, src + ky * Wp * C, k * C);
+        if (++ox == out->w) {
+            ox = 0;
+            if (++oy == out->h) {
+                oy = 0;
+                img++;
+            }
+        }
     }
 }
 
@@ -76,34 +85,23 @@ static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t
     }
     const tq_val *out = &e->vals[s->out];
     const tq_rowquant *q = &s->rq;
-    const int32_t *restrict mult = q->mult, *restrict corr = q->corr;
-    const int64_t *restrict bias = q->bias;
-    const int shift = q->shift;
-    const int64_t P = (int64_t)out->h * out->w, offset = q->offset;
+    const int64_t P = (int64_t)out->h * out->w;
     /* codes clamp to the format (and 0 with a ReLU); fine integers saturate (and ReLU) */
-    const int64_t lo = out->domain == TQ_VAL_CODES ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
-    const int64_t hi = out->domain == TQ_VAL_CODES ? out->hi : INT32_MAX;
-    for (int64_t r = 0; r < rows; r++) {
+    const bool codes = out->domain == TQ_VAL_CODES;
+    const int64_t lo = codes ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
+    /* the rows of one image are consecutive pixels: their outputs are contiguous */
+    for (int64_t r = 0; r < rows;) {
         const int64_t img = (r0 + r) / P, p = (r0 + r) % P;
-        const int32_t *restrict a = acc + r * O;
-        if (out->domain == TQ_VAL_CODES) {
-            uint8_t *restrict y = tq_val_codes(e, out, img) + p * O;
-            const int32_t zp = out->zp;
-            for (int64_t o = 0; o < O; o++) {
-                int64_t t = (int64_t)(a[o] - corr[o]) * mult[o] + bias[o];
-                int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
-                v = v < lo ? lo : v > hi ? hi : v;
-                y[o] = (uint8_t)(v + zp);
-            }
-        } else {
-            int32_t *restrict y = tq_val_fine(e, out, img) + p * O;
-            for (int64_t o = 0; o < O; o++) {
-                int64_t t = (int64_t)(a[o] - corr[o]) * mult[o] + bias[o];
-                int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
-                v = v < lo ? lo : v > hi ? hi : v;
-                y[o] = (int32_t)v;
-            }
+        const int64_t run = rows - r < P - p ? rows - r : P - p;
+        for (int64_t j = 0; j < run * O; j += q->period) {
+            const int64_t len = run * O - j < q->period ? run * O - j : q->period;
+            const int32_t *a = acc + r * O + j;
+            if (codes)
+                tq_rowquant_codes(a, len, q, lo, out->hi, out->zp, tq_val_codes(e, out, img) + p * O + j);
+            else
+                tq_rowquant_fine(a, len, q, lo, tq_val_fine(e, out, img) + p * O + j);
         }
+        r += run;
     }
 }
 

@@ -84,18 +84,26 @@ static void relu_run(tq_engine *e, const tq_step *s, int64_t n)
     }
 }
 
-/* Max pool, channels innermost so that the max runs over contiguous rows of C values.
+/* Max pool, channels innermost so that the max runs over contiguous rows of C values; 2x2
+ * windows of stride 2 (LeNet-5, the VGG-style convnet) take their four taps in one pass.
  * Stored codes order as the codes do (zp is added to all), so bytes compare as they are. */
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MAXPOOL_IMAGE(T, src, dst)                                                             \
     for (int32_t oy = 0; oy < out->h; oy++)                                                   \
         for (int32_t ox = 0; ox < out->w; ox++) {                                             \
             T *restrict y = (dst) + ((int64_t)oy * out->w + ox) * C;                          \
             const T *x0 = (src) + ((int64_t)oy * s->stride * in->w + ox * s->stride) * C;     \
+            if (s->kernel == 2 && s->stride == 2) {                                           \
+                const T *restrict a = x0, *restrict b = x0 + C, *restrict c0 = x0 + in->w * C, \
+                                  *restrict d = c0 + C;                                       \
+                for (int64_t c = 0; c < C; c++) y[c] = MAX(MAX(a[c], b[c]), MAX(c0[c], d[c])); \
+                continue;                                                                     \
+            }                                                                                 \
             for (int64_t c = 0; c < C; c++) y[c] = x0[c];                                     \
             for (int ky = 0; ky < s->kernel; ky++)                                            \
                 for (int kx = 0; kx < s->kernel; kx++) {                                      \
                     const T *restrict x = x0 + ((int64_t)ky * in->w + kx) * C;                \
-                    for (int64_t c = 0; c < C; c++) y[c] = x[c] > y[c] ? x[c] : y[c];          \
+                    for (int64_t c = 0; c < C; c++) y[c] = MAX(x[c], y[c]);                   \
                 }                                                                             \
         }
 
@@ -113,6 +121,7 @@ static void maxpool_run(tq_engine *e, const tq_step *s, int64_t n)
     }
 }
 #undef MAXPOOL_IMAGE
+#undef MAX
 
 /* Average pools: the window's sum divided with rounding (in the input's unit), then the
  * emit's rescaling to the output. A global pool is one window over the whole plane. */

@@ -97,6 +97,54 @@ START_TEST(test_affine_against_double)
 }
 END_TEST
 
+/* A row of outputs at one shift: the AVX2 path (where the CPU has one) and the portable one
+ * give the same bits, and both round(sum * m + c) within one step of double precision. */
+START_TEST(test_rowquant_paths_agree)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 9);
+    tq_error err = {0};
+    for (int trial = 0; trial < 200; trial++) {
+        const int64_t n = 1 + tq_rng_below(&rng, 70);
+        double m[70], c[70];
+        int32_t row_sum[70];
+        const double big = ldexp(1.0, (int)tq_rng_below(&rng, 12) - 8);
+        for (int64_t o = 0; o < n; o++) {
+            m[o] = (tq_rng_uniform(&rng) - 0.3) * big * 1e-3;
+            c[o] = (tq_rng_uniform(&rng) - 0.5) * 300.0;
+            row_sum[o] = (int32_t)tq_rng_below(&rng, 20000) - 10000;
+        }
+        const int32_t zp = trial % 2 ? 128 : 0;
+        tq_rowquant q = {0};
+        ck_assert_int_eq(tq_rowquant_make(&q, m, c, row_sum, zp, n, &err), TQ_STATUS_OK);
+        ck_assert(q.period >= 32 && q.period % n == 0);
+        int32_t acc[128], fine[128], fine_ref[128];
+        uint8_t codes[128], codes_ref[128];
+        const int64_t len = q.period < 128 ? q.period : 128;
+        for (int64_t j = 0; j < len; j++) acc[j] = (int32_t)tq_rng_below(&rng, 1u << 26) - (1 << 25);
+        tq_rowquant_codes(acc, len, &q, -128, 127, 128, codes);
+        tq_rowquant_codes_ref(acc, len, &q, -128, 127, 128, codes_ref);
+        ck_assert_mem_eq(codes, codes_ref, (size_t)len);
+        tq_rowquant_fine(acc, len, &q, INT32_MIN, fine);
+        tq_rowquant_fine_ref(acc, len, &q, INT32_MIN, fine_ref);
+        ck_assert_mem_eq(fine, fine_ref, (size_t)len * sizeof *fine);
+        for (int64_t j = 0; j < len; j++) {
+            const int64_t o = j % n;
+            const double v = (double)((int64_t)acc[j] - (int64_t)zp * row_sum[o]);
+            double want = v * m[o] + c[o], rounded = floor(want + 0.5);
+            ck_assert_msg(fabs((double)fine[j] - rounded) <= 1.0, "%d vs %.17g", fine[j], want);
+            /* exact unless the multiplier's and the bias's last bits can tip a near tie */
+            const double slack = (fabs(v) + 2.0) * ldexp(1.0, -q.shift);
+            if (fabs(want - floor(want) - 0.5) > slack)
+                ck_assert_msg(fine[j] == rounded, "%d vs %.17g (shift %d)", fine[j], want, q.shift);
+            double code = fmin(fmax(rounded, -128.0), 127.0);
+            ck_assert_msg(fabs((double)codes[j] - 128.0 - code) <= 1.0, "%d vs %.17g", codes[j], want);
+        }
+        tq_rowquant_free(&q);
+    }
+}
+END_TEST
+
 /* ---- data and models */
 
 /* n generated images of side x side in 4 classes, grey, or three channels (the grey image, its
@@ -557,6 +605,7 @@ static Suite *engine_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_pack_by_hand);
     tcase_add_test(tc, test_affine_against_double);
+    tcase_add_test(tc, test_rowquant_paths_agree);
     tcase_add_test(tc, test_mlp_and_lenet5_agree_with_fake_quant);
     tcase_add_test(tc, test_convnet_agrees_with_fake_quant);
     tcase_add_test(tc, test_resnet20_agrees_with_fake_quant);

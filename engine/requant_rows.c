@@ -1,0 +1,116 @@
+/* Requantizing a product's int32 sums, a run of outputs at a time: portable C, and the same
+ * C compiled for AVX2 and chosen at run time, which the compiler vectorizes four 64-bit
+ * lanes wide (the x86-64-v2 baseline has two). Integer arithmetic: both give the same bits. */
+#include "engine_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* y[j] from a[j] for j < len (len <= the period of q's arrays): the multiply-add, the shift
+ * of a sum kept positive, the clamp. One body for both paths. */
+static inline __attribute__((always_inline)) void codes_body(const int32_t *restrict a,
+                                                             int64_t len, const tq_rowquant *q,
+                                                             int64_t lo, int64_t hi, int32_t zp,
+                                                             uint8_t *restrict y)
+{
+    const int32_t *restrict mult = q->mult, *restrict corr = q->corr;
+    const int64_t *restrict bias = q->bias;
+    const int shift = q->shift;
+    const int64_t offset = q->offset;
+    for (int64_t j = 0; j < len; j++) {
+        int64_t t = (int64_t)(a[j] - corr[j]) * mult[j] + bias[j];
+        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        v = v < lo ? lo : v > hi ? hi : v;
+        y[j] = (uint8_t)(v + zp);
+    }
+}
+
+static inline __attribute__((always_inline)) void fine_body(const int32_t *restrict a,
+                                                            int64_t len, const tq_rowquant *q,
+                                                            int64_t lo, int32_t *restrict y)
+{
+    const int32_t *restrict mult = q->mult, *restrict corr = q->corr;
+    const int64_t *restrict bias = q->bias;
+    const int shift = q->shift;
+    const int64_t offset = q->offset, hi = INT32_MAX;
+    for (int64_t j = 0; j < len; j++) {
+        int64_t t = (int64_t)(a[j] - corr[j]) * mult[j] + bias[j];
+        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        v = v < lo ? lo : v > hi ? hi : v;
+        y[j] = (int32_t)v;
+    }
+}
+
+void tq_rowquant_codes_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                           int64_t hi, int32_t zp, uint8_t *y)
+{
+    codes_body(a, len, q, lo, hi, zp, y);
+}
+
+void tq_rowquant_fine_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                          int32_t *y)
+{
+    fine_body(a, len, q, lo, y);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2 1
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
+#define TQ_AVX2 __attribute__((target("avx2"), optimize("O3")))
+#else
+#define TQ_AVX2 __attribute__((target("avx2")))
+#endif
+static TQ_AVX2 void codes_avx2(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                               int64_t hi, int32_t zp, uint8_t *y)
+{
+    codes_body(a, len, q, lo, hi, zp, y);
+}
+
+static TQ_AVX2 void fine_avx2(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                              int32_t *y)
+{
+    fine_body(a, len, q, lo, y);
+}
+#else
+#define HAVE_AVX2 0
+#endif
+
+/* AVX2 where the CPU has it, unless TQ_QGEMM=portable asks for the portable products. */
+static bool g_avx2;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+#if HAVE_AVX2
+    const char *env = getenv("TQ_QGEMM");
+    __builtin_cpu_init();
+    g_avx2 = __builtin_cpu_supports("avx2") && !(env && strcmp(env, "portable") == 0);
+#endif
+}
+
+void tq_rowquant_codes(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                       int64_t hi, int32_t zp, uint8_t *y)
+{
+    pthread_once(&g_once, choose);
+#if HAVE_AVX2
+    if (g_avx2) {
+        codes_avx2(a, len, q, lo, hi, zp, y);
+        return;
+    }
+#endif
+    codes_body(a, len, q, lo, hi, zp, y);
+}
+
+void tq_rowquant_fine(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
+                      int32_t *y)
+{
+    pthread_once(&g_once, choose);
+#if HAVE_AVX2
+    if (g_avx2) {
+        fine_avx2(a, len, q, lo, y);
+        return;
+    }
+#endif
+    fine_body(a, len, q, lo, y);
+}
