@@ -60,7 +60,7 @@ tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, con
         for (int64_t r = 0; r < repeats; r++) {
             q->mult[r * n + o] = (int32_t)llround(mo);
             q->bias[r * n + o] = llround(co) + half + top;
-            q->corr[r * n + o] = zp * row_sum[o];
+            q->corr[r * n + o] = row_sum ? zp * row_sum[o] : 0;
         }
     }
     q->shift = shift;
@@ -73,4 +73,23 @@ void tq_rowquant_free(tq_rowquant *q)
     free(q->mult);
     free(q->corr);
     free(q->bias);
+}
+
+tq_addquant tq_addquant_make(double ra, double rb)
+{
+    ra = isfinite(ra) ? ra : 0.0;
+    rb = isfinite(rb) ? rb : 0.0;
+    const double most = fmax(fabs(ra), fabs(rb));
+    int e, shift = 62;
+    if (most > 0) {
+        frexp(most, &e); /* most < 2^e: multipliers below 2^29 */
+        shift = 29 - e < shift ? 29 - e : shift;
+    }
+    shift = shift < 0 ? 0 : shift;
+    const int64_t top = (int64_t)1 << 62;
+    return (tq_addquant){.ma = (int32_t)llround(ldexp(ra, shift)),
+                         .mb = (int32_t)llround(ldexp(rb, shift)),
+                         .shift = shift,
+                         .bias = top + (shift > 0 ? (int64_t)1 << (shift - 1) : 0),
+                         .offset = top >> shift};
 }

@@ -42,20 +42,28 @@ static tq_status build_to_codes(tq_engine *e, tq_step *s, tq_model *m, tq_error 
     const tq_qlayer *l = tq_model_qlayer(m, s->qlayer);
     const bool per_position = !l->is_conv && (int64_t)in->h * in->w > 1;
     s->n_chan = per_position ? in->numel : in->c;
-    if (!(s->aff = calloc((size_t)s->n_chan, sizeof *s->aff)))
+    double *mul = malloc((size_t)s->n_chan * sizeof *mul);
+    double *zero = calloc((size_t)s->n_chan, sizeof *zero);
+    if (!mul || !zero) {
+        free(mul);
+        free(zero);
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
+    }
     const int64_t HW = (int64_t)in->h * in->w;
     for (int64_t j = 0; j < s->n_chan; j++) {
         /* position j of (H,W,C) is feature (c, y, x) of the flattened (C,H,W) */
         int64_t feature = per_position ? (j % in->c) * HW + j / in->c : j;
-        double mul = l->input_mul ? l->input_mul->data[feature] : 1.0;
-        s->aff[j] = tq_affine_make(out->unit > 0 ? in->unit * mul / out->unit : 0.0, 0.0);
+        double m_j = l->input_mul ? l->input_mul->data[feature] : 1.0;
+        mul[j] = out->unit > 0 ? in->unit * m_j / out->unit : 0.0;
     }
-    return TQ_STATUS_OK;
+    tq_status st = tq_rowquant_make(&s->rq, mul, zero, NULL, 0, s->n_chan, err);
+    free(mul);
+    free(zero);
+    return st;
 }
 
 /* A batch norm on fine integers: per channel k = gamma / sqrt(var + eps) as the multiplier,
- * beta - k mean as the offset, straight to the output's unit (codes: their scale). */
+ * beta - k mean as the bias, straight to the output's unit (codes: their scale). */
 static tq_status build_bn(tq_engine *e, tq_step *s, tq_model *m, tq_error *err)
 {
     tq_layer_info bn;
@@ -63,25 +71,30 @@ static tq_status build_bn(tq_engine *e, tq_step *s, tq_model *m, tq_error *err)
     const tq_val *in = &e->vals[s->in];
     const double u = e->vals[s->out].unit;
     s->n_chan = in->c;
-    if (!(s->aff = calloc((size_t)in->c, sizeof *s->aff)))
+    double *k = calloc((size_t)in->c, sizeof *k), *c = calloc((size_t)in->c, sizeof *c);
+    if (!k || !c) {
+        free(k);
+        free(c);
         return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
-    for (int32_t c = 0; c < in->c && u > 0; c++) {
-        double k = bn.gamma[c] / sqrt((double)bn.running_var[c] + bn.eps);
-        s->aff[c] = tq_affine_make(k * in->unit / u, (bn.beta[c] - k * bn.running_mean[c]) / u);
     }
-    return TQ_STATUS_OK;
+    for (int32_t j = 0; j < in->c && u > 0; j++) {
+        double kj = bn.gamma[j] / sqrt((double)bn.running_var[j] + bn.eps);
+        k[j] = kj * in->unit / u;
+        c[j] = (bn.beta[j] - kj * bn.running_mean[j]) / u;
+    }
+    tq_status st = tq_rowquant_make(&s->rq, k, c, NULL, 0, in->c, err);
+    free(k);
+    free(c);
+    return st;
 }
 
-/* A residual add: each side rescaled to the unit the sum is computed in (fine), which the
- * emit takes to the output. */
-static tq_status build_add(tq_engine *e, tq_step *s, tq_error *err)
+/* A residual add: each side rescaled to the output's unit (codes: their scale) in one
+ * rounding of the sum. */
+static tq_status build_add(tq_engine *e, tq_step *s)
 {
-    const double u = tq_calc_unit(&e->vals[s->out]);
-    s->n_chan = 2;
-    if (!(s->aff = calloc(2, sizeof *s->aff)))
-        return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
-    s->aff[0] = tq_affine_make(u > 0 ? e->vals[s->in].unit / u : 0.0, 0.0);
-    s->aff[1] = tq_affine_make(u > 0 ? e->vals[s->in2].unit / u : 0.0, 0.0);
+    const double u = e->vals[s->out].unit;
+    s->add = tq_addquant_make(u > 0 ? e->vals[s->in].unit / u : 0.0,
+                              u > 0 ? e->vals[s->in2].unit / u : 0.0);
     return TQ_STATUS_OK;
 }
 
@@ -93,7 +106,7 @@ static tq_status build_step(tq_engine *e, tq_step *s, tq_model *m, const float *
     case TQ_STEP_QLAYER: return tq_engine_build_qlayer(e, s, m, err);
     case TQ_STEP_TO_CODES: return build_to_codes(e, s, m, err);
     case TQ_STEP_BN: return build_bn(e, s, m, err);
-    case TQ_STEP_ADD: return build_add(e, s, err);
+    case TQ_STEP_ADD: return build_add(e, s);
     case TQ_STEP_RELU:
     case TQ_STEP_MAXPOOL:
     case TQ_STEP_AVGPOOL:
@@ -126,7 +139,6 @@ void tq_engine_free(tq_engine *e)
     if (!e) return;
     for (int t = 0; t < e->n_steps; t++) {
         tq_step *s = &e->steps[t];
-        free(s->aff);
         tq_rowquant_free(&s->rq);
         free(s->deq_scale);
         free(s->deq_bias);

@@ -72,7 +72,7 @@ typedef struct tq_rowquant {
 } tq_rowquant;
 #define TQ_ENGINE_MAX_K 16384
 /* From real multipliers m and biases c (n channels, in output units) and the weights' row
- * sums times the input zp. */
+ * sums times the input zp (row_sum NULL: no correction, for steps on fine integers). */
 tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
                            int32_t zp, int64_t n, tq_error *err);
 void tq_rowquant_free(tq_rowquant *q);
@@ -87,6 +87,21 @@ void tq_rowquant_codes_ref(const int32_t *a, int64_t len, const tq_rowquant *q, 
                            int64_t hi, int32_t zp, uint8_t *y);
 void tq_rowquant_fine_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
                           int32_t *y);
+
+/* A residual add: round(a * ma' + b * mb') at one shift, the sum kept positive for the
+ * logical shift as in tq_rowquant; |ma|, |mb| < 2^29 keep |a ma| + |b mb| < 2^61 for any
+ * int32 a and b. */
+typedef struct tq_addquant {
+    int32_t ma, mb, shift;
+    int64_t bias, offset;
+} tq_addquant;
+tq_addquant tq_addquant_make(double ra, double rb);
+/* y[i] from a[i] + b[i], i < n: codes clamped to [lo, hi] plus zp, or fine integers clamped
+ * below at lo (AVX2 where the CPU has it). */
+void tq_add_codes(const int32_t *a, const int32_t *b, int64_t n, const tq_addquant *q, int64_t lo,
+                  int64_t hi, int32_t zp, uint8_t *y);
+void tq_add_fine(const int32_t *a, const int32_t *b, int64_t n, const tq_addquant *q, int64_t lo,
+                 int32_t *y);
 
 /* The last rescaling of a step that computes at a finer unit than its output's (add, pools):
  * none (already in the output's unit) or one multiplier. */
@@ -103,12 +118,12 @@ typedef struct tq_step {
     bool relu;         /* a ReLU after it, folded into its output's clamp */
     int kernel, stride, pad;
     tq_emit emit;
-    /* Per channel (QLAYER: output channel; TO_CODES: channel, or input position of a Linear
-     * after a flatten; BN: channel; ADD: [0] rescales in, [1] in2). */
+    /* Per channel: QLAYER's output channels (not for the logits), TO_CODES's channels or a
+     * Linear's input positions after a flatten, BN's channels. */
     int64_t n_chan;
-    tq_affine *aff;
+    tq_rowquant rq;
+    tq_addquant add;   /* ADD */
     /* QLAYER */
-    tq_rowquant rq;    /* to the output value (not for the logits) */
     int qlayer;
     bool is_conv;
     tq_packed wcodes;  /* the weights as stored */
@@ -188,14 +203,6 @@ static inline int64_t tq_affine_apply(int64_t v, const tq_affine *a)
 static inline int32_t tq_sat32(int64_t v)
 {
     return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
-}
-
-/* The unit a step that emits `out` computes in: the output's, or for codes the format's
- * step / 2^16, rounded to the code when emitted. */
-static inline double tq_calc_unit(const tq_val *out)
-{
-    return out->domain == TQ_VAL_CODES ? out->unit / (double)(1 << TQ_ENGINE_FINE_BITS)
-                                       : out->unit;
 }
 
 static inline int64_t tq_emit_value(const tq_emit *e, int64_t v)

@@ -264,13 +264,13 @@ static tq_status plan_layer(planner *p, int i, tq_error *err)
     case TQ_LAYER_ADD: {
         int in2 = p->val_of[idx(p, l->src2)];
         const tq_val *a = &e->vals[in], *b = &e->vals[in2];
+        TQ_ASSERT(a->domain == TQ_VAL_FINE && b->domain == TQ_VAL_FINE); /* wanted fine */
         if (a->c != b->c || a->h != b->h || a->w != b->w)
             return tq_fail(err, TQ_STATUS_ARG,
                            "engine: layer %s adds tensors laid out differently (one flattened)",
                            l->name);
         p->val_of[i] = wanted_val(p, &p->w[i], c, h, w);
-        s = add_step(p, TQ_STEP_ADD, l->name, in, in2, p->val_of[i]);
-        s->emit = emit_from(tq_calc_unit(&e->vals[p->val_of[i]]), &e->vals[p->val_of[i]]);
+        add_step(p, TQ_STEP_ADD, l->name, in, in2, p->val_of[i]);
         return TQ_STATUS_OK;
     }
     case TQ_LAYER_LINEAR:

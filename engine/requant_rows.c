@@ -42,6 +42,24 @@ static inline __attribute__((always_inline)) void fine_body(const int32_t *restr
     }
 }
 
+static inline __attribute__((always_inline)) void add_body(const int32_t *restrict a,
+                                                           const int32_t *restrict b, int64_t n,
+                                                           const tq_addquant *q, int64_t lo,
+                                                           int64_t hi, int32_t zp,
+                                                           uint8_t *restrict codes,
+                                                           int32_t *restrict fine)
+{
+    const int64_t ma = q->ma, mb = q->mb, bias = q->bias, offset = q->offset;
+    const int shift = q->shift;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = a[i] * ma + b[i] * mb + bias;
+        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        v = v < lo ? lo : v > hi ? hi : v;
+        if (codes) codes[i] = (uint8_t)(v + zp);
+        else fine[i] = (int32_t)v;
+    }
+}
+
 void tq_rowquant_codes_ref(const int32_t *a, int64_t len, const tq_rowquant *q, int64_t lo,
                            int64_t hi, int32_t zp, uint8_t *y)
 {
@@ -71,6 +89,19 @@ static TQ_AVX2 void fine_avx2(const int32_t *a, int64_t len, const tq_rowquant *
                               int32_t *y)
 {
     fine_body(a, len, q, lo, y);
+}
+
+static TQ_AVX2 void add_codes_avx2(const int32_t *a, const int32_t *b, int64_t n,
+                                   const tq_addquant *q, int64_t lo, int64_t hi, int32_t zp,
+                                   uint8_t *y)
+{
+    add_body(a, b, n, q, lo, hi, zp, y, NULL);
+}
+
+static TQ_AVX2 void add_fine_avx2(const int32_t *a, const int32_t *b, int64_t n,
+                                  const tq_addquant *q, int64_t lo, int32_t *y)
+{
+    add_body(a, b, n, q, lo, INT32_MAX, 0, NULL, y);
 }
 #else
 #define HAVE_AVX2 0
@@ -113,4 +144,30 @@ void tq_rowquant_fine(const int32_t *a, int64_t len, const tq_rowquant *q, int64
     }
 #endif
     fine_body(a, len, q, lo, y);
+}
+
+void tq_add_codes(const int32_t *a, const int32_t *b, int64_t n, const tq_addquant *q, int64_t lo,
+                  int64_t hi, int32_t zp, uint8_t *y)
+{
+    pthread_once(&g_once, choose);
+#if HAVE_AVX2
+    if (g_avx2) {
+        add_codes_avx2(a, b, n, q, lo, hi, zp, y);
+        return;
+    }
+#endif
+    add_body(a, b, n, q, lo, hi, zp, y, NULL);
+}
+
+void tq_add_fine(const int32_t *a, const int32_t *b, int64_t n, const tq_addquant *q, int64_t lo,
+                 int32_t *y)
+{
+    pthread_once(&g_once, choose);
+#if HAVE_AVX2
+    if (g_avx2) {
+        add_fine_avx2(a, b, n, q, lo, y);
+        return;
+    }
+#endif
+    add_body(a, b, n, q, lo, INT32_MAX, 0, NULL, y);
 }

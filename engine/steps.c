@@ -52,17 +52,22 @@ static void input_run(tq_engine *e, const tq_step *s, const uint8_t *images, int
     }
 }
 
-static void to_codes_run(tq_engine *e, const tq_step *s, int64_t n)
+/* Runs of a value's image through a step's per-channel requantization (TO_CODES, BN): the
+ * channel pattern repeats every n_chan values and the step's constants every period. */
+static void rowquant_run(tq_engine *e, const tq_step *s, int64_t n)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
-    const int64_t P = s->n_chan, reps = in->numel / P;
+    const int64_t period = s->rq.period;
+    const bool codes = out->domain == TQ_VAL_CODES;
+    const int64_t lo = codes ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
 #pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
     for (int64_t b = 0; b < n; b++) {
         const int32_t *x = tq_val_fine(e, in, b);
-        uint8_t *y = tq_val_codes(e, out, b);
-        for (int64_t r = 0; r < reps; r++)
-            for (int64_t j = 0; j < P; j++)
-                y[r * P + j] = tq_store_code(out, tq_affine_apply(x[r * P + j], &s->aff[j]));
+        for (int64_t j = 0; j < in->numel; j += period) {
+            const int64_t len = in->numel - j < period ? in->numel - j : period;
+            if (codes) tq_rowquant_codes(x + j, len, &s->rq, lo, out->hi, out->zp, tq_val_codes(e, out, b) + j);
+            else tq_rowquant_fine(x + j, len, &s->rq, lo, tq_val_fine(e, out, b) + j);
+        }
     }
 }
 
@@ -145,28 +150,20 @@ static void avgpool_run(tq_engine *e, const tq_step *s, int64_t n, bool global)
                 }
 }
 
-static void bn_run(tq_engine *e, const tq_step *s, int64_t n)
-{
-    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
-    const int64_t C = in->c, reps = in->numel / C;
-#pragma omp parallel for schedule(static) if (n * in->numel >= PARALLEL_MIN)
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t r = 0; r < reps; r++)
-            for (int64_t c = 0; c < C; c++) {
-                int64_t i = r * C + c;
-                put(e, s, out, b, i, tq_affine_apply(get(e, in, b, i), &s->aff[c]));
-            }
-}
-
 static void add_run(tq_engine *e, const tq_step *s, int64_t n)
 {
     const tq_val *a = &e->vals[s->in], *c = &e->vals[s->in2], *out = &e->vals[s->out];
+    const bool codes = out->domain == TQ_VAL_CODES;
+    const int64_t lo = codes ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
 #pragma omp parallel for schedule(static) if (n * a->numel >= PARALLEL_MIN)
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t i = 0; i < a->numel; i++)
-            put(e, s, out, b, i,
-                tq_affine_apply(get(e, a, b, i), &s->aff[0]) +
-                    tq_affine_apply(get(e, c, b, i), &s->aff[1]));
+    for (int64_t b = 0; b < n; b++) {
+        if (codes)
+            tq_add_codes(tq_val_fine(e, a, b), tq_val_fine(e, c, b), a->numel, &s->add, lo,
+                         out->hi, out->zp, tq_val_codes(e, out, b));
+        else
+            tq_add_fine(tq_val_fine(e, a, b), tq_val_fine(e, c, b), a->numel, &s->add, lo,
+                        tq_val_fine(e, out, b));
+    }
 }
 
 void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n,
@@ -175,12 +172,12 @@ void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, i
     switch (s->kind) {
     case TQ_STEP_INPUT: input_run(e, s, images, n); break;
     case TQ_STEP_QLAYER: tq_engine_qlayer_run(e, s, n, logits); break;
-    case TQ_STEP_TO_CODES: to_codes_run(e, s, n); break;
+    case TQ_STEP_TO_CODES: rowquant_run(e, s, n); break;
     case TQ_STEP_RELU: relu_run(e, s, n); break;
     case TQ_STEP_MAXPOOL: maxpool_run(e, s, n); break;
     case TQ_STEP_AVGPOOL: avgpool_run(e, s, n, false); break;
     case TQ_STEP_GAP: avgpool_run(e, s, n, true); break;
-    case TQ_STEP_BN: bn_run(e, s, n); break;
+    case TQ_STEP_BN: rowquant_run(e, s, n); break;
     case TQ_STEP_ADD: add_run(e, s, n); break;
     }
 }
