@@ -165,8 +165,6 @@ tq_status tq_engine_check_qlayer(tq_model *m, int qi, tq_error *err);
 double tq_engine_input_scale(tq_model *m, int qi);
 
 /* ---- building (build.c, build_qlayer.c) */
-tq_status tq_engine_build_input(tq_engine *e, tq_step *s, tq_model *m, const float *mean,
-                                const float *std, tq_error *err);
 tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error *err);
 /* Assigns buffers to values (reusing them once a value is dead) and allocates them. */
 tq_status tq_engine_alloc_buffers(tq_engine *e, tq_error *err);
@@ -209,15 +207,11 @@ static inline int64_t tq_emit_value(const tq_emit *e, int64_t v)
 {
     return e->rescale ? tq_affine_apply(v, &e->a) : v;
 }
-/* A code clamped to [lo, hi] and stored with its zp. */
-static inline uint8_t tq_store_clamped(int64_t code, int64_t lo, int64_t hi, int32_t zp)
-{
-    code = code < lo ? lo : code > hi ? hi : code;
-    return (uint8_t)(code + zp);
-}
+/* A code clamped to the format's range and stored with its zp. */
 static inline uint8_t tq_store_code(const tq_val *out, int64_t code)
 {
-    return tq_store_clamped(code, out->lo, out->hi, out->zp);
+    code = code < out->lo ? out->lo : code > out->hi ? out->hi : code;
+    return (uint8_t)(code + out->zp);
 }
 /* The lowest code a step writes: the format's, or 0 with a ReLU folded in. */
 static inline int64_t tq_step_lo(const tq_step *s, const tq_val *out)

@@ -188,6 +188,7 @@ static tq_step *add_step(planner *p, tq_step_kind kind, const char *name, int in
     return s;
 }
 
+/* An average pool's rescaling from its input's unit to its output's (none when equal). */
 static tq_emit emit_from(double from_unit, const tq_val *out)
 {
     double to = out->unit;
