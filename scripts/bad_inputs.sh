@@ -49,6 +49,13 @@ case_ "bad quantizer spec" "$tq" ptq --model-file g.tqc --weights int9 --out q.t
 case_ "bad spec option" "$tq" ptq --model-file g.tqc --weights int4:block=0 --out q.tqc
 case_ "unknown recipe" "$tq" ptq --model-file g.tqc --recipe w3a3 --out q.tqc
 case_ "QAT on a float model" "$tq" qat --model-file g.tqc --out q.tqc
+case_ "the integer engine on a float model" "$tq" eval --model-file g.tqc --engine int
+"$tq" ptq --model-file g.tqc --recipe w4a16 --calib-batches 1 --quiet --out w.tqc > /dev/null
+case_ "the integer engine on a weight-only recipe" "$tq" eval --model-file w.tqc --engine int
+"$tq" ptq --model-file g.tqc --recipe fp8 --calib-batches 1 --quiet --out f.tqc > /dev/null
+case_ "the integer engine on FP8" "$tq" eval --model-file f.tqc --engine int
+"$tq" ptq --model-file g.tqc --recipe int8 --calib-batches 1 --quiet --out i.tqc > /dev/null
+case_ "the integer engine on data of another shape" "$tq" eval --model-file i.tqc --engine int --data cifar10:cif5
 case_ "unknown option" "$tq" train --bogus
 case_ "bad value" "$tq" train --lr abc
 case_ "learning rate 1e9 (SGD)" "$tq" train --model lenet5 --data mnist:good --epochs 2 --optim sgd --lr 1e9 --quiet --out nan.tqc

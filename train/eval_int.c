@@ -14,21 +14,6 @@ double tq_cross_entropy_of(const float *z, int32_t k, int32_t label)
     return top + log(sum) - z[label];
 }
 
-/* The test images must be the model's shape and their labels its classes. */
-static tq_status check_data(const tq_engine *e, tq_model *m, const tq_dataset *d, tq_error *err)
-{
-    int32_t c, h, w, k;
-    tq_model_input(m, &c, &h, &w, &k);
-    if (d->c != c || d->h != h || d->w != w)
-        return tq_fail(err, TQ_STATUS_SHAPE, "test data %s has (%d,%d,%d) images, model %s takes "
-                       "(%d,%d,%d)", d->name, d->c, d->h, d->w, tq_model_name(m), c, h, w);
-    for (int64_t i = 0; i < d->n; i++)
-        if (d->labels[i] >= tq_engine_classes(e))
-            return tq_fail(err, TQ_STATUS_ARG, "test data %s: image %lld has label %d, model %s has "
-                           "%d classes", d->name, (long long)i, d->labels[i], tq_model_name(m), k);
-    return TQ_STATUS_OK;
-}
-
 /* Accuracy and mean cross-entropy of the engine alone. */
 static tq_status engine_pass(tq_engine *e, const tq_dataset *d, int32_t batch, double *acc,
                              double *loss, tq_error *err)
@@ -103,7 +88,7 @@ int tq_eval_int(const tq_cli_cmd *cmd, const tq_cli_args *a)
     const bool compare = tq_cli_flag(cmd, a, "compare");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, a, "quiet"));
     tq_error err = {0};
-    if (json_path && tq_ckpt_check_writable(json_path, &err)) return tq_cli_fail(cmd, &err);
+    if (json_path && tq_check_writable(json_path, "JSON output", &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, a, "data");
@@ -114,7 +99,7 @@ int tq_eval_int(const tq_cli_cmd *cmd, const tq_cli_args *a)
     int rc = 0;
     if (tq_dataset_open(spec ? spec : run.data_name, TQ_SPLIT_TEST, &test, &err) ||
         !(e = tq_engine_build(run.model, run.mean, run.std, &err)) ||
-        check_data(e, run.model, &test, &err) ||
+        tq_run_check_data(&run, spec ? spec : run.data_name, &test, &err) ||
         (!compare && engine_pass(e, &test, (int32_t)batch, &acc, &loss, &err)) ||
         (compare && tq_int_compare_run(e, run.model, &test, run.mean, run.std, (int32_t)batch,
                                        &c, &err))) {
