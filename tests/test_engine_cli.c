@@ -1,36 +1,15 @@
 /* End-to-end tests of `tinyqat eval --engine int [--compare]` and of the model bytes `info`
- * prints, on the small generated IDX data set of tests/fixture/make_bars.c. */
-#include <stdarg.h>
+ * prints, on the small generated IDX data set of tests/fixture/make_bars.c (tq_cli_test.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "tq_cli_test.h"
 #include "tq_test.h"
 
-static char dir[256];      /* fixture directory */
-static char tinyqat[1024]; /* the command under test */
 static char out[1 << 16];
 
-/* Runs a shell fragment in the fixture directory with $TQ naming the command under test;
- * returns the exit status, standard output and error in out. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char args[2048], cmd[4096 + 1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && TQ=%s && { %s ; } 2>&1", dir, tinyqat, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
+#define run(...) tq_cli_run(out, sizeof out, __VA_ARGS__)
 
 /* The value of the last line "accuracy: X", or -1. */
 static double last_accuracy(void)
@@ -38,24 +17,6 @@ static double last_accuracy(void)
     const char *last = strncmp(out, "accuracy: ", 10) == 0 ? out : NULL;
     for (const char *s = strstr(out, "\naccuracy: "); s; s = strstr(s + 1, "\naccuracy: ")) last = s + 1;
     return last ? atof(last + 10) : -1;
-}
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/tq_engine_cli_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    const char *build = getenv("TQ_BUILD_DIR");
-    snprintf(tinyqat, sizeof tinyqat, "%s/tinyqat", build ? build : ".");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s/make_bars %s 60 2 1200 300", build ? build : ".", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void teardown(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
 }
 
 /* The comparison's figures exist and are sane: few images classified differently, no code
@@ -89,7 +50,7 @@ static void check_compare(const char *recipe)
     TQ_ASSERT_NEAR(in, fq, (double)differ / 300 + 1e-9);
     TQ_ASSERT_NEAR(last_accuracy(), in, 1e-9);
     char path[512], json[4096];
-    snprintf(path, sizeof path, "%s/c.json", dir);
+    snprintf(path, sizeof path, "%s/c.json", tq_cli_dir);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
     json[fread(json, 1, sizeof json - 1, f)] = '\0';
@@ -144,7 +105,7 @@ static Suite *engine_cli_suite(void)
 {
     Suite *s = suite_create("engine_cli");
     TCase *tc = tcase_create("engine_cli");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tq_cli_setup, tq_cli_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_eval_engine_int_compare);
     tcase_add_test(tc, test_eval_engine_int_refusals_and_usage);
