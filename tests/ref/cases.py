@@ -106,6 +106,8 @@ def FORMAT_CASES():
         ("act", "uint8", normal(4, 50), 2),  # a uint spec clamps negatives
         ("act", "mxfp8", zero_block(spread(rng, (8, 70)), 1, slice(32, 64)), 4),
         ("act", "mxint8", spread(rng, (8, 40)), 2),
+        ("act", "mxint8", spread(rng, (8, 20)), 2),  # one block per image
+        ("act", "nvfp4", spread(rng, (8, 16), -3, 3), 2),
         ("act", "nvfp4", zero_block(spread(rng, (8, 40), -6, 6), 3, slice(0, 16)), 4),
         ("act", "e4m3", normal(16, 30), 4),
         ("act", "e2m1", normal(16, 30), 4),

@@ -54,10 +54,11 @@ def run_dump(dump, mode, spec, x, chunks):
     head = np.frombuffer(raw[:48], dtype=np.int64)
     na, ns, n = int(head[0]), int(head[1]), int(head[2])
     body = np.frombuffer(raw[48:], dtype=F32)
-    parts = np.split(body, np.cumsum([na, ns, n, n]))
+    parts = np.split(body, np.cumsum([na, ns, n, n, n]))
     return {"unsigned": bool(head[3]), "kind": KINDS[int(head[4])], "bits": int(head[5]),
             "amax": parts[0], "scales": parts[1], "codes": parts[2].reshape(x.shape),
-            "y_op": parts[3].reshape(x.shape), "y_apply": parts[4].reshape(x.shape)}
+            "y_op": parts[3].reshape(x.shape), "y_apply": parts[4].reshape(x.shape),
+            "y_first": parts[5].reshape((1,) + x.shape[1:]) if mode == "act" else None}
 
 
 def same_bits(a, b):
@@ -176,6 +177,8 @@ def run_case(dump, mode, spec_text, x, chunks=1):
     ok &= check_bits("codes", got["codes"], ref["codes"], label)
     ok &= check_bits("op output", got["y_op"], ref["y"], label)
     ok &= check_bits("apply output", got["y_apply"], ref["y"], label)
+    if mode == "act":  # an image alone is quantized as in its batch
+        ok &= check_bits("first slice alone", got["y_first"], ref["y"][:1], label)
     nz = np.count_nonzero(ref["y"])
     if ok:
         print(f"ok   {label}: {ref['fmt'].name}, {len(ref['amax'])} amax, {len(ref['scales'])} "
