@@ -276,7 +276,7 @@ static Suite *compare_suite(void)
 {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("compare");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 600); /* the experiment twice, under sanitizers too */
     tcase_add_test(tc, mcnemar_matches_binomial_tails);
     tcase_add_test(tc, every_choice_is_the_argmax_of_a_recount);
     suite_add_tcase(s, tc);

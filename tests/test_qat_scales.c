@@ -134,7 +134,7 @@ static Suite *qat_scales_suite(void)
     Suite *s = suite_create("qat_scales");
     TCase *tc = tcase_create("qat_scales");
     tcase_add_unchecked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, qat_keeps_every_amax, 0, (int)(sizeof ptq_args / sizeof ptq_args[0]));
     suite_add_tcase(s, tc);
     return s;
