@@ -85,8 +85,10 @@ float tq_observer_amax(const tq_observer *o, const tq_qspec *s, tq_format f)
     case TQ_CALIB_PERCENTILE:
         a = tq_calib_percentile(o->hist, TQ_HIST_BINS, o->range, s->percentile);
         break;
-    case TQ_CALIB_MSE: a = tq_calib_mse(o->hist, TQ_HIST_BINS, o->range, f); break;
-    case TQ_CALIB_ENTROPY: a = tq_calib_entropy(o->hist, TQ_HIST_BINS, o->range, f); break;
+    case TQ_CALIB_MSE: a = tq_calib_mse(o->hist, TQ_HIST_BINS, o->range, o->amax, f); break;
+    case TQ_CALIB_ENTROPY:
+        a = tq_calib_entropy(o->hist, TQ_HIST_BINS, o->range, o->amax, f);
+        break;
     case TQ_CALIB_MAX: break;
     }
     return fminf(a, o->amax);

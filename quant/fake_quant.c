@@ -76,10 +76,13 @@ tq_status tq_quant_prepare(const tq_quantizer *q, const tq_tensor *x, const tq_l
         return tq_fail(err, TQ_STATUS_ARG, "quantizer %s: no amax yet (calibrate it first)", spec);
     }
     float global = 0.0f;
-    if (q->amax_count == l->count) {
+    /* an activation's single amax clips the block amax of every tensor, even one that holds
+     * a single block: an image is quantized alike whatever the batch it comes in */
+    bool clip = q->spec.block == TQ_BLOCK_BLOCK && q->amax_count == 1 && !q->from_weights;
+    if (!clip && q->amax_count == l->count) {
         memcpy(amax_out, q->amax, (size_t)l->count * sizeof *amax_out);
         for (int64_t j = 0; j < l->count; j++) global = fmaxf(global, amax_out[j]);
-    } else if (q->spec.block == TQ_BLOCK_BLOCK && q->amax_count == 1) {
+    } else if (clip) {
         global = q->amax[0];
         tq_layout_block_absmax(l, x->data, amax_out);
         for (int64_t j = 0; j < l->count; j++) amax_out[j] = fminf(amax_out[j], global);

@@ -123,12 +123,16 @@ const char *tq_qstate_name(tq_qstate state);
 
 /* amax layout: per-tensor 1; per-channel shape[axis]; per-block [outer][blocks][inner]
  * (outer/inner = product of the dimensions before/after the axis). A per-block quantizer
- * holding a single amax (calibrated on activations) computes block amax from each tensor,
- * clipped to that value. */
+ * holding a single amax not from weights (calibrated on activations) computes block amax
+ * from each tensor, clipped to that value, however many blocks the tensor has. */
 int64_t tq_quantizer_amax_count(const tq_quantizer *q);
 const float *tq_quantizer_amax(const tq_quantizer *q);
 /* Replaces the amax array (checkpoint load); values must be finite and >= 0. */
 tq_status tq_quantizer_set_amax(tq_quantizer *q, const float *amax, int64_t n, tq_error *err);
+/* Marks q's amax as coming from weights, as tq_quantizer_calibrate_weight leaves it (for a
+ * checkpoint's weight slots): a per-block quantizer holding a single amax then uses it as
+ * the amax of the single block, not as a clip on block amax computed from each tensor. */
+void tq_quantizer_mark_from_weights(tq_quantizer *q);
 /* The auto-unsigned decision (restored from a checkpoint with the setter). */
 bool tq_quantizer_unsigned_chosen(const tq_quantizer *q);
 tq_status tq_quantizer_set_unsigned_chosen(tq_quantizer *q, bool on, tq_error *err);

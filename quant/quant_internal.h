@@ -105,9 +105,11 @@ void tq_observer_free(tq_observer *o);
 /* amax from the observations with the given calibrator for elements of format f. */
 float tq_observer_amax(const tq_observer *o, const tq_qspec *s, tq_format f);
 
+/* Thresholds from a histogram of nbins over [0, range); cap is the abs max seen, which a
+ * range grown by doubling exceeds: MSE and entropy consider no threshold beyond it. */
 float tq_calib_percentile(const double *hist, int nbins, float range, float pct);
-float tq_calib_mse(const double *hist, int nbins, float range, tq_format f);
-float tq_calib_entropy(const double *hist, int nbins, float range, tq_format f);
+float tq_calib_mse(const double *hist, int nbins, float range, float cap, tq_format f);
+float tq_calib_entropy(const double *hist, int nbins, float range, float cap, tq_format f);
 
 /* ---- the quantizer */
 

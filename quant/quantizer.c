@@ -84,6 +84,7 @@ tq_qstate tq_quantizer_state(const tq_quantizer *q) { return q->state; }
 int64_t tq_quantizer_amax_count(const tq_quantizer *q) { return q->amax_count; }
 const float *tq_quantizer_amax(const tq_quantizer *q) { return q->amax; }
 bool tq_quantizer_unsigned_chosen(const tq_quantizer *q) { return q->unsigned_chosen; }
+void tq_quantizer_mark_from_weights(tq_quantizer *q) { q->from_weights = true; }
 
 const char *tq_qstate_name(tq_qstate state)
 {

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libpng-dev zlib1g-dev check
-          dataset-fashion-mnist clang libclang-rt-14-dev valgrind libsimde-dev)
+          dataset-fashion-mnist clang libclang-rt-14-dev valgrind libsimde-dev python3-numpy)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

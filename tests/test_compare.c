@@ -1,7 +1,8 @@
 /* Check suite for the PTQ-versus-QAT comparison: McNemar's exact test against hand-computed
- * binomial tails, and the experiment on a generated data set — the calibrator and QAT epoch
- * chosen on validation, never worse there than the PTQ start and better only beyond the chance
- * asked for, and the images QAT gained and lost adding up to its accuracy difference. */
+ * binomial tails, and the experiment on a generated data set redone outside compare — every
+ * calibrator and every QAT epoch at every rate measured again on the held-out images, so that
+ * the calibrator, rate and epoch kept must be the argmax, the images gained and lost and the
+ * p-values must match a recount, and no held-out image may reach calibration or QAT. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,28 @@ START_TEST(mcnemar_matches_binomial_tails)
 }
 END_TEST
 
-/* A trained float MLP on 4x4 generated images, its train/validation split and test set. */
+/* McNemar's p another way: the binomial terms by the recurrence C(n,i+1) = C(n,i)(n-i)/(i+1)
+ * from 2^-n, in long double (whose exponent reaches 2^-16382). */
+static double mcnemar_ref(int64_t gained, int64_t lost)
+{
+    int64_t n = gained + lost, k = gained < lost ? gained : lost;
+    long double term = ldexpl(1.0L, (int)-n), tail = 0;
+    for (int64_t i = 0; i <= k; i++) {
+        tail += term;
+        term = term * (long double)(n - i) / (long double)(i + 1);
+    }
+    return 2 * tail < 1 ? (double)(2 * tail) : 1.0;
+}
+
+/* A trained float MLP on 4x4 generated images, its train/validation split and test set. The
+ * training pixels are clamped to 55..200 and every held-out image (validation and test) has
+ * pixel 0 at 255: a held-out image in calibration would raise the first layer's input amax
+ * to at least `marker`, beyond `train_amax`, the largest normalised training value. */
 typedef struct fixture {
     tq_run run;
     tq_dataset train, val, test;
     tq_reporter rep;
+    double train_amax, marker;
 } fixture;
 
 static void fixture_init(fixture *f)
@@ -38,6 +56,10 @@ static void fixture_init(fixture *f)
     tq_test_synthetic(&all, 1600, 30.0f, 60.0f, 1);
     tq_test_synthetic(&f->test, 600, 30.0f, 60.0f, 2);
     ck_assert(tq_dataset_split(&all, 0.25, 7, &f->train, &f->val, &e) == TQ_STATUS_OK);
+    for (int64_t i = 0; i < f->train.n * 16; i++)
+        f->train.images[i] = f->train.images[i] < 55 ? 55 : f->train.images[i] > 200 ? 200 : f->train.images[i];
+    for (int64_t i = 0; i < f->val.n; i++) f->val.images[i * 16] = 255;
+    for (int64_t i = 0; i < f->test.n; i++) f->test.images[i * 16] = 255;
     tq_rng rng;
     tq_rng_seed(&rng, 3);
     f->run = (tq_run){.batch = 64, .seed = 1, .epochs = 3};
@@ -46,6 +68,10 @@ static void fixture_init(fixture *f)
     f->run.optim_cfg = tq_optim_defaults(TQ_OPTIM_ADAM);
     f->run.schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = 0.01f};
     tq_dataset_stats(&f->train, f->run.mean, f->run.std);
+    f->train_amax = fmax(fabs((55.0 / 255 - f->run.mean[0]) / f->run.std[0]),
+                         fabs((200.0 / 255 - f->run.mean[0]) / f->run.std[0]));
+    f->marker = (1.0 - f->run.mean[0]) / f->run.std[0];
+    ck_assert(f->marker > 1.1 * f->train_amax);
     f->rep = (tq_reporter){.out = stderr, .quiet = true};
     while (f->run.epoch < f->run.epochs)
         ck_assert_msg(tq_train_epoch(&f->run, &f->train, &f->rep, NULL, &e) == TQ_STATUS_OK, "%s", e.msg);
@@ -61,56 +87,149 @@ static void fixture_free(fixture *f)
     tq_dataset_free(&f->test);
 }
 
-/* What every row must satisfy, with or without a validation split. */
-static void check_row(const tq_compare *x, const tq_compare_row *r, const tq_calib_kind *calibs,
-                      int n_calibs)
+/* Images of d the model classifies right, counted here from its predictions (into pred). */
+static int64_t correct_on(fixture *f, const tq_dataset *d, int32_t *pred)
 {
-    const tq_accuracy_pair *start = &r->ptq[r->best];
-    /* the best calibrator: first of the highest, on validation when there is one */
-    for (int i = 0; i < n_calibs; i++) {
-        const tq_accuracy_pair *a = &r->ptq[calibs[i]];
-        double score = x->val ? a->val : a->test, best = x->val ? start->val : start->test;
-        ck_assert_msg(score <= best, "%s: ptq-%s beats the chosen ptq-%s", r->recipe,
-                      tq_calib_name(calibs[i]), tq_calib_name(r->best));
-        if (score == best) ck_assert_int_eq(calibs[i], r->best);
-        if (score == best) break;
-    }
-    /* each image QAT gained or lost moves the accuracy by one image */
-    TQ_ASSERT_NEAR(r->qat.test - start->test, (double)(r->gained - r->lost) / (double)x->test->n,
-                   1e-12);
-    ck_assert(r->qat_epoch >= 0 && r->qat_epoch <= x->qat_epochs);
-    if (!x->val) {
-        ck_assert_int_eq(r->qat_epoch, x->qat_epochs);
-        ck_assert(r->qat_lr == x->qat_lrs[0]);
-        return;
-    }
-    bool tried = r->qat_epoch == 0 && r->qat_lr == 0; /* the start: no rate */
-    for (int i = 0; i < x->n_qat_lrs; i++) tried |= r->qat_epoch > 0 && r->qat_lr == x->qat_lrs[i];
-    ck_assert_msg(tried, "%s: kept rate %g at epoch %d", r->recipe, r->qat_lr, r->qat_epoch);
-    ck_assert_msg(r->qat.val >= start->val, "%s: QAT kept %g < start %g on validation",
-                  r->recipe, r->qat.val, start->val);
-    if (r->qat_epoch == 0) {
-        ck_assert(r->qat.val == start->val && r->qat.test == start->test);
-        ck_assert(r->gained == 0 && r->lost == 0);
-        ck_assert(r->val_p == 1.0);
-    } else {
-        ck_assert(r->qat.val > start->val);
-        ck_assert_msg(r->val_p <= x->keep_p, "%s: kept epoch %d with p %g > %g", r->recipe,
-                      r->qat_epoch, r->val_p, x->keep_p);
+    tq_error e = {0};
+    double acc;
+    ck_assert_msg(tq_predict(f->run.model, d, f->run.mean, f->run.std, 256, pred, &acc, &e) ==
+                  TQ_STATUS_OK, "%s", e.msg);
+    int64_t c = 0;
+    for (int64_t i = 0; i < d->n; i++) c += pred[i] == d->labels[i];
+    return c;
+}
+
+static void changes(const int32_t *before, const int32_t *after, const tq_dataset *d,
+                    int64_t *gained, int64_t *lost)
+{
+    *gained = *lost = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        *gained += after[i] == d->labels[i] && before[i] != d->labels[i];
+        *lost += after[i] != d->labels[i] && before[i] == d->labels[i];
     }
 }
 
-START_TEST(selection_on_validation_and_image_counts)
+/* An accuracy compare reported against a count made here. */
+#define ASSERT_COUNT(acc, count, d, what)                                                    \
+    ck_assert_msg(fabs((acc) * (double)(d)->n - (double)(count)) < 1e-6,                    \
+                  "%s %s: compare says %.6f, recount %lld of %lld", recipe, what, (acc),    \
+                  (long long)(count), (long long)(d)->n)
+
+/* Buffers for the predictions of the recount. */
+typedef struct preds {
+    int32_t *sel, *test, *start_sel, *start_test;
+} preds;
+
+/* The first layer's input amax: held-out images never calibrate it (see fixture). */
+static void assert_no_marker(fixture *f, const char *recipe)
+{
+    tq_quantizer *q = tq_model_qlayer(f->run.model, 0)->input_q;
+    if (!q) return;
+    ck_assert_msg(tq_quantizer_amax(q)[0] <= f->train_amax * (1 + 1e-5),
+                  "%s: first-layer input amax %g beyond the training images' %g (marker %g)", recipe,
+                  (double)tq_quantizer_amax(q)[0], f->train_amax, f->marker);
+}
+
+/* Redoes row r of compare x from the float weights, with the library's PTQ and training
+ * steps but compare's choices made here; `kept` holds the model's parameters as compare
+ * left them. Selection is on validation, or on test without a split. */
+static void recount(fixture *f, const tq_compare *x, const char *recipe, const tq_calib_kind *calibs,
+                    int n_calibs, const tq_compare_row *r, const tq_snapshot *float_w,
+                    const float *kept, preds *pr)
+{
+    tq_model *m = f->run.model;
+    tq_error e = {0};
+    tq_recipe rc;
+    ck_assert(tq_recipe_make(recipe, NULL, NULL, &rc, &e) == TQ_STATUS_OK);
+    const tq_dataset *sel = x->val ? x->val : x->test;
+    int best = -1;
+    int64_t best_count = -1;
+    for (int i = 0; i < n_calibs; i++) {
+        tq_snapshot_restore(float_w, m);
+        ck_assert(tq_ptq_run(m, &rc, (int)calibs[i], x->train, f->run.mean, f->run.std,
+                             x->calib_batches, f->run.batch, f->run.seed, &e) == TQ_STATUS_OK);
+        int64_t ct = correct_on(f, x->test, pr->test), cs = correct_on(f, sel, pr->sel);
+        ASSERT_COUNT(r->ptq[calibs[i]].test, ct, x->test, tq_calib_name(calibs[i]));
+        if (x->val) ASSERT_COUNT(r->ptq[calibs[i]].val, cs, x->val, tq_calib_name(calibs[i]));
+        if (cs > best_count) best_count = cs, best = (int)calibs[i];
+    }
+    ck_assert_msg(r->best == best, "%s: compare kept ptq-%s, the argmax is ptq-%s", recipe,
+                  tq_calib_name(r->best), tq_calib_name(best));
+    /* QAT from that start at each rate; an epoch is kept when it beats the best so far
+     * (the start first) on validation, by McNemar p <= keep_p; without a split the last */
+    tq_snapshot_restore(float_w, m);
+    ck_assert(tq_ptq_run(m, &rc, best, x->train, f->run.mean, f->run.std, x->calib_batches,
+                         f->run.batch, f->run.seed, &e) == TQ_STATUS_OK);
+    best_count = correct_on(f, sel, pr->start_sel); /* the start: epoch 0 */
+    correct_on(f, x->test, pr->start_test);
+    tq_snapshot start, best_w;
+    ck_assert(tq_snapshot_init(&start, m, &e) == TQ_STATUS_OK);
+    ck_assert(tq_snapshot_init(&best_w, m, &e) == TQ_STATUS_OK);
+    int best_epoch = 0;
+    double best_lr = 0, best_p = 1;
+    int64_t steps = (x->train->n + f->run.batch - 1) / f->run.batch;
+    for (int k = 0; k < x->n_qat_lrs; k++) {
+        tq_snapshot_restore(&start, m);
+        tq_run q = f->run;
+        q.optim = NULL;
+        q.epoch = 0;
+        q.epochs = x->qat_epochs;
+        q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)x->qat_lrs[k],
+                                   .total_steps = steps * x->qat_epochs};
+        while (q.epoch < q.epochs) {
+            ck_assert(tq_train_epoch(&q, x->train, &f->rep, NULL, &e) == TQ_STATUS_OK);
+            if (!x->val) {
+                best_epoch = (int)q.epoch, best_lr = x->qat_lrs[k];
+                tq_snapshot_take(&best_w, m);
+                continue;
+            }
+            int64_t count = correct_on(f, x->val, pr->sel), g, l;
+            changes(pr->start_sel, pr->sel, x->val, &g, &l);
+            double p = tq_mcnemar_p(g, l);
+            ck_assert_msg(fabs(p - mcnemar_ref(g, l)) <= 1e-12 + 1e-9 * p, "p(%lld, %lld)",
+                          (long long)g, (long long)l);
+            if (count > best_count && p <= x->keep_p) {
+                best_count = count, best_epoch = (int)q.epoch, best_lr = x->qat_lrs[k], best_p = p;
+                tq_snapshot_take(&best_w, m);
+            }
+        }
+        tq_optim_free(q.optim);
+    }
+    ck_assert_msg(r->qat_epoch == best_epoch && r->qat_lr == best_lr,
+                  "%s: compare kept epoch %d at lr %g, the argmax is epoch %d at lr %g", recipe,
+                  r->qat_epoch, r->qat_lr, best_epoch, best_lr);
+    if (x->val) ASSERT_COUNT(r->qat.val, best_count, x->val, "qat");
+    ck_assert_msg(r->val_p == best_p, "%s: val_p %g, recount %g", recipe, r->val_p, best_p);
+    /* the kept weights are the ones trained here on the training images alone */
+    ck_assert_msg(memcmp(kept, best_w.params, (size_t)best_w.n_params * sizeof(float)) == 0,
+                  "%s: compare's kept weights differ from QAT on the training images", recipe);
+    tq_snapshot_restore(&best_w, m);
+    int64_t g, l;
+    ASSERT_COUNT(r->qat.test, correct_on(f, x->test, pr->test), x->test, "qat test");
+    changes(pr->start_test, pr->test, x->test, &g, &l);
+    ck_assert_msg(r->gained == g && r->lost == l, "%s: +%lld / -%lld, recount +%lld / -%lld",
+                  recipe, (long long)r->gained, (long long)r->lost, (long long)g, (long long)l);
+    ck_assert(fabs(tq_mcnemar_p(r->gained, r->lost) - mcnemar_ref(g, l)) <= 1e-12);
+    tq_snapshot_free(&start);
+    tq_snapshot_free(&best_w);
+}
+
+START_TEST(every_choice_is_the_argmax_of_a_recount)
 {
     fixture f;
     fixture_init(&f);
     tq_error e = {0};
+    tq_model *m = f.run.model;
     const tq_calib_kind calibs[] = {TQ_CALIB_MAX, TQ_CALIB_MSE, TQ_CALIB_ENTROPY};
     const char *recipes[] = {"w2a2", "int8", "w4a4"};
+    tq_snapshot float_w;
+    ck_assert(tq_snapshot_init(&float_w, m, &e) == TQ_STATUS_OK);
+    preds pr;
+    int32_t *buf = malloc(4 * (size_t)f.test.n * sizeof *buf);
+    pr = (preds){buf, buf + f.test.n, buf + 2 * f.test.n, buf + 3 * f.test.n};
+    int64_t np = tq_model_param_count(m);
+    float *kept = malloc((size_t)np * sizeof *kept);
     /* no split; a split keeping any gain; a split keeping only gains beyond chance */
-    int64_t np = tq_model_param_count(f.run.model);
-    float *before = malloc((size_t)np * sizeof(float));
-    memcpy(before, tq_model_params(f.run.model), (size_t)np * sizeof(float));
     const struct { bool val; double keep_p; } configs[] = {{false, 1.0}, {true, 1.0}, {true, 0.05}};
     tq_compare_row any_gain[3];
     for (int c = 0; c < 3; c++) {
@@ -121,29 +240,34 @@ START_TEST(selection_on_validation_and_image_counts)
                         .n_qat_lrs = with_val ? 2 : 1,
                         .keep_p = configs[c].keep_p, .keep = -1, .rep = &f.rep};
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
-        int kept_start = 0;
         int64_t changed = 0;
         for (int i = 0; i < 3; i++) {
             tq_compare_row r;
             ck_assert_msg(tq_compare_recipe(&x, recipes[i], calibs, 3, &r, &e) == TQ_STATUS_OK,
                           "%s", e.msg);
-            check_row(&x, &r, calibs, 3);
-            kept_start += r.qat_epoch == 0;
+            assert_no_marker(&f, recipes[i]);
+            memcpy(kept, tq_model_params(m), (size_t)np * sizeof *kept);
+            recount(&f, &x, recipes[i], calibs, 3, &r, &float_w, kept, &pr);
             if (c == 1) any_gain[i] = r;
-            if (c == 2) { /* same PTQ start; the stricter rule keeps no better an epoch */
-                ck_assert(r.best == any_gain[i].best);
-                ck_assert(r.ptq[r.best].val == any_gain[i].ptq[r.best].val);
-                ck_assert(r.qat.val <= any_gain[i].qat.val);
-            }
+            if (c == 2) /* same PTQ start; the stricter rule keeps no better an epoch */
+                ck_assert(r.best == any_gain[i].best && r.qat.val <= any_gain[i].qat.val);
             changed += r.gained + r.lost;
         }
         tq_compare_free(&x);
-        if (!with_val) ck_assert_int_eq(kept_start, 0);
         if (!with_val) ck_assert(changed > 0); /* QAT moved some predictions: the counts are exercised */
         /* the float model is left as it was found */
-        ck_assert(memcmp(before, tq_model_params(f.run.model), (size_t)np * sizeof(float)) == 0);
+        ck_assert(memcmp(float_w.params, tq_model_params(m), (size_t)np * sizeof(float)) == 0);
     }
-    free(before);
+    /* the marker works: calibrating on held-out images puts it in the first layer's amax */
+    tq_recipe rc;
+    ck_assert(tq_recipe_make("int8", NULL, NULL, &rc, &e) == TQ_STATUS_OK);
+    ck_assert(tq_ptq_run(m, &rc, TQ_CALIB_MAX, &f.val, f.run.mean, f.run.std, 1, 64, 1, &e) ==
+              TQ_STATUS_OK);
+    ck_assert(tq_quantizer_amax(tq_model_qlayer(m, 0)->input_q)[0] >= f.marker * (1 - 1e-5));
+    tq_detach_quantizers(m);
+    free(kept);
+    free(buf);
+    tq_snapshot_free(&float_w);
     fixture_free(&f);
 }
 END_TEST
@@ -152,9 +276,9 @@ static Suite *compare_suite(void)
 {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("compare");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 600); /* the experiment twice, under sanitizers too */
     tcase_add_test(tc, mcnemar_matches_binomial_tails);
-    tcase_add_test(tc, selection_on_validation_and_image_counts);
+    tcase_add_test(tc, every_choice_is_the_argmax_of_a_recount);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -224,4 +224,8 @@ static Suite *conv_direct_suite(void)
     return s;
 }
 
-int main(void) { return tq_test_run(conv_direct_suite()); }
+int main(void)
+{
+    return tq_test_run_requiring(conv_direct_suite(), strcmp(tq_sgemm_backend(), "avx512") == 0,
+                                 "needs the AVX-512 kernels (sgemm backend here: %s)", tq_sgemm_backend());
+}

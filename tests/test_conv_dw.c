@@ -228,4 +228,8 @@ static Suite *conv_dw_suite(void)
     return s;
 }
 
-int main(void) { return tq_test_run(conv_dw_suite()); }
+int main(void)
+{
+    return tq_test_run_requiring(conv_dw_suite(), strcmp(tq_sgemm_backend(), "avx512") == 0,
+                                 "needs the AVX-512 kernels (sgemm backend here: %s)", tq_sgemm_backend());
+}

@@ -40,9 +40,10 @@ static float uniform(tq_rng *rng) { return 2.0f * tq_rng_uniform(rng) - 1.0f; }
 
 /* Runs O output channels over n_img images: every image's Y from tq_sgemm_conv must equal,
  * bit for bit, tq_sgemm on the reference column matrix; columns past OH*OW (ldy is wider)
- * must keep their sentinel; and one image is checked against the direct definition. */
-static void run_geom(tq_rng *rng, const geom *gm, int O, int n_img, float alpha, float beta,
-                     bool nan_y)
+ * must keep their sentinel; and one image is checked against the direct definition. With
+ * last_y, the last image's Y is handed back (malloc'd, *y_len floats). */
+static void run_geom_y(tq_rng *rng, const geom *gm, int O, int n_img, float alpha, float beta,
+                       bool nan_y, float **last_y, size_t *last_len)
 {
     const tq_conv_shape s = {gm->C, gm->H, gm->W, gm->kh, gm->kw, gm->stride, gm->pad};
     const int OH = out_size(gm->H, gm->kh, gm->stride, gm->pad),
@@ -92,8 +93,15 @@ static void run_geom(tq_rng *rng, const geom *gm, int O, int n_img, float alpha,
     }
     free(x);
     free(A);
-    free(y);
+    if (last_y) *last_y = y, *last_len = y_len;
+    else free(y);
     free(want);
+}
+
+static void run_geom(tq_rng *rng, const geom *gm, int O, int n_img, float alpha, float beta,
+                     bool nan_y)
+{
+    run_geom_y(rng, gm, O, n_img, alpha, beta, nan_y, NULL, NULL);
 }
 
 /* ResNet-20's, LeNet's and other shapes, each with beta 0 and 1. */
@@ -156,20 +164,29 @@ START_TEST(test_beta_zero_ignores_nan_in_y)
 END_TEST
 
 /* A product above the threading threshold, outside any parallel region, in 1 and 2 threads
- * (split by columns, and by rows for many outputs over a small plane): the same bits, which
- * are tq_sgemm's. */
+ * (split by columns, and by rows for many outputs over a small plane) on the same inputs:
+ * each tq_sgemm's bits, and the same bits as each other. */
 START_TEST(test_thread_count_does_not_change_bits)
 {
-    tq_rng rng;
-    tq_rng_seed(&rng, 24);
     const struct { geom g; int O; } cases[] = {{{16, 32, 32, 3, 3, 1, 1}, 32},
                                                {{64, 4, 4, 3, 3, 1, 1}, 600}};
     const int saved = tq_get_threads();
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        float *y[2];
+        size_t len[2];
         for (int t = 1; t <= 2; t++) {
+            tq_rng rng;
+            tq_rng_seed(&rng, 24 + i); /* the same inputs for both thread counts */
             tq_set_threads(t);
-            run_geom(&rng, &cases[i].g, cases[i].O, 1, 1.0f, 0.5f, false);
+            ck_assert_int_eq(tq_get_threads(), t);
+            run_geom_y(&rng, &cases[i].g, cases[i].O, 1, 1.0f, 0.5f, false, &y[t - 1], &len[t - 1]);
         }
+        ck_assert(len[0] == len[1]);
+        ck_assert_msg(memcmp(y[0], y[1], len[0] * sizeof(float)) == 0,
+                      "O=%d: 1 and 2 threads give different bits", cases[i].O);
+        free(y[0]);
+        free(y[1]);
+    }
     tq_set_threads(saved);
 }
 END_TEST
@@ -187,4 +204,8 @@ static Suite *conv_gemm_suite(void)
     return s;
 }
 
-int main(void) { return tq_test_run(conv_gemm_suite()); }
+int main(void)
+{
+    return tq_test_run_requiring(conv_gemm_suite(), strcmp(tq_sgemm_backend(), "avx512") == 0,
+                                 "needs the AVX-512 kernels (sgemm backend here: %s)", tq_sgemm_backend());
+}

@@ -425,25 +425,30 @@ END_TEST
 
 START_TEST(test_nvfp4_scales)
 {
-    /* two blocks of 16: global amax 2688 -> global scale 1; block 0 scale e4m3(448) = 448;
-     * block 1 amax 100 -> 100/6 = 16.67 -> e4m3 16 */
+    /* two blocks of 16: global amax 2016 -> global scale 2016 / 2688 = 0.75 (a scale of 1
+     * would hide whether it is multiplied, divided or ignored). Block 0: 2016 / 6 / 0.75 =
+     * 448, scale 448 * 0.75 = 336. Block 1: 100 / 6 / 0.75 = 22.2 -> e4m3 22, scale 16.5 */
     float v[32] = {0};
-    v[0] = 2688.0f, v[1] = 1000.0f, v[2] = -300.0f;
+    v[0] = 2016.0f, v[1] = 1000.0f, v[2] = -300.0f;
     v[16] = 100.0f, v[17] = 20.0f, v[18] = 40.0f, v[19] = -7.0f;
     tq_tensor *x = tensor_of(2, (int32_t[]){1, 32}, v, false);
     tq_quantizer *q = make_q("nvfp4");
     tq_error e = {0};
     ck_assert_int_eq(tq_quantizer_calibrate_weight(q, x, &e), TQ_STATUS_OK);
     ck_assert_int_eq(tq_quantizer_amax_count(q), 2);
-    float y[32];
+    float y[32], codes[32], scales[2];
     apply_ok(q, x, y);
-    ck_assert_float_eq(y[0], 2688.0f);
-    ck_assert_float_eq(y[1], 896.0f);  /* 1000/448 = 2.23 -> 2 */
-    ck_assert_float_eq(y[2], -224.0f); /* 0.67 -> 0.5 */
-    ck_assert_float_eq(y[16], 96.0f);  /* 100/16 = 6.25 -> 6 */
-    ck_assert_float_eq(y[17], 16.0f);  /* 1.25 ties to 1 */
-    ck_assert_float_eq(y[18], 32.0f);  /* 2.5 ties to 2 */
-    ck_assert_float_eq(y[19], -8.0f);  /* 0.4375 -> 0.5 */
+    ck_assert_int_eq(tq_quantizer_codes(q, x, codes, scales, &e), TQ_STATUS_OK);
+    ck_assert_float_eq(scales[0], 336.0f);
+    ck_assert_float_eq(scales[1], 16.5f);
+    ck_assert_float_eq(y[0], 2016.0f);
+    ck_assert_float_eq(y[1], 1008.0f);  /* 1000/336 = 2.98 -> 3 */
+    ck_assert_float_eq(y[2], -336.0f);  /* -0.89 -> -1 */
+    ck_assert_float_eq(y[16], 99.0f);   /* 100/16.5 = 6.06 -> 6 */
+    ck_assert_float_eq(y[17], 16.5f);   /* 1.21 -> 1 */
+    ck_assert_float_eq(y[18], 33.0f);   /* 2.42 -> 2 */
+    ck_assert_float_eq(y[19], -8.25f);  /* -0.42 -> -0.5 */
+    ck_assert_float_eq(y[3], 0.0f);
     tq_quantizer_free(q);
     tq_tensor_free(x);
 }

@@ -122,6 +122,7 @@ static tq_status get_quantizer(const tq_ckpt *ck, const char *path, const char *
         tq_quantizer_set_unsigned_chosen(*q, meta[1] != 0, &e))
         return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s: %s", path, name, e.msg);
     tq_quantizer_set_state(*q, (tq_qstate)meta[0]);
+    if (!strcmp(slot, "w")) tq_quantizer_mark_from_weights(*q); /* as PTQ left it */
     return TQ_STATUS_OK;
 }
 

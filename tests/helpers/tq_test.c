@@ -1,6 +1,8 @@
 /* Shared helpers for the check suites. */
 #include "tq_test.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int tq_test_run(Suite *s)
@@ -10,6 +12,19 @@ int tq_test_run(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int tq_test_run_requiring(Suite *s, bool available, const char *missing_fmt, ...)
+{
+    int status = tq_test_run(s);
+    if (status != EXIT_SUCCESS || available) return status;
+    va_list ap;
+    va_start(ap, missing_fmt);
+    printf("skipped: ");
+    vprintf(missing_fmt, ap);
+    printf("\n");
+    va_end(ap);
+    return TQ_TEST_SKIPPED;
 }
 
 tq_tensor *tq_test_tensor(tq_rng *rng, int32_t ndim, const int32_t *shape, bool with_grad,

@@ -10,6 +10,13 @@
 
 /* Runs one suite; returns the process exit status. */
 int tq_test_run(Suite *s);
+/* The exit status CTest reports as a skip (SKIP_RETURN_CODE in CMakeLists.txt). */
+#define TQ_TEST_SKIPPED 77
+/* Runs a suite whose subject needs something this machine may lack (`available` false):
+ * what can run still runs and must pass, and then the suite reports itself skipped, with a
+ * line saying what was missing, rather than passing without having tested anything. */
+int tq_test_run_requiring(Suite *s, bool available, const char *missing_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A heap tensor filled uniformly in [lo, hi) from a seeded RNG. */
 tq_tensor *tq_test_tensor(tq_rng *rng, int32_t ndim, const int32_t *shape, bool with_grad,
