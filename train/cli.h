@@ -72,8 +72,6 @@ void tq_json_close(tq_json *j, char bracket);
 tq_status tq_json_save(tq_json *j, const char *path, tq_error *err);
 void tq_json_free(tq_json *j);
 
-/* Writes len bytes to path atomically (temporary file in the same directory, fsync, rename). */
-tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, tq_error *err);
 
 /* Subcommands. */
 int tq_cmd_train(int argc, char **argv);
