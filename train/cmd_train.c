@@ -456,6 +456,9 @@ static const tq_cli_opt eval_opts[] = {
     {"threads", "N", "threads (default: all cores)"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the accuracy line"},
+    {"dump", "FILE", "also write the test images, labels and logits (binary, see train/dump.c)"},
+    {"dump-codes", NULL, "with --dump: also tinyqat's codes at every quantized layer's input"},
+    {"dump-images", "N", "with --dump: only the first N test images (default all)"},
     {0},
 };
 static const tq_cli_cmd eval_cmd = {
@@ -468,15 +471,17 @@ int tq_cmd_eval(int argc, char **argv)
     tq_cli_args a;
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    long long batch = 256;
-    if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
+    long long batch = 256, dump_images = 0;
+    if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch) ||
+        !tq_cli_int(cmd, &a, "dump-images", 1, (long long)1 << 40, &dump_images))
         return TQ_EXIT_USAGE;
     const char *path = tq_cli_get(cmd, &a, "model-file");
     if (!path) return tq_cli_usage_error(cmd, "--model-file is required");
-    const char *json_path = tq_cli_get(cmd, &a, "json");
+    const char *json_path = tq_cli_get(cmd, &a, "json"), *dump = tq_cli_get(cmd, &a, "dump");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
     if (json_path && tq_check_writable(json_path, "JSON output", &err)) return tq_cli_fail(cmd, &err);
+    if (dump && tq_check_writable(dump, "dump", &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
@@ -485,7 +490,9 @@ int tq_cmd_eval(int argc, char **argv)
     double acc = 0, loss = 0;
     if (tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
         tq_run_check_data(&run, spec, &test, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err)) {
+        tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err) ||
+        (dump && tq_eval_dump(&run, &test, dump_images, tq_cli_flag(cmd, &a, "dump-codes"), dump,
+                              &err))) {
         tq_dataset_free(&test);
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
@@ -514,7 +521,8 @@ int tq_cmd_eval(int argc, char **argv)
 
 static const tq_cli_opt info_opts[] = {{0}};
 static const tq_cli_cmd info_cmd = {
-    "info", "FILE", "Show a checkpoint: model, layers, shapes, parameter count, quantizers.",
+    "info", "FILE", "Show a checkpoint: model, layers, shapes, parameter count, quantizers.\n"
+    "For FILE.onnx (an exported model): inputs, outputs, opset, op counts, initializers.",
     info_opts, 1};
 
 int tq_cmd_info(int argc, char **argv)
@@ -524,6 +532,7 @@ int tq_cmd_info(int argc, char **argv)
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     if (a.n_positional != 1) return tq_cli_usage_error(cmd, "expected one checkpoint file");
+    if (tq_is_onnx_path(a.positional[0])) return tq_info_onnx(a.positional[0]);
     tq_error err = {0};
     tq_run run = {0};
     if (tq_run_load(a.positional[0], &run, &err)) return tq_cli_fail(cmd, &err);
