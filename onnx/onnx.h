@@ -39,7 +39,8 @@ extern "C" {
 typedef struct tq_onnx_options {
     const float *mean, *std; /* per input channel, as the checkpoint's normalisation */
     /* Also expose each QuantizeLinear's output, cast to float32 (the codes as numbers), as a
-     * graph output `codes.<layer>` [N, per-sample shape], for comparing codes. */
+     * graph output `codes.<layer>` [N, per-sample shape], and its input as `qin.<layer>`,
+     * for comparing codes (and telling rounding ties from errors). */
     bool expose_codes;
 } tq_onnx_options;
 

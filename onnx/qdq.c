@@ -98,12 +98,15 @@ const char *tq_onnx_emit_input(tq_onnx_ex *x, const tq_layer_info *l, const tq_q
         out = clipped;
     }
     if (x->opt->expose_codes) {
-        char *cast = tq_ob_str(b, "codes.%s", name);
+        char *cast = tq_ob_str(b, "codes.%s", name), *qin = tq_ob_str(b, "qin.%s", name);
         Onnx__NodeProto *cn = tq_ob_node(b, "Cast", cast, 1, (const char *[]){codes}, cast);
         tq_ob_attr_int(b, cn, "to", TQ_ONNX_FLOAT);
+        /* an Identity, as two layers may quantize the same tensor (a block's input) */
+        tq_ob_node(b, "Identity", qin, 1, (const char *[]){in}, qin);
         int64_t dims[3];
         for (int i = 0; i < sample_ndim; i++) dims[i] = l->in_shape[i];
         tq_ob_output(b, tq_ob_value(b, cast, TQ_ONNX_FLOAT, sample_ndim, dims));
+        tq_ob_output(b, tq_ob_value(b, qin, TQ_ONNX_FLOAT, sample_ndim, dims));
     }
     if (t.opset > x->opset) x->opset = t.opset;
     x->quantizers++;

@@ -87,10 +87,10 @@ int tq_cmd_export(int argc, char **argv);
 /* `info` on an ONNX file: a path ending in .onnx that is not a checkpoint. */
 bool tq_is_onnx_path(const char *path);
 int tq_info_onnx(const char *path);
-/* `eval --dump`: the first max_images (<= 0: all) test images, labels, logits and, with
- * with_codes, the codes at every quantized layer's input, in the layout train/dump.c
- * describes; written to a temporary file and renamed. */
-tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, bool with_codes,
+/* `eval --dump`: the first max_images (<= 0: all) test images, labels, logits and, for the
+ * first `coded` of them, the codes at every quantized layer's input, in the layout
+ * train/dump.c describes; written to a temporary file and renamed. */
+tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, int64_t coded,
                        const char *path, tq_error *err);
 
 #endif

@@ -10,8 +10,8 @@
 static const tq_cli_opt export_opts[] = {
     {"model-file", "FILE", "checkpoint to export (required)"},
     {"out", "FILE", "ONNX model to write (required)"},
-    {"codes", NULL, "also expose each QuantizeLinear's codes (cast to float32) as a graph output "
-                    "codes.LAYER, for comparing codes with tinyqat's"},
+    {"codes", NULL, "also expose each QuantizeLinear's codes (cast to float32) and its input as "
+                    "graph outputs codes.LAYER and qin.LAYER, for comparing with tinyqat's codes"},
     {0},
 };
 static const tq_cli_cmd export_cmd = {

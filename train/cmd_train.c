@@ -457,7 +457,8 @@ static const tq_cli_opt eval_opts[] = {
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the accuracy line"},
     {"dump", "FILE", "also write the test images, labels and logits (binary, see train/dump.c)"},
-    {"dump-codes", NULL, "with --dump: also tinyqat's codes at every quantized layer's input"},
+    {"dump-codes", "N", "with --dump: also tinyqat's codes at every quantized layer's input, for "
+                        "the first N images (default 0)"},
     {"dump-images", "N", "with --dump: only the first N test images (default all)"},
     {0},
 };
@@ -471,9 +472,10 @@ int tq_cmd_eval(int argc, char **argv)
     tq_cli_args a;
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    long long batch = 256, dump_images = 0;
+    long long batch = 256, dump_images = 0, dump_codes = 0;
     if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch) ||
-        !tq_cli_int(cmd, &a, "dump-images", 1, (long long)1 << 40, &dump_images))
+        !tq_cli_int(cmd, &a, "dump-images", 1, (long long)1 << 40, &dump_images) ||
+        !tq_cli_int(cmd, &a, "dump-codes", 0, (long long)1 << 40, &dump_codes))
         return TQ_EXIT_USAGE;
     const char *path = tq_cli_get(cmd, &a, "model-file");
     if (!path) return tq_cli_usage_error(cmd, "--model-file is required");
@@ -491,8 +493,7 @@ int tq_cmd_eval(int argc, char **argv)
     if (tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
         tq_run_check_data(&run, spec, &test, &err) ||
         tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err) ||
-        (dump && tq_eval_dump(&run, &test, dump_images, tq_cli_flag(cmd, &a, "dump-codes"), dump,
-                              &err))) {
+        (dump && tq_eval_dump(&run, &test, dump_images, dump_codes, dump, &err))) {
         tq_dataset_free(&test);
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);

@@ -1,10 +1,12 @@
 /* `tinyqat eval --dump FILE`: the test images, labels, tinyqat's logits and (on request) its
  * codes at every quantized layer's input, for comparing with another runtime (the ONNX Runtime
  * harness in tests/ort). Layout, all little-endian:
- *   "TQDUMP1\0", u32 n, c, h, w, classes, n_quant, f32 logit_step,
- *   n_quant x {u32 name_len, name, f32 qmin, f32 qmax, u32 per_sample},
+ *   "TQDUMP1\0", u32 n, c, h, w, classes, n_quant, n_coded, f32 logit_step,
+ *   n_quant x {u32 name_len, name, f32 qmin, f32 qmax, f32 scale (0 unless per tensor),
+ *              u32 per_sample},
  *   n x {f32 image[c*h*w] (pixel / 255.0f), i32 label, f32 logits[classes],
- *        for each quantizer f32 codes[per_sample]}.
+ *        for the first n_coded images only: for each quantizer f32 codes[per_sample]}.
+ * (Codes of every image of a ResNet take far more room than the images: hence n_coded.)
  * logit_step = s_x * max_o sum_j |wq_oj| for the last Linear/Conv2d (s_x its input scale, wq
  * its fake-quantized weights): how far one quantization step on every one of its inputs can
  * move a logit; 0 when that layer's input is not quantized. */
@@ -82,7 +84,7 @@ static tq_status layer_codes(tq_model *m, int qi, float *codes, tq_error *err)
     return st;
 }
 
-tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, bool with_codes,
+tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, int64_t coded,
                        const char *path, tq_error *err)
 {
     tq_model *m = run->model;
@@ -91,7 +93,8 @@ tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, boo
     int nq = 0, nql = tq_model_qlayer_count(m);
     dump_q *qs = calloc((size_t)nql + 1, sizeof *qs);
     if (!qs) return tq_fail(err, TQ_STATUS_NOMEM, "dump: out of memory");
-    for (int qi = 0; with_codes && qi < nql; qi++)
+    coded = coded < n ? coded : n;
+    for (int qi = 0; coded > 0 && qi < nql; qi++)
         if (tq_model_qlayer(m, qi)->input_q) qs[nq++].qi = qi;
     float step = logit_step(m, err);
     if (isnan(step)) {
@@ -138,9 +141,9 @@ tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, boo
         }
         if (start == 0) { /* the header, now that the per-sample code counts are known */
             fwrite("TQDUMP1", 1, 8, f);
-            uint32_t head[6] = {(uint32_t)n, (uint32_t)d->c, (uint32_t)d->h, (uint32_t)d->w,
-                                (uint32_t)classes, (uint32_t)nq};
-            for (int i = 0; i < 6; i++) put_u32(f, head[i]);
+            uint32_t head[7] = {(uint32_t)n, (uint32_t)d->c, (uint32_t)d->h, (uint32_t)d->w,
+                                (uint32_t)classes, (uint32_t)nq, (uint32_t)coded};
+            for (int i = 0; i < 7; i++) put_u32(f, head[i]);
             put_f32(f, step);
             for (int k = 0; k < nq; k++) {
                 tq_qlayer *q = tq_model_qlayer(m, qs[k].qi);
@@ -153,16 +156,22 @@ tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, boo
                 fwrite(q->name, 1, strlen(q->name), f);
                 put_f32(f, tq_format_min(fmt));
                 put_f32(f, tq_format_max(fmt));
+                float scale = 0.0f;
+                if (tq_quantizer_scale_count(q->input_q, in, err) == 1 &&
+                    tq_quantizer_codes(q->input_q, in, NULL, &scale, err))
+                    st = err->status;
+                put_f32(f, scale);
                 put_u32(f, (uint32_t)qs[k].per_sample);
             }
         }
-        for (int k = 0; k < nq && st == TQ_STATUS_OK; k++) st = layer_codes(m, qs[k].qi, codes[k], err);
+        for (int k = 0; k < nq && st == TQ_STATUS_OK && start < coded; k++)
+            st = layer_codes(m, qs[k].qi, codes[k], err);
         for (int32_t i = 0; i < got && st == TQ_STATUS_OK; i++) {
             const uint8_t *px = d->images + (start + i) * per_image;
             for (int64_t j = 0; j < per_image; j++) put_f32(f, (float)px[j] / 255.0f);
             put_u32(f, (uint32_t)labels[i]);
             fwrite(logits->data + (int64_t)i * classes, 4, (size_t)classes, f);
-            for (int k = 0; k < nq; k++)
+            for (int k = 0; k < nq && start + i < coded; k++)
                 fwrite(codes[k] + i * qs[k].per_sample, 4, (size_t)qs[k].per_sample, f);
         }
     }
