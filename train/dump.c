@@ -7,9 +7,10 @@
  *   n x {f32 image[c*h*w] (pixel / 255.0f), i32 label, f32 logits[classes],
  *        for the first n_coded images only: for each quantizer f32 codes[per_sample]}.
  * (Codes of every image of a ResNet take far more room than the images: hence n_coded.)
- * logit_step = s_x * max_o sum_j |wq_oj| for the last Linear/Conv2d (s_x its input scale, wq
- * its fake-quantized weights): how far one quantization step on every one of its inputs can
- * move a logit; 0 when that layer's input is not quantized. */
+ * logit_step = g * s_x * max_o sum_j |wq_oj| for the last Linear/Conv2d (s_x its input scale,
+ * wq its fake-quantized weights, g the widest spacing of the input format's grid: 1 for
+ * integers, 32 for E4M3, 8192 for E5M2): how far one quantization step on every one of its
+ * inputs can move a logit; 0 when that layer's input is not quantized. */
 #include "cli.h"
 
 #include <errno.h>
@@ -57,7 +58,10 @@ static float logit_step(tq_model *m, tq_error *err)
         if (sum > worst) worst = sum;
     }
     free(wq);
-    return (float)(s_x * worst);
+    tq_grid_entry g[256];
+    int n = tq_format_grid(tq_quantizer_format(q->input_q), g, 256);
+    float spacing = n >= 2 ? g[n - 1].value - g[n - 2].value : 1.0f;
+    return (float)(s_x * spacing * worst);
 }
 
 /* Codes of qlayer qi's input in the last forward: input_mul applied as tq_mul_channel does,
