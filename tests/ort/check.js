@@ -3,7 +3,7 @@
 // exits 0 (pass), 1 (disagreement) or 2 (usage or unreadable input).
 //
 //   node check.js --dump D.bin --model M.onnx [--codes-model Mc.onnx] [--name NAME]
-//                 [--float] [--allow-refusal LEVEL] [--allow-deviation LEVEL]
+//                 [--float] [--allow-refusal LEVEL] [--allow-deviation LEVEL] [--json FILE]
 //
 // --model is run at graph optimization levels `basic` and `all`; --codes-model (the same model
 // exported with --codes; default --model) at `disabled`. What is checked:
@@ -37,7 +37,7 @@ const BATCH = 100;
 function usage(msg) {
   console.error(`check.js: ${msg}`);
   console.error('usage: node check.js --dump D.bin --model M.onnx [--codes-model Mc.onnx] ' +
-                '[--name NAME] [--float] [--allow-refusal LEVEL] [--allow-deviation LEVEL]');
+                '[--name NAME] [--float] [--allow-refusal LEVEL] [--allow-deviation LEVEL] [--json FILE]');
   process.exit(2);
 }
 
@@ -53,6 +53,7 @@ function parseArgs(argv) {
     else if (k === '--float') a.float = true;
     else if (k === '--allow-refusal') a.allow.add(val());
     else if (k === '--allow-deviation') a.deviate.add(val());
+    else if (k === '--json') a.json = val();
     else usage(`unknown option '${k}'`);
   }
   if (!a.dump || !a.model) usage('--dump and --model are required');
@@ -234,6 +235,8 @@ async function main() {
   // A failure at a level the caller allowed becomes a FINDING note instead.
   const fail = (level, msg, allowed) => (allowed.has(level) ? notes.push(`FINDING ${msg}`) : fails.push(msg));
   const tqAcc = tinyqatAccuracy(d);
+  // the figures, for --json
+  const fig = { name: a.name, images: d.n, tinyqat_accuracy: tqAcc, levels: {} };
   const pct = (x) => (100 * x).toFixed(2) + '%';
 
   // disabled: QDQ as written
@@ -246,11 +249,14 @@ async function main() {
     if (missing.length) usage(`${a.codesModel} lacks outputs ${missing.join(', ')} (export it with --codes)`);
     const got = await runAll(dis.session, d, ['logits', ...codeNames], d.coded);
     const l = compareLogits(d, got.logits, a.float ? 0 : d.logitStep);
-    let msg = `disabled: max|dlogit| ${l.worst.toExponential(2)}`;
+    let msg = `disabled: accuracy ${pct(l.acc)}, max|dlogit| ${l.worst.toExponential(2)}`;
+    fig.levels.disabled = { accuracy: l.acc, argmax_equal: l.agree, max_dlogit: l.worst };
     if (a.float) {
       if (!l.within) fail('disabled', `disabled: logits differ by more than ${FLOAT_REL} relative (max ${l.worst.toExponential(2)})`, a.deviate);
     } else {
       const c = compareCodes(d, got);
+      Object.assign(fig.levels.disabled, { codes_equal: c.frac, coded_images: d.coded,
+        images_differing: c.imagesDiffer, ties: c.ties, logit_step: d.logitStep });
       msg += ` (bound ${d.logitStep.toPrecision(3)} + 1e-5 rel), argmax equal ${pct(l.agree)}, ` +
              `codes equal ${(100 * c.frac).toFixed(4)}% at ${d.quant.length} quantizers on ${d.coded} images ` +
              `(${c.imagesDiffer} images differ: first at ${c.ties} rounding ties, worst ` +
@@ -268,16 +274,23 @@ async function main() {
     const opt = await open(a.model, level);
     if (opt.refused) {
       fail(level, `${level}: ORT refused the model: ${opt.refused}`, a.allow);
+      fig.levels[level] = { refused: opt.refused };
       continue;
     }
     const got = await runAll(opt.session, d, ['logits']);
     const l = compareLogits(d, got.logits, 0);
     const dAcc = 100 * Math.abs(l.acc - tqAcc);
+    fig.levels[level] = { accuracy: l.acc, argmax_equal: l.agree, max_dlogit: l.worst };
     notes.push(`${level}: accuracy ${pct(l.acc)}, argmax equal ${pct(l.agree)}, max|dlogit| ${l.worst.toExponential(2)}`);
     if (a.float && !l.within) fail(level, `${level}: logits differ by more than ${FLOAT_REL} relative (max ${l.worst.toExponential(2)})`, a.deviate);
     if (dAcc > MAX_ACC_POINTS + 1e-9) fail(level, `${level}: accuracy differs by ${dAcc.toFixed(2)} points (at most ${MAX_ACC_POINTS})`, a.deviate);
   }
   const verdict = fails.length ? 'FAIL' : 'PASS';
+  if (a.json) {
+    Object.assign(fig, { verdict, findings: notes.filter((n) => n.startsWith('FINDING')), failures: fails });
+    fs.writeFileSync(`${a.json}.tmp`, JSON.stringify(fig, null, 1) + '\n');
+    fs.renameSync(`${a.json}.tmp`, a.json);
+  }
   console.log(`ort-check ${a.name}: ${verdict} (${d.n} images, tinyqat accuracy ${pct(tqAcc)}); ${notes.join('; ')}` +
               (fails.length ? `; FAILED: ${fails.join('; ')}` : ''));
   process.exit(fails.length ? 1 : 0);
