@@ -7,9 +7,9 @@
 
 static void print_value(FILE *out, const tq_onnx_value *v)
 {
-    char tn[32];
-    fprintf(out, "  %s %s", v->name, v->elem_type ? tq_onnx_type_name(v->elem_type, tn, sizeof tn)
-                                                  : "(not a tensor)");
+    char tn[32], nb[256];
+    fprintf(out, "  %s %s", tq_onnx_printable(v->name, nb, sizeof nb),
+            v->elem_type ? tq_onnx_type_name(v->elem_type, tn, sizeof tn) : "(not a tensor)");
     if (v->ndim < 0) {
         fprintf(out, " (no shape)\n");
         return;
@@ -17,7 +17,7 @@ static void print_value(FILE *out, const tq_onnx_value *v)
     fputs(" [", out);
     for (int i = 0; i < v->ndim; i++) {
         if (i) fputc(',', out);
-        if (v->dim_param[i]) fputs(v->dim_param[i], out);
+        if (v->dim_param[i]) fputs(tq_onnx_printable(v->dim_param[i], nb, sizeof nb), out);
         else if (v->dims[i] >= 0) fprintf(out, "%lld", (long long)v->dims[i]);
         else fputc('?', out);
     }
@@ -45,7 +45,9 @@ static void print_ops(const tq_onnx *o, FILE *out)
         counts[k]++;
     }
     fprintf(out, "ops (%d nodes):", n);
-    for (int k = 0; k < distinct; k++) fprintf(out, "%s %.64s %d", k ? "," : "", ops[k], counts[k]);
+    char nb[65];
+    for (int k = 0; k < distinct; k++)
+        fprintf(out, "%s %s %d", k ? "," : "", tq_onnx_printable(ops[k], nb, sizeof nb), counts[k]);
     fputc('\n', out);
     free(ops);
     free(counts);
@@ -77,9 +79,10 @@ void tq_onnx_describe(const tq_onnx *o, FILE *out)
     fprintf(out, "initializers (%d, %zu bytes of data):\n", n, bytes);
     for (int i = 0; i < n; i++) {
         tq_onnx_init t;
-        char tn[32];
+        char tn[32], nb[256];
         tq_onnx_init_get(o, i, &t);
-        fprintf(out, "  %s %s [", t.name, tq_onnx_type_name(t.elem_type, tn, sizeof tn));
+        fprintf(out, "  %s %s [", tq_onnx_printable(t.name, nb, sizeof nb),
+                tq_onnx_type_name(t.elem_type, tn, sizeof tn));
         for (int d = 0; d < t.ndim; d++) fprintf(out, "%s%lld", d ? "," : "", (long long)t.dims[d]);
         fprintf(out, "] %zu bytes\n", t.bytes);
     }

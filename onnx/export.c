@@ -149,6 +149,9 @@ static bool build_graph(tq_onnx_ex *x)
     return !b->oom;
 }
 
+/* The schema compiled here is IR 8; FP8 needs IR 9 and 4-bit types IR 10 (opset 21). */
+static int64_t ir_version_for(int64_t opset) { return opset >= 21 ? 10 : opset >= 19 ? 9 : 8; }
+
 /* Wraps the built nodes, initializers and outputs into a ModelProto and packs it. */
 static tq_status pack(tq_onnx_ex *x, int32_t c, int32_t h, int32_t w, int32_t classes,
                       uint8_t **data, size_t *len)
@@ -178,9 +181,8 @@ static tq_status pack(tq_onnx_ex *x, int32_t c, int32_t h, int32_t w, int32_t cl
     opset.domain = "";
     opset.has_version = 1;
     opset.version = x->opset;
-    /* The schema compiled here is IR 8; FP8 needs IR 9 and 4-bit types IR 10 (opset 21). */
     mp.has_ir_version = 1;
-    mp.ir_version = x->opset >= 21 ? 10 : x->opset >= 19 ? 9 : 8;
+    mp.ir_version = ir_version_for(x->opset);
     mp.producer_name = "tinyqat";
     mp.producer_version = "0.1.0";
     mp.n_opset_import = 1;
@@ -211,7 +213,7 @@ tq_status tq_onnx_encode(tq_model *m, const tq_onnx_options *opt, uint8_t **data
         st = pack(&x, c, h, w, classes, data, len);
     if (st == TQ_STATUS_OK && stats)
         *stats = (tq_onnx_stats){.opset = x.opset,
-                                 .ir_version = x.opset >= 21 ? 10 : x.opset >= 19 ? 9 : 8,
+                                 .ir_version = ir_version_for(x.opset),
                                  .nodes = (int)x.b.n_nodes, .initializers = (int)x.b.n_inits,
                                  .quantizers = x.quantizers, .bytes = *len};
     tq_ob_free(&x.b);

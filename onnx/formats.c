@@ -95,3 +95,14 @@ void tq_onnx_store_codes(int32_t elem_type, tq_format f, const float *codes, int
         break;
     }
 }
+
+const char *tq_onnx_printable(const char *s, char *buf, size_t len)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 1 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    }
+    if (len) buf[i] = '\0';
+    return buf;
+}

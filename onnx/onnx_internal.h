@@ -81,6 +81,10 @@ const char *tq_onnx_emit_input(tq_onnx_ex *x, const tq_layer_info *l, const tq_q
  * name of the weight tensor the op reads, or NULL (error set). */
 const char *tq_onnx_emit_weight(tq_onnx_ex *x, const tq_layer_info *l, const tq_qlayer *q);
 
+/* s cut to fit buf, with every control character shown as '?': names from a file go into
+ * one-line messages and `info` lines. */
+const char *tq_onnx_printable(const char *s, char *buf, size_t len);
+
 /* Rejects protobuf input whose messages nest deeper than `max_depth` (protobuf-c's
  * unpacker recurses once per level and has no limit of its own), or whose wire format is
  * broken before that depth. true when the input is safe to unpack. */

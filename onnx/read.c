@@ -37,20 +37,21 @@ static size_t raw_bytes(int32_t t, int64_t n)
 /* Checks one initializer; returns false with err set. */
 static bool check_tensor(const tq_onnx *o, size_t i, const Onnx__TensorProto *t, tq_error *err)
 {
-    const char *name = str(t->name);
+    char buf[65];
+    const char *name = tq_onnx_printable(str(t->name), buf, sizeof buf);
     if (t->n_dims > TQ_ONNX_MAX_DIMS)
-        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %zu (%.64s) has %zu "
+        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %zu (%s) has %zu "
                        "dimensions (at most %d)", o->name, i, name, t->n_dims, TQ_ONNX_MAX_DIMS), false;
     int64_t n = 1;
     for (size_t d = 0; d < t->n_dims; d++) {
         if (t->dims[d] < 0 || (t->dims[d] > 0 && n > MAX_NUMEL / t->dims[d]))
-            return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %.64s: dimension %zu "
+            return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %s: dimension %zu "
                            "is %lld (expected 0..2^40 elements in all)", o->name, name, d,
                            (long long)t->dims[d]), false;
         n *= t->dims[d];
     }
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %.64s keeps its data in an "
+        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %s keeps its data in an "
                        "external file (not supported)", o->name, name), false;
     size_t have, want;
     if (t->has_raw_data) {
@@ -68,7 +69,7 @@ static bool check_tensor(const tq_onnx *o, size_t i, const Onnx__TensorProto *t,
         want = (ty == TQ_ONNX_INT4 || ty == TQ_ONNX_UINT4) ? (size_t)(n + 1) / 2 : (size_t)n;
     }
     if (have != want)
-        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %.64s holds %zu %s for %lld "
+        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: initializer %s holds %zu %s for %lld "
                        "elements (expected %zu)", o->name, name, have,
                        t->has_raw_data ? "bytes" : "values", (long long)n, want), false;
     return true;
@@ -76,12 +77,13 @@ static bool check_tensor(const tq_onnx *o, size_t i, const Onnx__TensorProto *t,
 
 static bool check_value(const tq_onnx *o, const Onnx__ValueInfoProto *v, tq_error *err)
 {
+    char buf[65];
     const Onnx__TypeProto *tp = v->type;
     if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type &&
         tp->tensor_type->shape && tp->tensor_type->shape->n_dim > TQ_ONNX_MAX_DIMS)
-        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: value %.64s has %zu dimensions (at most "
-                       "%d)", o->name, str(v->name), tp->tensor_type->shape->n_dim,
-                       TQ_ONNX_MAX_DIMS), false;
+        return tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: value %s has %zu dimensions (at most %d)",
+                       o->name, tq_onnx_printable(str(v->name), buf, sizeof buf),
+                       tp->tensor_type->shape->n_dim, TQ_ONNX_MAX_DIMS), false;
     return true;
 }
 
@@ -107,7 +109,7 @@ tq_onnx *tq_onnx_read(const void *data, size_t len, const char *name, tq_error *
 {
     tq_onnx *o = calloc(1, sizeof *o);
     if (!o) return tq_fail(err, TQ_STATUS_NOMEM, "onnx: out of memory"), NULL;
-    snprintf(o->name, sizeof o->name, "%s", name ? name : "(memory)");
+    tq_onnx_printable(name ? name : "(memory)", o->name, sizeof o->name);
     if (!tq_onnx_depth_ok(data, len, &onnx__model_proto__descriptor, MAX_NESTING) ||
         !(o->mp = onnx__model_proto__unpack(NULL, len, data))) {
         tq_fail(err, TQ_STATUS_FORMAT, "onnx: %s: not an ONNX model (the protobuf encoding is "
@@ -304,9 +306,10 @@ tq_status tq_onnx_init_values(const tq_onnx *o, int i, float *out, tq_error *err
         case TQ_ONNX_FLOAT8E4M3FN:
         case TQ_ONNX_FLOAT8E5M2: out[k] = fp8[(uint8_t)bits]; break;
         default: {
-            char tn[32];
-            return tq_fail(err, TQ_STATUS_ARG, "onnx: %s: initializer %.64s: cannot decode %s",
-                           o->name, info.name, tq_onnx_type_name(ty, tn, sizeof tn));
+            char tn[32], nb[65];
+            return tq_fail(err, TQ_STATUS_ARG, "onnx: %s: initializer %s: cannot decode %s", o->name,
+                           tq_onnx_printable(info.name, nb, sizeof nb),
+                           tq_onnx_type_name(ty, tn, sizeof tn));
         }
         }
     }

@@ -17,7 +17,7 @@ if nm "$tq" 2>/dev/null | grep __asan_init >/dev/null; then
 fi
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 # 1,000 test images: the accuracy check at level `all` (0.1 point) then allows one image.
-"$make_bars" "$dir" 40 2 1000 1000 >/dev/null
+"$make_bars" "$dir" 40 2 600 1000 >/dev/null
 cd "$dir"
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive
 
@@ -56,10 +56,10 @@ check() { # NAME CHECKPOINT CODED [check.js options...]
 for model in mlp lenet5 convnet resnet20; do
   "$tq" train --model "$model" --data mnist:. --epochs 1 --batch 32 --lr 2e-3 --threads 2 \
     --quiet --out "$model.tqc" >/dev/null
-  # codes of every test image for the small models; of 100 for the big ones (a ResNet-20's
+  # codes of every test image for the small models; of 50 for the big ones (a ResNet-20's
   # codes take 600 KB an image)
   coded=1000
-  case $model in convnet|resnet20) coded=100 ;; esac
+  case $model in convnet|resnet20) coded=50 ;; esac
   check "$model-float" "$model.tqc" 0 --float
   for recipe in int8 w4a16 w4a8 fp8; do
     "$tq" ptq --model-file "$model.tqc" --recipe "$recipe" --calib-batches 4 --threads 2 \

@@ -15,8 +15,8 @@
 static const float MEAN[4] = {0.5f, 0, 0, 0}, STD[4] = {0.25f, 1, 1, 1};
 
 /* A zoo model on 16x16 grey images, quantized with `recipe` (NULL: float) by PTQ on
- * generated data. */
-static tq_model *make_model(const char *zoo, const char *recipe)
+ * generated data, its batch norms folded first when fold_bn. */
+static tq_model *make_model_folded(const char *zoo, const char *recipe, bool fold_bn)
 {
     tq_error e = {0};
     tq_rng rng;
@@ -30,9 +30,15 @@ static tq_model *make_model(const char *zoo, const char *recipe)
     ck_assert(tq_dataset_synthetic(&d, &cfg, &e) == TQ_STATUS_OK);
     tq_recipe r;
     ck_assert_msg(tq_recipe_make(recipe, NULL, NULL, &r, &e) == TQ_STATUS_OK, "%s", e.msg);
+    r.fold_bn = fold_bn;
     ck_assert_msg(tq_ptq_run(m, &r, -1, &d, MEAN, STD, 2, 32, 1, &e) == TQ_STATUS_OK, "%s", e.msg);
     tq_dataset_free(&d);
     return m;
+}
+
+static tq_model *make_model(const char *zoo, const char *recipe)
+{
+    return make_model_folded(zoo, recipe, false);
 }
 
 static tq_onnx *round_trip(tq_model *m, bool codes)
@@ -270,6 +276,23 @@ START_TEST(test_round_trip_quantized)
 }
 END_TEST
 
+/* Folded batch norms pass their input through: no BatchNormalization left, the convolutions
+ * carry the biases they absorbed. */
+START_TEST(test_folded_batchnorms)
+{
+    tq_model *m = make_model_folded(_i ? "resnet20" : "convnet", "int8", true);
+    tq_onnx *o = round_trip(m, false);
+    ck_assert_int_eq(count_op(o, "BatchNormalization"), 0);
+    check_ops(m, o, false);
+    ck_assert_int_gt(check_quantizers(m, o), 0);
+    tq_onnx_init info;
+    free(init_values(o, "conv1.bias", &info));
+    ck_assert_int_eq(info.elem_type, TQ_ONNX_FLOAT);
+    tq_onnx_free(o);
+    tq_model_free(m);
+}
+END_TEST
+
 /* Narrow grids in wider containers: int3 activations in int4 get a Clip at 3 and -4 steps. */
 START_TEST(test_clip_for_narrow_activations)
 {
@@ -428,6 +451,7 @@ static Suite *onnx_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_round_trip_float, 0, 4);
     tcase_add_loop_test(tc, test_round_trip_quantized, 0, 4 * N_RECIPES);
+    tcase_add_loop_test(tc, test_folded_batchnorms, 0, 2);
     tcase_add_test(tc, test_clip_for_narrow_activations);
     tcase_add_loop_test(tc, test_refusals, 0, 3);
     tcase_add_test(tc, test_bad_files);

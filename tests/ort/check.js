@@ -90,8 +90,9 @@ function readDump(file) {
               images: new Float32Array(n * pix), labels: new Int32Array(n),
               logits: new Float32Array(n * classes) };
   for (const q of quant) q.codes = new Float32Array(coded * q.perSample);
+  // a byte copy into the Float32Array: the dump is little-endian, as every host ORT runs on
   const floats = (dst, at, count) => {
-    for (let j = 0; j < count; j++) dst[at + j] = b.readFloatLE(off + 4 * j);
+    b.copy(new Uint8Array(dst.buffer, dst.byteOffset + 4 * at, 4 * count), 0, off, off + 4 * count);
     off += 4 * count;
   };
   for (let i = 0; i < n; i++) {
