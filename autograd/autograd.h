@@ -38,6 +38,10 @@ tq_status tq_fail(tq_error *err, tq_status status, const char *fmt, ...)
 void tq_error_clear(tq_error *err);
 const char *tq_status_name(tq_status status);
 
+/* Writes len bytes to path atomically (temporary file in the same directory, fsync, rename):
+ * on failure the previous file, if any, is left as it was. */
+tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, tq_error *err);
+
 /* Internal invariants (not user errors): print file:line and abort. */
 #define TQ_ASSERT(cond)                                                        \
     do {                                                                       \

@@ -56,7 +56,14 @@ case_ "the integer engine on a weight-only recipe" "$tq" eval --model-file w.tqc
 case_ "the integer engine on FP8" "$tq" eval --model-file f.tqc --engine int
 "$tq" ptq --model-file g.tqc --recipe int8 --calib-batches 1 --quiet --out i.tqc > /dev/null
 case_ "the integer engine on data of another shape" "$tq" eval --model-file i.tqc --engine int --data cifar10:cif5
+"$tq" export --model-file g.tqc --out g.onnx > /dev/null
+head -c 3000 g.onnx > t.onnx;                         case_ "ONNX model truncated" "$tq" info t.onnx
+head -c 300 good/t10k-labels-idx1-ubyte > f.onnx
+case_ "ONNX: a foreign file" "$tq" info f.onnx
+case_ "ONNX output unwritable (before loading)" "$tq" export --model-file nothere.tqc --out nodir/x.onnx
+"$tq" ptq --model-file g.tqc --recipe nvfp4 --calib-batches 1 --quiet --out n.tqc > /dev/null
+case_ "ONNX export of NVFP4" "$tq" export --model-file n.tqc --out n.onnx
 case_ "unknown option" "$tq" train --bogus
 case_ "bad value" "$tq" train --lr abc
 case_ "learning rate 1e9 (SGD)" "$tq" train --model lenet5 --data mnist:good --epochs 2 --optim sgd --lr 1e9 --quiet --out nan.tqc
-printf -- '- partial outputs left behind: %s\n' "$(ls x.tqc nan.tqc q.tqc r.tqc nodir 2>/dev/null | wc -l)"
+printf -- '- partial outputs left behind: %s\n' "$(ls x.tqc nan.tqc q.tqc r.tqc n.onnx nodir 2>/dev/null | wc -l)"

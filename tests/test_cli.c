@@ -81,7 +81,7 @@ START_TEST(test_usage_errors_exit_2)
 {
     ck_assert_int_eq(run(out, sizeof out, "$TQ --help"), 0);
     ck_assert_ptr_nonnull(strstr(out, "compare"));
-    const char *cmds[] = {"train", "eval", "ptq", "qat", "compare", "info", "grid", "fq"};
+    const char *cmds[] = {"train", "eval", "ptq", "qat", "compare", "info", "grid", "fq", "export"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         ck_assert_int_eq(run(out, sizeof out, "$TQ %s --help", cmds[i]), 0);
         ck_assert_ptr_nonnull(strstr(out, "usage: tinyqat"));
@@ -159,6 +159,110 @@ START_TEST(test_train_eval_info_json)
     ck_assert_ptr_null(strstr(out, "validation split"));
     ck_assert_ptr_nonnull(strstr(out, "conv1"));
     ck_assert_ptr_nonnull(strstr(out, "61706"));
+}
+END_TEST
+
+static uint32_t le32_at(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* export, info on the .onnx, and eval --dump: the dump's images are the data set's pixels / 255,
+ * its labels the data set's, its logits give eval's accuracy, its codes lie on the grid. */
+START_TEST(test_export_info_and_dump)
+{
+    ck_assert_int_eq(run(out, sizeof out, "$TQ train --model lenet5 --data mnist:. --epochs 1 --out l.tqc --quiet"), 0);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file l.tqc --recipe w4a8 --calib-batches 2 --out q.tqc --quiet"), 0);
+    double acc = accuracy_of(out);
+    /* usage errors, and an unwritable output reported before any work */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ export --model-file q.tqc"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--out is required"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ export --model-file missing.tqc --out nodir/q.onnx"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "nodir/q.onnx"));
+    ck_assert_int_eq(count_lines(out), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ export --model-file q.tqc --out q.onnx"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "exported lenet5 to q.onnx: "));
+    ck_assert_ptr_nonnull(strstr(out, "10 quantizers as QDQ"));
+    ck_assert_ptr_nonnull(strstr(out, "opset 21 (IR 10)"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ info q.onnx"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "input float [N,1,28,28]"));
+    ck_assert_ptr_nonnull(strstr(out, "logits float [N,10]"));
+    ck_assert_ptr_nonnull(strstr(out, "QuantizeLinear 5, DequantizeLinear 10"));
+    ck_assert_ptr_nonnull(strstr(out, "conv2.weight_codes int4 [16,6,5,5] 1200 bytes"));
+    ck_assert_ptr_nonnull(strstr(out, "conv2.input_zero_point uint8 [] 1 bytes"));
+    /* a corrupt or foreign .onnx: one line */
+    ck_assert_int_eq(run(out, sizeof out, "head -c 5000 q.onnx > cut.onnx && $TQ info cut.onnx"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "tinyqat info: onnx: cut.onnx: not an ONNX model"));
+    ck_assert_int_eq(count_lines(out), 1);
+    ck_assert_int_eq(run(out, sizeof out, "head -c 300 t10k-labels-idx1-ubyte > f.onnx && $TQ info f.onnx"), 1);
+    ck_assert_int_eq(count_lines(out), 1);
+    ck_assert_int_eq(run(out, sizeof out, "$TQ export --model-file l.tqc --out q.onnx"), 0); /* replaced */
+    ck_assert_int_eq(run(out, sizeof out, "$TQ info q.onnx"), 0);
+    ck_assert_ptr_null(strstr(out, "QuantizeLinear"));
+    ck_assert_int_eq(run(out, sizeof out, "$TQ ptq --model-file l.tqc --recipe mxfp8 --calib-batches 1 --out mx.tqc --quiet && "
+                         "$TQ export --model-file mx.tqc --out mx.onnx"), 1);
+    ck_assert_ptr_nonnull(strstr(out, "layer conv1: activations mxfp8 do not export"));
+    ck_assert(!file_exists("mx.onnx"));
+
+    ck_assert_int_eq(run(out, sizeof out, "$TQ eval --model-file q.tqc --dump d.bin --dump-codes 3"), 0);
+    TQ_ASSERT_NEAR(accuracy_of(out), acc, 1e-9);
+    char path[512];
+    snprintf(path, sizeof path, "%s/d.bin", dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static unsigned char d[1 << 24];
+    size_t len = fread(d, 1, sizeof d, f);
+    fclose(f);
+    ck_assert(memcmp(d, "TQDUMP1", 8) == 0);
+    uint32_t n = le32_at(d + 8), c = le32_at(d + 12), h = le32_at(d + 16), w = le32_at(d + 20);
+    uint32_t classes = le32_at(d + 24), nq = le32_at(d + 28), coded = le32_at(d + 32);
+    ck_assert(n == 300 && c == 1 && h == 28 && w == 28 && classes == 10 && nq == 5 && coded == 3);
+    size_t off = 40, per_q[5], codes_per_image = 0;
+    float qmin[5], qmax[5];
+    for (uint32_t k = 0; k < nq; k++) {
+        uint32_t name_len = le32_at(d + off);
+        off += 4 + name_len;
+        memcpy(&qmin[k], d + off, 4);
+        memcpy(&qmax[k], d + off + 4, 4);
+        per_q[k] = le32_at(d + off + 12);
+        codes_per_image += per_q[k];
+        off += 16;
+    }
+    ck_assert(qmin[0] == -128 && qmax[0] == 127 && qmin[1] == 0 && qmax[1] == 255); /* uint8 after ReLU */
+    ck_assert_uint_eq(per_q[0], 784);
+    size_t record = 4 * (784 + 1 + classes);
+    ck_assert_uint_eq(len, off + n * record + coded * 4 * codes_per_image);
+    FILE *img = fopen(strcat(strcpy(path, dir), "/t10k-images-idx3-ubyte"), "rb");
+    FILE *lab = fopen(strcat(strcpy(path, dir), "/t10k-labels-idx1-ubyte"), "rb");
+    ck_assert(img && lab);
+    static unsigned char pixels[300 * 784 + 16], labels[300 + 8];
+    ck_assert_uint_eq(fread(pixels, 1, sizeof pixels, img), sizeof pixels);
+    ck_assert_uint_eq(fread(labels, 1, sizeof labels, lab), sizeof labels);
+    fclose(img);
+    fclose(lab);
+    int correct = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *r = d + off;
+        for (int j = 0; j < 784; j++) {
+            float v;
+            memcpy(&v, r + 4 * j, 4);
+            ck_assert(v == (float)pixels[16 + i * 784 + j] / 255.0f);
+        }
+        ck_assert_uint_eq(le32_at(r + 4 * 784), labels[8 + i]);
+        float best = -1e30f;
+        uint32_t arg = 0;
+        for (uint32_t k = 0; k < classes; k++) {
+            float v;
+            memcpy(&v, r + 4 * (785 + k), 4);
+            if (v > best) best = v, arg = k;
+        }
+        correct += arg == labels[8 + i];
+        off += record;
+        for (uint32_t q = 0; i < coded && q < nq; q++)
+            for (size_t j = 0; j < per_q[q]; j++, off += 4) {
+                float v;
+                memcpy(&v, d + off, 4);
+                ck_assert(v == rintf(v) && v >= qmin[q] && v <= qmax[q]);
+            }
+    }
+    TQ_ASSERT_NEAR((double)correct / n, acc, 5e-5); /* eval prints 4 decimals */
 }
 END_TEST
 
@@ -387,6 +491,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_usage_errors_exit_2);
     tcase_add_test(tc, test_bad_input_exit_1_one_line);
     tcase_add_test(tc, test_train_eval_info_json);
+    tcase_add_test(tc, test_export_info_and_dump);
     tcase_add_test(tc, test_resume_is_bit_exact);
     tcase_add_test(tc, test_sigint_saves_and_resumes_exactly);
     tcase_add_test(tc, test_sigkill_never_leaves_a_broken_checkpoint);

@@ -72,8 +72,6 @@ void tq_json_close(tq_json *j, char bracket);
 tq_status tq_json_save(tq_json *j, const char *path, tq_error *err);
 void tq_json_free(tq_json *j);
 
-/* Writes len bytes to path atomically (temporary file in the same directory, fsync, rename). */
-tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, tq_error *err);
 
 /* Subcommands. */
 int tq_cmd_train(int argc, char **argv);
@@ -85,5 +83,14 @@ int tq_cmd_compare(int argc, char **argv);
 int tq_cmd_grid(int argc, char **argv);
 int tq_cmd_fq(int argc, char **argv);
 int tq_cmd_sensitivity(int argc, char **argv);
+int tq_cmd_export(int argc, char **argv);
+/* `info` on an ONNX file: a path ending in .onnx that is not a checkpoint. */
+bool tq_is_onnx_path(const char *path);
+int tq_info_onnx(const char *path);
+/* `eval --dump`: the first max_images (<= 0: all) test images, labels, logits and, for the
+ * first `coded` of them, the codes at every quantized layer's input, in the layout
+ * train/dump.c describes; written to a temporary file and renamed. */
+tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, int64_t coded,
+                       const char *path, tq_error *err);
 
 #endif

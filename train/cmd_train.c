@@ -459,6 +459,10 @@ static const tq_cli_opt eval_opts[] = {
     {"compare", NULL, "with --engine int: compare with fake quant on the same images"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the accuracy line"},
+    {"dump", "FILE", "also write the test images, labels and logits (binary, see train/dump.c)"},
+    {"dump-codes", "N", "with --dump: also tinyqat's codes at every quantized layer's input, for "
+                        "the first N images (default 0)"},
+    {"dump-images", "N", "with --dump: only the first N test images (default all)"},
     {0},
 };
 static const tq_cli_cmd eval_cmd = {
@@ -477,15 +481,18 @@ int tq_cmd_eval(int argc, char **argv)
         return tq_cli_usage_error(cmd, "--engine: expected float or int, got '%s'", engine);
     if (tq_cli_flag(cmd, &a, "compare"))
         return tq_cli_usage_error(cmd, "--compare: only with --engine int");
-    long long batch = 256;
-    if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch))
+    long long batch = 256, dump_images = 0, dump_codes = 0;
+    if (!tq_cli_threads(cmd, &a) || !tq_cli_int(cmd, &a, "batch", 1, 65536, &batch) ||
+        !tq_cli_int(cmd, &a, "dump-images", 1, (long long)1 << 40, &dump_images) ||
+        !tq_cli_int(cmd, &a, "dump-codes", 0, (long long)1 << 40, &dump_codes))
         return TQ_EXIT_USAGE;
     const char *path = tq_cli_get(cmd, &a, "model-file");
     if (!path) return tq_cli_usage_error(cmd, "--model-file is required");
-    const char *json_path = tq_cli_get(cmd, &a, "json");
+    const char *json_path = tq_cli_get(cmd, &a, "json"), *dump = tq_cli_get(cmd, &a, "dump");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
     if (json_path && tq_check_writable(json_path, "JSON output", &err)) return tq_cli_fail(cmd, &err);
+    if (dump && tq_check_writable(dump, "dump", &err)) return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(path, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
@@ -494,7 +501,8 @@ int tq_cmd_eval(int argc, char **argv)
     double acc = 0, loss = 0;
     if (tq_dataset_open(spec, TQ_SPLIT_TEST, &test, &err) ||
         tq_run_check_data(&run, spec, &test, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err)) {
+        tq_evaluate(run.model, &test, run.mean, run.std, (int32_t)batch, &acc, &loss, &err) ||
+        (dump && tq_eval_dump(&run, &test, dump_images, dump_codes, dump, &err))) {
         tq_dataset_free(&test);
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
@@ -523,7 +531,8 @@ int tq_cmd_eval(int argc, char **argv)
 
 static const tq_cli_opt info_opts[] = {{0}};
 static const tq_cli_cmd info_cmd = {
-    "info", "FILE", "Show a checkpoint: model, layers, shapes, parameter count, quantizers.",
+    "info", "FILE", "Show a checkpoint: model, layers, shapes, parameter count, quantizers.\n"
+    "For FILE.onnx (an exported model): inputs, outputs, opset, op counts, initializers.",
     info_opts, 1};
 
 int tq_cmd_info(int argc, char **argv)
@@ -533,6 +542,7 @@ int tq_cmd_info(int argc, char **argv)
     int rc = tq_cli_parse(cmd, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     if (a.n_positional != 1) return tq_cli_usage_error(cmd, "expected one checkpoint file");
+    if (tq_is_onnx_path(a.positional[0])) return tq_info_onnx(a.positional[0]);
     tq_error err = {0};
     tq_run run = {0};
     if (tq_run_load(a.positional[0], &run, &err)) return tq_cli_fail(cmd, &err);

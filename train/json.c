@@ -1,14 +1,10 @@
-/* A small JSON writer for --json output, and atomic whole-file writes for reports. */
+/* A small JSON writer for --json output. */
 #include "cli.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void put(tq_json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(tq_json *j, const char *fmt, ...)
@@ -110,38 +106,4 @@ void tq_json_free(tq_json *j)
 {
     free(j->buf);
     memset(j, 0, sizeof *j);
-}
-
-tq_status tq_write_file_atomic(const char *path, const void *data, size_t len, tq_error *err)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return tq_fail(err, TQ_STATUS_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return tq_fail(err, TQ_STATUS_IO, "%s: cannot create: %s", path, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return tq_fail(err, TQ_STATUS_IO, "%s: write failed: %s", path, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return tq_fail(err, TQ_STATUS_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return tq_fail(err, TQ_STATUS_IO, "%s: cannot replace: %s", path, strerror(e));
-    }
-    return TQ_STATUS_OK;
 }
