@@ -1,5 +1,6 @@
-/* Affine rescaling in integers: round(v * scale + offset) as one multiply, add and shift,
- * one channel at a time (tq_affine) or a row of channels at one shift (tq_rowquant). */
+/* Affine rescaling in integers: round(v * scale + offset), half to even, as one multiply,
+ * add and shift, one channel at a time (tq_affine) or a row of channels at one shift
+ * (tq_rowquant), and the two sides of a residual add (tq_addquant). */
 #include "engine_internal.h"
 
 #include <math.h>
@@ -22,7 +23,8 @@ tq_affine tq_affine_make(double scale, double offset)
     b = b > lim ? lim : b < -lim ? -lim : b;
     int64_t half = r.mult && r.shift > 0 ? (int64_t)1 << (r.shift - 1) : 0;
     if (!r.mult) r.shift = 0;
-    return (tq_affine){.mult = r.mult, .bias = llround(b) + half, .shift = r.shift};
+    return (tq_affine){.mult = r.mult, .bias = llround(b) + half, .shift = r.shift,
+                       .mask = r.shift ? ((int64_t)1 << r.shift) - 1 : -1};
 }
 
 tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, const int32_t *row_sum,
@@ -40,8 +42,9 @@ tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, con
         if (isfinite(m[o])) max_m = fmax(max_m, fabs(m[o]));
         if (isfinite(c[o])) max_c = fmax(max_c, fabs(c[o]));
     }
-    /* the largest shift with every |mult| < 2^30 and every |bias| < 2^59 */
-    int e, shift = 62;
+    /* the largest shift with every |mult| < 2^30 and every |bias| < 2^59; at most 61, so
+     * that the offset 2^(62 - shift) is even and keeps the parity ties look at */
+    int e, shift = 61;
     if (max_m > 0) {
         frexp(max_m, &e); /* max_m < 2^e */
         shift = 30 - e < shift ? 30 - e : shift;
@@ -65,6 +68,7 @@ tq_status tq_rowquant_make(tq_rowquant *q, const double *m, const double *c, con
     }
     q->shift = shift;
     q->offset = top >> shift;
+    q->mask = shift ? ((uint64_t)1 << shift) - 1 : UINT64_MAX;
     return TQ_STATUS_OK;
 }
 
@@ -80,7 +84,7 @@ tq_addquant tq_addquant_make(double ra, double rb)
     ra = isfinite(ra) ? ra : 0.0;
     rb = isfinite(rb) ? rb : 0.0;
     const double most = fmax(fabs(ra), fabs(rb));
-    int e, shift = 62;
+    int e, shift = 61; /* as in tq_rowquant_make */
     if (most > 0) {
         frexp(most, &e); /* most < 2^e: multipliers below 2^29 */
         shift = 29 - e < shift ? 29 - e : shift;
@@ -91,5 +95,6 @@ tq_addquant tq_addquant_make(double ra, double rb)
                          .mb = (int32_t)llround(ldexp(rb, shift)),
                          .shift = shift,
                          .bias = top + (shift > 0 ? (int64_t)1 << (shift - 1) : 0),
-                         .offset = top >> shift};
+                         .offset = top >> shift,
+                         .mask = shift ? ((uint64_t)1 << shift) - 1 : UINT64_MAX};
 }

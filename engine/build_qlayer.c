@@ -71,45 +71,47 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
 {
     tq_qlayer *l = tq_model_qlayer(m, s->qlayer);
     const int64_t O = l->weight->shape[0];
-    double *sw = malloc((size_t)O * sizeof *sw);
     s->n_chan = O;
-    s->deq_scale = malloc((size_t)O * sizeof *s->deq_scale);
-    s->deq_bias = malloc((size_t)O * sizeof *s->deq_bias);
-    if (!sw || !s->deq_scale || !s->deq_bias) {
-        free(sw);
-        return tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
-    }
-    if (l->weight->numel / O > TQ_ENGINE_MAX_K) {
-        free(sw);
+    if (l->weight->numel / O > TQ_ENGINE_MAX_K)
         return tq_fail(err, TQ_STATUS_ARG, "engine: layer %s sums %lld inputs per output; the "
                        "integer engine sums at most %d", s->name, (long long)(l->weight->numel / O),
                        TQ_ENGINE_MAX_K);
-    }
-    if (build_weights(e, s, l, sw, err)) {
-        free(sw);
-        return err->status;
-    }
+    /* per output channel: the weights' scale, then the real output = mult * acc + offset */
+    double *sw = malloc((size_t)O * sizeof *sw), *mult = malloc((size_t)O * sizeof *mult),
+           *offset = malloc((size_t)O * sizeof *offset);
+    tq_status st = TQ_STATUS_OK;
+    if (!sw || !mult || !offset)
+        st = tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory for layer %s", s->name);
+    if (!st) st = build_weights(e, s, l, sw, err);
+    if (st) goto done;
     tq_layer_info bn = {0};
     if (s->merged_bn) tq_model_layer(m, s->bn_layer, &bn);
     const double sx = e->vals[s->in].unit;
-    const double u = s->out >= 0 ? e->vals[s->out].unit : 0.0; /* codes: their scale */
     for (int64_t o = 0; o < O; o++) {
-        /* real output = a * acc + c; a batch norm makes it k (a acc + b - mean) + beta */
-        double k = 1.0, shift = l->bias ? l->bias->data[o] : 0.0;
+        /* s_x s_w acc + b; a batch norm after it makes that k (s_x s_w acc + b - mean) + beta */
+        double k = 1.0, c = l->bias ? l->bias->data[o] : 0.0;
         if (s->merged_bn) {
             k = bn.gamma[o] / sqrt((double)bn.running_var[o] + bn.eps);
-            shift = k * (shift - bn.running_mean[o]) + bn.beta[o];
+            c = k * (c - bn.running_mean[o]) + bn.beta[o];
         }
-        /* the logits use these as they are; requantization in the output's units */
-        s->deq_scale[o] = sx * sw[o] * k;
-        s->deq_bias[o] = shift;
+        mult[o] = sx * sw[o] * k;
+        offset[o] = c;
     }
-    free(sw);
-    if (s->out < 0) return TQ_STATUS_OK;
+    if (s->out < 0) { /* the logits, dequantized as they are */
+        s->deq_scale = mult;
+        s->deq_bias = offset;
+        mult = offset = NULL;
+        goto done;
+    }
+    const double u = e->vals[s->out].unit; /* codes: their scale */
     for (int64_t o = 0; o < O; o++) {
-        s->deq_scale[o] = u > 0 ? s->deq_scale[o] / u : 0.0;
-        s->deq_bias[o] = u > 0 ? s->deq_bias[o] / u : 0.0;
+        mult[o] = u > 0 ? mult[o] / u : 0.0;
+        offset[o] = u > 0 ? offset[o] / u : 0.0;
     }
-    return tq_rowquant_make(&s->rq, s->deq_scale, s->deq_bias, s->w.row_sum, e->vals[s->in].zp,
-                            O, err);
+    st = tq_rowquant_make(&s->rq, mult, offset, s->w.row_sum, e->vals[s->in].zp, O, err);
+done:
+    free(sw);
+    free(mult);
+    free(offset);
+    return st;
 }

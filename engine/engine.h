@@ -41,10 +41,11 @@ extern "C" {
  *     of an output step at low widths. On LeNet-5 on Fashion-MNIST that made 0.13% of the
  *     int8 codes and 0.37% of the w2a2 codes differ from fake quant's (4 and 1,313 of the
  *     10,000 test images classified differently); as here, 0.0004% and none (0 and 0).
- *   - Rounding: every rescaling rounds half up (add 2^(shift-1), then shift right);
- *     fake quant rounds half to even on float values. The two meet only at exact ties and
- *     where float rounding in fake quant's own sums tips a value across a half step, so a
- *     code may differ by one step, rarely; by more only after an earlier difference in the
+ *   - Rounding: every rescaling rounds half to even, as fake quant (rintf) and ONNX
+ *     QuantizeLinear do: add 2^(shift-1), shift right, and at an exact tie (no fraction bits
+ *     left) take the even neighbour. Fake quant rounds float values, the engine exact ones,
+ *     so a code differs by one step where float rounding in fake quant's own sums tips a
+ *     value across a half step (rarely); by more only after an earlier difference in the
  *     same image (one step upstream moves later values, by several steps where a scale is
  *     fine against the weights).
  *   - Tensors that no quantizer sees in fake quant stay float there (ResNet-20's residual

@@ -46,29 +46,37 @@ typedef enum tq_step_kind {
     TQ_STEP_ADD,
 } tq_step_kind;
 
-/* v -> round(v * scale + offset), ties up, in integers: (v * mult + bias) >> shift, where
- * mult and shift are the scale's fixed-point form (tq_requant_make) and bias holds the offset
- * at 2^-shift plus one half. A bias added before the one rounding, rather than after it, keeps
+/* Every rescaling rounds half to even, as fake quant (rintf) and ONNX QuantizeLinear do:
+ * floor((t + half) / 2^shift), less one where that is odd and t + half has no fraction bits
+ * (the exact tie). Ties up would make the engine's codes differ from fake quant's wherever
+ * both land on an exact half: in ResNet-20 those were nearly all the first differences of
+ * an image, which then spread to thousands of codes downstream. */
+
+/* v -> round(v * scale + offset) in integers: (v * mult + bias) >> shift, where mult and
+ * shift are the scale's fixed-point form (tq_requant_make) and bias holds the offset at
+ * 2^-shift plus one half. A bias added before the one rounding, rather than after it, keeps
  * the output a single rounding of the exact value. */
 typedef struct tq_affine {
     int64_t mult, bias;
     int32_t shift;
+    int64_t mask; /* the fraction bits: 2^shift - 1, or all ones without any */
 } tq_affine;
 tq_affine tq_affine_make(double scale, double offset);
 
 /* A product's requantization, every output channel at one shift so that a row of outputs
  * vectorizes: out[o] = ((acc[o] - corr[o]) * mult[o] + bias[o]) >> shift, minus offset.
  * corr is zp * the weight row's sum (the product saw codes + zp); bias holds the real bias
- * at 2^-shift, one half (ties up) and 2^62, which keeps the sum positive, so that a logical
- * shift does (x86 has no arithmetic shift of 64-bit lanes before AVX-512); offset =
- * 2^(62 - shift) takes it out again. |acc - corr| < 2^30 (at most 16384 inputs per output)
+ * at 2^-shift, one half and 2^62, which keeps the sum positive, so that a logical shift does
+ * (x86 has no arithmetic shift of 64-bit lanes before AVX-512); offset = 2^(62 - shift)
+ * takes it out again. |acc - corr| < 2^30 (at most 16384 inputs per output)
  * keeps the sum inside (0, 2^63). */
 typedef struct tq_rowquant {
     int32_t *mult, *corr; /* period values: the n channels repeated, so that a run of several */
     int64_t *bias;        /* output pixels' channels is one loop over contiguous arrays */
     int64_t period;       /* n times the repeats, at least 32 */
-    int32_t shift;
+    int32_t shift;        /* at most 61: offset stays even, and with it the parity */
     int64_t offset;
+    uint64_t mask;        /* the fraction bits (all ones for shift 0: a sum is never 0) */
 } tq_rowquant;
 #define TQ_ENGINE_MAX_K 16384
 /* From real multipliers m and biases c (n channels, in output units) and the weights' row
@@ -94,6 +102,7 @@ void tq_rowquant_fine_ref(const int32_t *a, int64_t len, const tq_rowquant *q, i
 typedef struct tq_addquant {
     int32_t ma, mb, shift;
     int64_t bias, offset;
+    uint64_t mask;
 } tq_addquant;
 tq_addquant tq_addquant_make(double ra, double rb);
 /* y[i] from a[i] + b[i], i < n: codes clamped to [lo, hi] plus zp, or fine integers clamped
@@ -195,7 +204,8 @@ static inline int64_t tq_affine_apply(int64_t v, const tq_affine *a)
 {
     const int64_t lim = INT32_MAX;
     v = v > lim ? lim : v < -lim ? -lim : v;
-    return (v * a->mult + a->bias) >> a->shift;
+    const int64_t t = v * a->mult + a->bias, r = t >> a->shift;
+    return (t & a->mask) == 0 ? r & ~(int64_t)1 : r; /* a tie: to even */
 }
 
 static inline int32_t tq_sat32(int64_t v)

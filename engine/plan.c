@@ -192,7 +192,7 @@ static tq_step *add_step(planner *p, tq_step_kind kind, const char *name, int in
 static tq_emit emit_from(double from_unit, const tq_val *out)
 {
     double to = out->unit;
-    if (from_unit == to && out->domain == TQ_VAL_FINE) return (tq_emit){false, {0, 0, 0}};
+    if (from_unit == to && out->domain == TQ_VAL_FINE) return (tq_emit){.rescale = false};
     return (tq_emit){true, tq_affine_make(to > 0 ? from_unit / to : 0.0, 0.0)};
 }
 

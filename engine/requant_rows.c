@@ -7,6 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The rounded value of a positive sum u at `shift` fraction bits, half to even (a tie has no
+ * fraction bits left after adding the half; its odd result goes down one), less offset. */
+static inline __attribute__((always_inline)) int64_t round_even(uint64_t u, int shift,
+                                                                uint64_t mask, int64_t offset)
+{
+    const uint64_t tie = (u & mask) == 0;
+    return (int64_t)((u >> shift) & ~tie) - offset;
+}
+
 /* y[j] from a[j] for j < len (len <= the period of q's arrays): the multiply-add, the shift
  * of a sum kept positive, the clamp. One body for both paths. */
 static inline __attribute__((always_inline)) void codes_body(const int32_t *restrict a,
@@ -18,9 +27,10 @@ static inline __attribute__((always_inline)) void codes_body(const int32_t *rest
     const int64_t *restrict bias = q->bias;
     const int shift = q->shift;
     const int64_t offset = q->offset;
+    const uint64_t mask = q->mask;
     for (int64_t j = 0; j < len; j++) {
         int64_t t = (int64_t)(a[j] - corr[j]) * mult[j] + bias[j];
-        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        int64_t v = round_even((uint64_t)t, shift, mask, offset);
         v = v < lo ? lo : v > hi ? hi : v;
         y[j] = (uint8_t)(v + zp);
     }
@@ -34,9 +44,10 @@ static inline __attribute__((always_inline)) void fine_body(const int32_t *restr
     const int64_t *restrict bias = q->bias;
     const int shift = q->shift;
     const int64_t offset = q->offset, hi = INT32_MAX;
+    const uint64_t mask = q->mask;
     for (int64_t j = 0; j < len; j++) {
         int64_t t = (int64_t)(a[j] - corr[j]) * mult[j] + bias[j];
-        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        int64_t v = round_even((uint64_t)t, shift, mask, offset);
         v = v < lo ? lo : v > hi ? hi : v;
         y[j] = (int32_t)v;
     }
@@ -51,9 +62,10 @@ static inline __attribute__((always_inline)) void add_body(const int32_t *restri
 {
     const int64_t ma = q->ma, mb = q->mb, bias = q->bias, offset = q->offset;
     const int shift = q->shift;
+    const uint64_t mask = q->mask;
     for (int64_t i = 0; i < n; i++) {
         int64_t t = a[i] * ma + b[i] * mb + bias;
-        int64_t v = (int64_t)((uint64_t)t >> shift) - offset;
+        int64_t v = round_even((uint64_t)t, shift, mask, offset);
         v = v < lo ? lo : v > hi ? hi : v;
         if (codes) codes[i] = (uint8_t)(v + zp);
         else fine[i] = (int32_t)v;

@@ -57,17 +57,22 @@ START_TEST(test_pack_by_hand)
 }
 END_TEST
 
-/* ---- v * scale + offset in integers: round half up, off by at most one from double
+/* ---- v * scale + offset in integers: round half to even, off by at most one from double
  * precision, and exact away from ties (within the multiplier's 31 bits of them). */
 START_TEST(test_affine_against_double)
 {
     tq_affine h = tq_affine_make(0.5, 0.0);
-    ck_assert_int_eq(tq_affine_apply(3, &h), 2);   /* 1.5 up */
-    ck_assert_int_eq(tq_affine_apply(-3, &h), -1); /* -1.5 up, toward +infinity */
-    ck_assert_int_eq(tq_affine_apply(-5, &h), -2);
+    ck_assert_int_eq(tq_affine_apply(3, &h), 2);   /* 1.5 to 2 */
+    ck_assert_int_eq(tq_affine_apply(5, &h), 2);   /* 2.5 to 2 */
+    ck_assert_int_eq(tq_affine_apply(-3, &h), -2); /* -1.5 to -2 */
+    ck_assert_int_eq(tq_affine_apply(-5, &h), -2); /* -2.5 to -2 */
+    ck_assert_int_eq(tq_affine_apply(7, &h), 4);   /* 3.5 to 4 */
+    ck_assert_int_eq(tq_affine_apply(8, &h), 4);   /* 4, no tie */
     tq_affine b = tq_affine_make(0.25, -0.75);
-    ck_assert_int_eq(tq_affine_apply(5, &b), 1);  /* 0.5 up */
-    ck_assert_int_eq(tq_affine_apply(1, &b), 0);  /* -0.5 up */
+    ck_assert_int_eq(tq_affine_apply(5, &b), 0);  /* 0.5 to 0 */
+    ck_assert_int_eq(tq_affine_apply(1, &b), 0);  /* -0.5 to 0 */
+    ck_assert_int_eq(tq_affine_apply(9, &b), 2);  /* 1.5 to 2 */
+    ck_assert_int_eq(tq_affine_apply(-3, &b), -2); /* -1.5 to -2 */
     tq_affine zero = tq_affine_make(0.0, 2.6);
     ck_assert_int_eq(tq_affine_apply(123456, &zero), 3);
     tq_rng rng;
@@ -82,11 +87,11 @@ START_TEST(test_affine_against_double)
         tq_affine a = tq_affine_make(scale, offset);
         int64_t got = tq_affine_apply(v, &a);
         double frac = want - floor(want);
-        ck_assert_msg(llabs(got - (int64_t)floor(want + 0.5)) <= 1, "v %lld scale %g offset %g: %lld",
+        ck_assert_msg(llabs(got - (int64_t)nearbyint(want)) <= 1, "v %lld scale %g offset %g: %lld",
                       (long long)v, scale, offset, (long long)got);
         /* the multiplier holds 31 significant bits, the bias 2^-shift */
         if (fabs(frac - 0.5) > fabs(v * scale) * 0x1p-30 + 0x1p-20) {
-            ck_assert_msg(got == (int64_t)floor(want + 0.5), "v %lld scale %.17g offset %.17g: "
+            ck_assert_msg(got == (int64_t)nearbyint(want), "v %lld scale %.17g offset %.17g: "
                           "%lld, expected %.17g", (long long)v, scale, offset, (long long)got, want);
             exact++;
         } else {
@@ -98,7 +103,8 @@ START_TEST(test_affine_against_double)
 END_TEST
 
 /* A row of outputs at one shift: the AVX2 path (where the CPU has one) and the portable one
- * give the same bits, and both round(sum * m + c) within one step of double precision. */
+ * give the same bits, both round(sum * m + c) half to even, exactly away from ties, and an
+ * exact tie goes to the even neighbour on either path, for codes, fine integers and adds. */
 START_TEST(test_rowquant_paths_agree)
 {
     tq_rng rng;
@@ -131,7 +137,7 @@ START_TEST(test_rowquant_paths_agree)
         for (int64_t j = 0; j < len; j++) {
             const int64_t o = j % n;
             const double v = (double)((int64_t)acc[j] - (int64_t)zp * row_sum[o]);
-            double want = v * m[o] + c[o], rounded = floor(want + 0.5);
+            double want = v * m[o] + c[o], rounded = nearbyint(want);
             ck_assert_msg(fabs((double)fine[j] - rounded) <= 1.0, "%d vs %.17g", fine[j], want);
             /* exact unless the multiplier's and the bias's last bits can tip a near tie */
             const double slack = (fabs(v) + 2.0) * ldexp(1.0, -q.shift);
@@ -142,6 +148,27 @@ START_TEST(test_rowquant_paths_agree)
         }
         tq_rowquant_free(&q);
     }
+    /* exact ties: sums times 1/2 (a power of two, so the multiplier is exact) */
+    const double half[1] = {0.5}, none[1] = {0.0};
+    const int32_t sums[8] = {1, 3, 5, 7, -1, -3, -5, 6}, want[8] = {0, 2, 2, 4, 0, -2, -2, 3};
+    int32_t tiled[32], fine[32];
+    uint8_t codes[32];
+    for (int j = 0; j < 32; j++) tiled[j] = sums[j % 8];
+    tq_rowquant q = {0};
+    ck_assert_int_eq(tq_rowquant_make(&q, half, none, NULL, 0, 1, &err), TQ_STATUS_OK);
+    tq_rowquant_fine(tiled, 32, &q, INT32_MIN, fine);
+    tq_rowquant_codes(tiled, 32, &q, -128, 127, 128, codes);
+    for (int j = 0; j < 32; j++) {
+        ck_assert_int_eq(fine[j], want[j % 8]);
+        ck_assert_int_eq(codes[j], want[j % 8] + 128);
+    }
+    tq_rowquant_fine_ref(tiled, 32, &q, INT32_MIN, fine);
+    for (int j = 0; j < 32; j++) ck_assert_int_eq(fine[j], want[j % 8]);
+    tq_rowquant_free(&q);
+    tq_addquant add = tq_addquant_make(0.5, 0.25); /* a/2 + b/4 */
+    const int32_t a2[4] = {1, 0, 2, -1}, b2[4] = {0, 2, 2, -4}, sum2[4] = {0, 0, 2, -2};
+    tq_add_fine(a2, b2, 4, &add, INT32_MIN, fine); /* 0.5, 0.5, 1.5, -1.5 */
+    for (int j = 0; j < 4; j++) ck_assert_int_eq(fine[j], sum2[j]);
 }
 END_TEST
 

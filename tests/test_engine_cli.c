@@ -94,6 +94,9 @@ START_TEST(test_eval_engine_int_refusals_and_usage)
     ck_assert_int_eq(run("$TQ eval --model-file w.tqc --engine fpga"), 2);
     ck_assert_msg(strstr(out, "--engine: expected float or int, got 'fpga'"), "%s", out);
     ck_assert_int_eq(run("$TQ eval --model-file w.tqc --engine float"), 0);
+    ck_assert_int_eq(run("$TQ eval --model-file w.tqc --engine int --dump d.bin"), 2);
+    ck_assert_msg(strstr(out, "--dump writes fake quant's logits and codes: not with --engine int"),
+                  "%s", out);
     /* an unwritable --json is reported before any work */
     ck_assert_int_eq(run("$TQ ptq --model-file f.tqc --recipe int8 --calib-batches 1 --quiet --out q.tqc"), 0);
     ck_assert_int_eq(run("$TQ eval --model-file q.tqc --engine int --json nodir/c.json"), 1);

@@ -82,6 +82,10 @@ int tq_eval_int(const tq_cli_cmd *cmd, const tq_cli_args *a)
     long long batch = 256;
     if (!tq_cli_threads(cmd, a) || !tq_cli_int(cmd, a, "batch", 1, 65536, &batch))
         return TQ_EXIT_USAGE;
+    if (tq_cli_get(cmd, a, "dump") || tq_cli_get(cmd, a, "dump-codes") ||
+        tq_cli_get(cmd, a, "dump-images"))
+        return tq_cli_usage_error(cmd, "--dump writes fake quant's logits and codes: not with "
+                                       "--engine int (--compare compares the two)");
     const char *path = tq_cli_get(cmd, a, "model-file");
     if (!path) return tq_cli_usage_error(cmd, "--model-file is required");
     const char *json_path = tq_cli_get(cmd, a, "json");
