@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.ao.quantization as tq
 
-from torch_ref import rate, shape_of
+from torch_ref import lenet5, mlp, rate, shape_of
 
 
 class QBlock(nn.Module):
@@ -49,19 +49,6 @@ class Quantized(nn.Module):
 
     def forward(self, x):
         return self.dequant(self.body(self.quant(x)))
-
-
-def mlp(c, h, w, k):
-    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 256), nn.ReLU(),
-                         nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, k))
-
-
-def lenet5(c, h, w, k):
-    s = ((h // 2) - 4) // 2
-    return nn.Sequential(nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(16 * s * s, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                         nn.Linear(84, k))
 
 
 def resnet20(c, h, w, k):
