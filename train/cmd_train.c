@@ -335,20 +335,34 @@ static const tq_cli_cmd qat_cmd = {
     "interrupted (at the same --threads); a finished one continues to a larger --epochs.",
     qat_opts, 0};
 
-/* Folds batch norm into the layers before it after QAT and takes each weight quantizer's
- * amax afresh from the folded weights (the activation scales stay as calibrated). */
+/* Folds batch norm into the layers before it after QAT and takes the weight amax of those
+ * layers afresh from their folded weights. The other layers keep the amax QAT trained them
+ * with, and every layer its activation scales. */
 static tq_status fold_after_qat(tq_model *m, tq_error *err)
 {
-    if (tq_model_fold_batchnorms(m, err) < 0) return err->status;
-    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
-        tq_qlayer *l = tq_model_qlayer(m, i);
+    int n = tq_model_layer_count(m);
+    bool *was_folded = calloc((size_t)n, sizeof *was_folded);
+    if (!was_folded) return tq_fail(err, TQ_STATUS_NOMEM, "qat: out of memory");
+    for (int i = 0; i < n; i++) {
+        tq_layer_info info;
+        tq_model_layer(m, i, &info);
+        was_folded[i] = info.folded;
+    }
+    tq_status st = tq_model_fold_batchnorms(m, err) < 0 ? err->status : TQ_STATUS_OK;
+    for (int i = 0; st == TQ_STATUS_OK && i < n; i++) {
+        tq_layer_info bn, into;
+        tq_model_layer(m, i, &bn);
+        if (!bn.folded || was_folded[i]) continue;
+        tq_model_layer(m, bn.src, &into);
+        tq_qlayer *l = tq_model_qlayer(m, into.qlayer);
         if (!l->weight_q) continue;
         tq_qstate state = tq_quantizer_state(l->weight_q);
         tq_quantizer_reset(l->weight_q);
-        if (tq_quantizer_calibrate_weight(l->weight_q, l->weight, err)) return err->status;
+        st = tq_quantizer_calibrate_weight(l->weight_q, l->weight, err);
         tq_quantizer_set_state(l->weight_q, state);
     }
-    return TQ_STATUS_OK;
+    free(was_folded);
+    return st;
 }
 
 static bool has_quantizers(tq_model *m)
