@@ -74,7 +74,9 @@ static void kept_line(const char *text, char *line, size_t cap)
 }
 
 /* QAT from a float model trained with a quarter held out: QAT ends with the epoch best on
- * those images, so the best so far must survive the interruption too. */
+ * those images, so the best so far must survive the interruption too. The kept weights may
+ * be those of an epoch before the interruption; the optimizer state, the last step's, holds
+ * the whole trajectory after it. */
 START_TEST(test_qat_resumed_mid_epoch)
 {
     ck_assert_int_eq(RUN("$TQ train --model convnet --data mnist:small --epochs 1 --batch 8 --val 0.25 "
