@@ -219,6 +219,12 @@ void tq_awq_scales(const float *act_mean, int32_t n, float a, float *s);
  * error for inputs uncorrelated across channels). */
 tq_status tq_awq_clip_search(tq_quantizer *q, const tq_tensor *w, const float *importance,
                              tq_error *err);
+/* For each amax of weight quantizer q on w (O,...), the output channel (index along axis 0)
+ * of every weight it scales, or -1 when it scales weights of several output channels
+ * (per-tensor, per-channel along another axis): which amax can be changed for one output
+ * channel without touching the others. */
+tq_status tq_quantizer_amax_rows(const tq_quantizer *q, const tq_tensor *w, int32_t *rows,
+                                 tq_error *err);
 
 /* ---------------------------------------------------------------- metrics */
 

@@ -114,3 +114,29 @@ tq_status tq_awq_clip_search(tq_quantizer *q, const tq_tensor *w, const float *i
     free(best_e);
     return st;
 }
+
+tq_status tq_quantizer_amax_rows(const tq_quantizer *q, const tq_tensor *w, int32_t *rows,
+                                 tq_error *err)
+{
+    if (check_weight(w, "amax rows", err)) return err->status;
+    tq_layout l;
+    if (!tq_layout_of(tq_quantizer_spec(q), w, &l, "amax rows", err)) return err->status;
+    int64_t n = tq_quantizer_amax_count(q);
+    if (n != l.count)
+        return tq_fail(err, TQ_STATUS_ARG, "amax rows: quantizer has %lld amax values, the weights need %lld",
+                       (long long)n, (long long)l.count);
+    const int32_t unseen = -2;
+    for (int64_t j = 0; j < n; j++) rows[j] = unseen;
+    int64_t row_len = w->numel / w->shape[0], spans = tq_layout_span_count(&l);
+    for (int64_t k = 0; k < spans; k++) {
+        tq_span sp = tq_layout_span(&l, k);
+        for (int64_t i = 0; i < sp.len; i++) {
+            int64_t j = sp.vec ? sp.sidx + i : sp.sidx;
+            int32_t r = (int32_t)((sp.start + i) / row_len);
+            rows[j] = rows[j] == unseen || rows[j] == r ? r : -1;
+        }
+    }
+    for (int64_t j = 0; j < n; j++)
+        if (rows[j] == unseen) rows[j] = -1;
+    return TQ_STATUS_OK;
+}

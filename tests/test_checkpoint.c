@@ -1,6 +1,7 @@
 /* Check suite for the checkpoint container: round trips, every kind of damage (flipped
- * bytes, truncation, wrong magic, future version), atomic replacement and its failures;
- * and a run checkpoint whose input shape disagrees with its parameter count. */
+ * bytes, truncation, wrong magic, future version), sections by position, atomic replacement
+ * and its failures; a run checkpoint whose input shape disagrees with its parameter count,
+ * and one that carries QAT's best epoch so far. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +134,23 @@ START_TEST(test_round_trip_all_types)
     ck_assert_ptr_eq(tq_ckpt_require_f32(c, "fc1.weight", 5, &err), f);
     ck_assert_ptr_eq(tq_ckpt_require_i64(c, "steps", -1, &err), i);
     ck_assert_int_eq(err.status, TQ_STATUS_OK);
+    /* by position, in the order written */
+    const char *names[] = {"fc1.weight", "steps", "recipe"};
+    const tq_ckpt_type types[] = {TQ_CKPT_F32, TQ_CKPT_I64, TQ_CKPT_STR};
+    const void *data[] = {f, i, s};
+    const int64_t counts[] = {5, 5, 17};
+    char name[TQ_CKPT_MAX_NAME + 1];
+    for (int k = 0; k < 3; k++) {
+        tq_ckpt_type type = 0;
+        ck_assert_ptr_eq(tq_ckpt_section_at(c, k, name, sizeof name, &type, &n), data[k]);
+        ck_assert_str_eq(name, names[k]);
+        ck_assert_int_eq(type, types[k]);
+        ck_assert_int_eq(n, counts[k]);
+    }
+    ck_assert_ptr_null(tq_ckpt_section_at(c, 3, name, sizeof name, NULL, NULL));
+    ck_assert_ptr_null(tq_ckpt_section_at(c, -1, name, sizeof name, NULL, NULL));
+    ck_assert_ptr_null(tq_ckpt_section_at(c, 0, name, 10, NULL, NULL)); /* "fc1.weight" needs 11 */
+    ck_assert_ptr_nonnull(tq_ckpt_section_at(c, 0, name, 11, NULL, NULL));
     tq_ckpt_free(c);
 
     /* little-endian on disk, whatever the host: the int64 42 is 2a 00 .. 00 */
@@ -472,6 +490,55 @@ START_TEST(test_run_with_wrong_parameter_count_is_rejected_before_building)
 }
 END_TEST
 
+/* QAT's best epoch so far goes with the run: its weights to the bit, its number, and its
+ * validation accuracy exactly (a resumed run compares new epochs against it). */
+START_TEST(test_run_keeps_best_epoch)
+{
+    make_dir();
+    tq_rng rng;
+    tq_rng_seed(&rng, 4);
+    tq_error err = {0};
+    tq_run run = {.batch = 8, .std = {1, 1, 1, 1}};
+    run.model = tq_model_create("convnet", 1, 8, 8, 4, &rng, &err);
+    ck_assert_msg(run.model != NULL, "%s", err.msg);
+    float *state = tq_model_state(run.model);
+    for (int64_t i = 0; i < tq_model_state_count(run.model); i++) state[i] = 0.5f + 0.001f * (float)i;
+    ck_assert_ptr_nonnull(run.best = calloc(1, sizeof *run.best));
+    ck_assert(tq_snapshot_init(&run.best->weights, run.model, &err) == TQ_STATUS_OK);
+    run.best->epoch = 3;
+    run.best->val_acc = 2.0 / 3.0; /* not a float: its double bits must come back */
+    tq_model_params(run.model)[0] += 1.0f; /* the run moved on from its best */
+    state[0] = 7.0f;
+    ck_assert_msg(tq_run_save(&run, path, &err) == TQ_STATUS_OK, "%s", err.msg);
+    tq_run back;
+    ck_assert_msg(tq_run_load(path, &back, &err) == TQ_STATUS_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(back.best);
+    ck_assert_int_eq(back.best->epoch, 3);
+    ck_assert(back.best->val_acc == 2.0 / 3.0);
+    const tq_snapshot *a = &run.best->weights, *b = &back.best->weights;
+    ck_assert(a->n_params == b->n_params && a->n_state == b->n_state && a->n_state == 640);
+    ck_assert_mem_eq(a->params, b->params, (size_t)a->n_params * sizeof(float));
+    ck_assert_mem_eq(a->state, b->state, (size_t)a->n_state * sizeof(float));
+    ck_assert_float_eq(tq_model_params(back.model)[0], tq_model_params(run.model)[0]);
+    ck_assert(b->params[0] != tq_model_params(back.model)[0] && b->state[0] != 7.0f);
+    tq_run_free(&back);
+    /* an accuracy outside [0, 1] (a damaged file) is refused, naming the file */
+    run.best->val_acc = 2.0;
+    ck_assert(tq_run_save(&run, path, &err) == TQ_STATUS_OK);
+    ck_assert_int_eq(tq_run_load(path, &back, &err), TQ_STATUS_FORMAT);
+    ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "best.meta"), "%s", err.msg);
+    /* forgotten, the run saves without it */
+    tq_run_forget_best(&run);
+    ck_assert_ptr_null(run.best);
+    ck_assert(tq_run_save(&run, path, &err) == TQ_STATUS_OK);
+    ck_assert(tq_run_load(path, &back, &err) == TQ_STATUS_OK);
+    ck_assert_ptr_null(back.best);
+    tq_run_free(&back);
+    tq_run_free(&run);
+    remove_dir(1);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -494,6 +561,7 @@ static Suite *checkpoint_suite(void)
 
     TCase *run = tcase_create("run");
     tcase_add_test(run, test_run_with_wrong_parameter_count_is_rejected_before_building);
+    tcase_add_test(run, test_run_keeps_best_epoch);
     suite_add_tcase(s, run);
     return s;
 }

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "quant.h"
 #include "tq_test.h"
+#include "train.h"
 
 static tq_quantizer *make_q(const char *spec)
 {
@@ -858,42 +860,94 @@ START_TEST(test_spec_errors)
 }
 END_TEST
 
+/* Outputs of m on x in evaluation mode, copied into out. */
+static void eval_into(tq_model *m, tq_tensor *x, float *out, int64_t n)
+{
+    tq_tape *t = tq_tape_new();
+    tq_tape_set_recording(t, false);
+    tq_tape_set_training(t, false);
+    tq_tensor *y = tq_model_forward(m, t, x, NULL);
+    ck_assert_msg(y != NULL, "forward: %s", tq_tape_error(t)->msg);
+    ck_assert_int_eq(y->numel, n);
+    memcpy(out, y->data, (size_t)n * sizeof(float));
+    tq_tape_free(t);
+}
+
+/* A model with calibrated quantizers through the real run checkpoint (tq_run_save,
+ * tq_run_load): every quantizer comes back with its spec, amax, unsigned choice and state,
+ * and the model gives the same outputs to the bit. */
 START_TEST(test_checkpoint_restore)
 {
     tq_rng rng;
     tq_rng_seed(&rng, 16);
-    tq_tensor *x = tq_test_tensor(&rng, 2, (int32_t[]){4, 50}, false, 0, 3);
-    tq_tape *t = tq_tape_new();
-    tq_quantizer *q = make_q("int4:calib=percentile:p=99.5");
-    tq_quantizer_set_state(q, TQ_QSTATE_CALIBRATING);
-    tq_quantize(t, x, q);
     tq_error e = {0};
-    ck_assert_int_eq(tq_quantizer_finish_calibration(q, &e), TQ_STATUS_OK);
-    tq_quantizer_set_state(q, TQ_QSTATE_QUANTIZING);
-    /* what a checkpoint keeps */
-    char spec[128];
-    tq_qspec_format(tq_quantizer_spec(q), spec, sizeof spec);
-    ck_assert_str_eq(spec, "int4:calib=percentile:p=99.5");
-    tq_quantizer *r = make_q(spec);
-    ck_assert_int_eq(tq_quantizer_set_amax(r, tq_quantizer_amax(q), tq_quantizer_amax_count(q), &e),
-                     TQ_STATUS_OK);
-    ck_assert_int_eq(tq_quantizer_set_unsigned_chosen(r, tq_quantizer_unsigned_chosen(q), &e),
-                     TQ_STATUS_OK);
-    tq_quantizer_set_state(r, tq_quantizer_state(q));
-    ck_assert(tq_quantizer_unsigned_chosen(r));
-    float y1[200], y2[200];
-    apply_ok(q, x, y1);
-    apply_ok(r, x, y2);
+    tq_run run = {.batch = 4, .std = {1, 1, 1, 1}};
+    snprintf(run.data_name, sizeof run.data_name, "none");
+    run.model = tq_model_create("mlp", 1, 5, 10, 4, &rng, &e);
+    ck_assert_msg(run.model != NULL, "%s", e.msg);
+    tq_model *m = run.model;
+    const int nq = tq_model_qlayer_count(m);
+    ck_assert_int_eq(nq, 3);
+    for (int i = 0; i < nq; i++) {
+        tq_qlayer *l = tq_model_qlayer(m, i);
+        tq_quantizer *wq = make_q(i == 1 ? "int4:block=16:calib=mse" : "int4:channel=0");
+        ck_assert_msg(tq_quantizer_calibrate_weight(wq, l->weight, &e) == TQ_STATUS_OK, "%s", e.msg);
+        tq_quantizer *aq = make_q("int4:calib=percentile:p=99.5");
+        tq_quantizer_set_state(aq, TQ_QSTATE_CALIBRATING);
+        tq_qlayer_set_quantizers(l, wq, aq);
+    }
+    /* inputs in [0, 3): every layer's input is non-negative, so each picks the unsigned grid */
+    tq_tensor *x = tq_test_tensor(&rng, 4, (int32_t[]){8, 1, 5, 10}, false, 0, 3);
+    float y1[8 * 4], y2[8 * 4];
+    eval_into(m, x, y1, 32); /* calibration pass */
+    for (int i = 0; i < nq; i++) {
+        tq_quantizer *aq = tq_model_qlayer(m, i)->input_q;
+        ck_assert_msg(tq_quantizer_finish_calibration(aq, &e) == TQ_STATUS_OK, "%s", e.msg);
+        tq_quantizer_set_state(aq, TQ_QSTATE_QUANTIZING);
+        ck_assert(tq_quantizer_unsigned_chosen(aq));
+    }
+    eval_into(m, x, y1, 32);
+
+    char dir[] = "/tmp/tq_quant_ckpt_XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/q.tqc", dir);
+    ck_assert_msg(tq_run_save(&run, path, &e) == TQ_STATUS_OK, "%s", e.msg);
+    tq_run back;
+    ck_assert_msg(tq_run_load(path, &back, &e) == TQ_STATUS_OK, "%s", e.msg);
+    eval_into(back.model, x, y2, 32);
     ck_assert_mem_eq(y1, y2, sizeof y1);
-    char d1[256], d2[256];
-    ck_assert_str_eq(tq_quantizer_describe(q, d1, sizeof d1), tq_quantizer_describe(r, d2, sizeof d2));
+    for (int i = 0; i < nq; i++) {
+        tq_qlayer *a = tq_model_qlayer(m, i), *b = tq_model_qlayer(back.model, i);
+        tq_quantizer *qa[2] = {a->weight_q, a->input_q}, *qb[2] = {b->weight_q, b->input_q};
+        for (int k = 0; k < 2; k++) {
+            ck_assert_ptr_nonnull(qb[k]);
+            char sa[128], sb[128], da[256], db[256];
+            tq_qspec_format(tq_quantizer_spec(qa[k]), sa, sizeof sa);
+            tq_qspec_format(tq_quantizer_spec(qb[k]), sb, sizeof sb);
+            ck_assert_str_eq(sa, sb);
+            ck_assert_int_eq(tq_quantizer_amax_count(qa[k]), tq_quantizer_amax_count(qb[k]));
+            ck_assert_mem_eq(tq_quantizer_amax(qa[k]), tq_quantizer_amax(qb[k]),
+                             (size_t)tq_quantizer_amax_count(qa[k]) * sizeof(float));
+            ck_assert_int_eq(tq_quantizer_unsigned_chosen(qa[k]), tq_quantizer_unsigned_chosen(qb[k]));
+            ck_assert_int_eq(tq_quantizer_state(qa[k]), tq_quantizer_state(qb[k]));
+            ck_assert_str_eq(tq_quantizer_describe(qa[k], da, sizeof da), tq_quantizer_describe(qb[k], db, sizeof db));
+        }
+    }
+    char spec[128];
+    tq_qspec_format(tq_quantizer_spec(tq_model_qlayer(back.model, 0)->input_q), spec, sizeof spec);
+    ck_assert_str_eq(spec, "int4:calib=percentile:p=99.5");
+    /* the checkpoint's quantizers are what quantize: without them the outputs change */
+    tq_qlayer_set_quantizers(tq_model_qlayer(back.model, 0), NULL, NULL);
+    eval_into(back.model, x, y2, 32);
+    ck_assert(memcmp(y1, y2, sizeof y1) != 0);
     /* bad amax is refused */
     float bad = NAN;
-    ck_assert_int_eq(tq_quantizer_set_amax(r, &bad, 1, &e), TQ_STATUS_NUMERIC);
-    tq_quantizer_free(q);
-    tq_quantizer_free(r);
-    tq_tape_free(t);
+    ck_assert_int_eq(tq_quantizer_set_amax(tq_model_qlayer(m, 0)->input_q, &bad, 1, &e), TQ_STATUS_NUMERIC);
+    tq_run_free(&back);
+    tq_run_free(&run);
     tq_tensor_free(x);
+    unlink(path);
+    rmdir(dir);
 }
 END_TEST
 

@@ -202,14 +202,98 @@ tq_status tq_awq_model(tq_model *m, tq_chan_stats *s, const tq_qspec *wspec, flo
     return TQ_STATUS_OK;
 }
 
+/* Squared output error of qlayer qi per output channel (into e[O]) on inputs x, with its
+ * weights quantized by q as they are now, against ref, the float output; wq is scratch. */
+static tq_status channel_errors(tq_model *m, int qi, tq_tape *tape, const tq_tensor *x,
+                                const tq_tensor *ref, tq_tensor *wq, double *e, tq_error *err)
+{
+    tq_qlayer *l = tq_model_qlayer(m, qi);
+    if (tq_quantizer_apply(l->weight_q, l->weight, wq->data, err)) return err->status;
+    tq_tape_reset(tape);
+    tq_tensor *y = tq_model_qlayer_apply(m, qi, tape, (tq_tensor *)x, wq);
+    if (!y) return tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
+    int32_t out = l->weight->shape[0];
+    int64_t inner = y->numel / ((int64_t)y->shape[0] * out); /* (N,O) or (N,O,H,W) */
+    for (int32_t o = 0; o < out; o++) e[o] = 0;
+    for (int64_t k = 0; k < y->numel; k++) {
+        double d = (double)y->data[k] - ref->data[k];
+        e[(k / inner) % out] += d * d;
+    }
+    return TQ_STATUS_OK;
+}
+
+/* The clip search weighs each weight's error by its input's mean square, as if inputs were
+ * uncorrelated across channels; real ones are not, and a clip can then raise the output
+ * error it was meant to lower. On the kept samples (as the layer now sees them: x / s), an
+ * output channel whose error the clipped amax raise goes back to the unclipped amax (orig);
+ * one amax shared by several output channels, if the layer's total error rose. So clipping
+ * never raises the output error on those samples. */
+static tq_status keep_clips_that_help(tq_model *m, int qi, const tq_chan_stats *s,
+                                      const float *orig, tq_error *err)
+{
+    tq_qlayer *l = tq_model_qlayer(m, qi);
+    tq_quantizer *q = l->weight_q;
+    int64_t n = tq_quantizer_amax_count(q);
+    int32_t out = l->weight->shape[0], c = s->channels;
+    tq_tensor *x = tq_tensor_new(s->sample->ndim, s->sample->shape, false);
+    tq_tensor *wq = tq_tensor_new(l->weight->ndim, l->weight->shape, false), *ref = NULL;
+    float *clipped = malloc((size_t)n * sizeof(float));
+    int32_t *rows = malloc((size_t)n * sizeof(int32_t));
+    double *e_orig = malloc((size_t)out * sizeof(double)), *e_clip = malloc((size_t)out * sizeof(double));
+    tq_tape *tape = tq_tape_new();
+    tq_status st = TQ_STATUS_OK;
+    if (!x || !wq || !clipped || !rows || !e_orig || !e_clip || !tape)
+        st = tq_fail(err, TQ_STATUS_NOMEM, "out of memory");
+    if (st == TQ_STATUS_OK) {
+        int64_t xi = x->numel / ((int64_t)x->shape[0] * c);
+        for (int64_t k = 0; k < x->numel; k++)
+            x->data[k] = s->sample->data[k] / (s->awq_s ? s->awq_s[(k / xi) % c] : 1.0f);
+        memcpy(clipped, tq_quantizer_amax(q), (size_t)n * sizeof(float));
+        tq_tape_set_recording(tape, false);
+        tq_tensor *y = tq_model_qlayer_apply(m, qi, tape, x, l->weight);
+        if (!y || !(ref = tq_tensor_new(y->ndim, y->shape, false)))
+            st = tq_fail(err, TQ_STATUS_NOMEM, "reference output failed");
+        else
+            memcpy(ref->data, y->data, (size_t)y->numel * sizeof(float));
+    }
+    if (st == TQ_STATUS_OK) st = tq_quantizer_amax_rows(q, l->weight, rows, err);
+    if (st == TQ_STATUS_OK) st = channel_errors(m, qi, tape, x, ref, wq, e_clip, err);
+    if (st == TQ_STATUS_OK && !(st = tq_quantizer_set_amax(q, orig, n, err)))
+        st = channel_errors(m, qi, tape, x, ref, wq, e_orig, err);
+    if (st == TQ_STATUS_OK) {
+        double total_orig = 0, total_clip = 0;
+        for (int32_t o = 0; o < out; o++) total_orig += e_orig[o], total_clip += e_clip[o];
+        for (int64_t j = 0; j < n; j++) {
+            bool worse = rows[j] >= 0 ? e_clip[rows[j]] > e_orig[rows[j]] : total_clip > total_orig;
+            if (worse) clipped[j] = orig[j];
+        }
+        st = tq_quantizer_set_amax(q, clipped, n, err);
+    }
+    tq_tensor_free(x);
+    tq_tensor_free(wq);
+    tq_tensor_free(ref);
+    free(clipped);
+    free(rows);
+    free(e_orig);
+    free(e_clip);
+    tq_tape_free(tape);
+    return st;
+}
+
 tq_status tq_awq_clip_model(tq_model *m, const tq_chan_stats *s, tq_error *err)
 {
     for (int i = 0; i < tq_model_qlayer_count(m); i++) {
         tq_qlayer *l = tq_model_qlayer(m, i);
         if (!l->weight_q) continue;
         int32_t c = s[i].channels;
-        float *imp = malloc((size_t)c * sizeof(float));
-        if (!imp) return tq_fail(err, TQ_STATUS_NOMEM, "awq clip: out of memory");
+        int64_t n = tq_quantizer_amax_count(l->weight_q);
+        float *imp = malloc((size_t)c * sizeof(float)), *orig = malloc((size_t)n * sizeof(float));
+        if (!imp || !orig) {
+            free(imp);
+            free(orig);
+            return tq_fail(err, TQ_STATUS_NOMEM, "awq clip: out of memory");
+        }
+        memcpy(orig, tq_quantizer_amax(l->weight_q), (size_t)n * sizeof(float));
         /* The layer now sees x / s. */
         for (int32_t k = 0; k < c; k++) {
             float sk = s[i].awq_s ? s[i].awq_s[k] : 1.0f;
@@ -217,7 +301,9 @@ tq_status tq_awq_clip_model(tq_model *m, const tq_chan_stats *s, tq_error *err)
         }
         tq_error e = {0};
         tq_status st = tq_awq_clip_search(l->weight_q, l->weight, imp, &e);
+        if (st == TQ_STATUS_OK && s[i].sample) st = keep_clips_that_help(m, i, &s[i], orig, &e);
         free(imp);
+        free(orig);
         if (st) return tq_fail(err, st, "awq clip: %s: %s", l->name, e.msg);
     }
     return TQ_STATUS_OK;

@@ -531,6 +531,18 @@ tq_ckpt *tq_ckpt_load(const char *path, tq_error *err)
 
 int tq_ckpt_section_count(const tq_ckpt *c) { return (int)c->n; }
 
+const void *tq_ckpt_section_at(const tq_ckpt *c, int i, char *name, size_t cap,
+                               tq_ckpt_type *type, int64_t *count)
+{
+    if (i < 0 || (uint32_t)i >= c->n || c->sec[i].name_len >= cap) return NULL;
+    const tq_ckpt_section *s = &c->sec[i];
+    memcpy(name, s->name, s->name_len);
+    name[s->name_len] = '\0';
+    if (type) *type = s->type;
+    if (count) *count = s->count;
+    return s->data;
+}
+
 static const tq_ckpt_section *find(const tq_ckpt *c, const char *name)
 {
     size_t len = strlen(name);

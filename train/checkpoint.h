@@ -63,6 +63,12 @@ tq_ckpt *tq_ckpt_load(const char *path, tq_error *err);
 void tq_ckpt_free(tq_ckpt *c);
 
 int tq_ckpt_section_count(const tq_ckpt *c);
+/* Section i (0 <= i < tq_ckpt_section_count), in file order: its name into name (cap bytes;
+ * TQ_CKPT_MAX_NAME + 1 always suffice), its type and count, and its payload, valid until
+ * tq_ckpt_free; NULL when i is out of range or the name does not fit. For copying a
+ * checkpoint section by section (a tool that edits one value, a test that perturbs one). */
+const void *tq_ckpt_section_at(const tq_ckpt *c, int i, char *name, size_t cap,
+                               tq_ckpt_type *type, int64_t *count);
 /* Pointers into the loaded file (valid until tq_ckpt_free), or NULL (count 0) when there
  * is no section of that name and type. _str's result is NUL-terminated; count excludes it. */
 const float *tq_ckpt_get_f32(const tq_ckpt *c, const char *name, int64_t *count);

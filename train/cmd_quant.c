@@ -131,6 +131,7 @@ int tq_cmd_ptq(int argc, char **argv)
         tq_optim_free(run.optim);
         run.optim = NULL;
         run.epoch = 0;
+        tq_run_forget_best(&run);
         if (!rep.quiet) tq_print_quantizers(run.model, stdout);
         tq_report_line(&rep, "recipe %s: float accuracy %.4f, PTQ accuracy %.4f (%+.2f points)",
                        recipe.name, float_acc, acc, 100 * (acc - float_acc));

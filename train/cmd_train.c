@@ -111,32 +111,29 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-/* Saves the interrupted run so that `train --resume` continues it where it stopped. */
-static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out)
+/* Saves the interrupted run and says how to continue it: `tinyqat CMD --resume`, with the
+ * options the checkpoint does not record (resume_opts: "" or " --keep-last"...). */
+static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out,
+                            const char *resume_opts)
 {
     tq_error err = {0};
     if (tq_run_save(run, out, &err)) return tq_cli_fail(cmd, &err);
     fprintf(stderr,
             "\ntinyqat %s: interrupted after epoch %lld, batch %lld; saved %s\n"
-            "continue with: tinyqat train --resume %s --epochs %lld --out %s\n",
-            cmd->name, (long long)run->epoch, (long long)run->batch_in_epoch, out, out,
-            (long long)run->epochs, out);
+            "continue with: tinyqat %s --resume %s --epochs %lld --out %s%s\n",
+            cmd->name, (long long)run->epoch, (long long)run->batch_in_epoch, out, cmd->name,
+            out, (long long)run->epochs, out, resume_opts);
     return 130;
 }
 
-/* The epoch best on validation so far (epoch 0: the weights before training). */
-typedef struct best_epoch {
-    tq_snapshot weights;
-    double val_acc;
-    int64_t epoch;
-} best_epoch;
-
 /* Trains run for its remaining epochs, evaluating and checkpointing after each. A NaN loss
- * or a failure leaves the checkpoint of the last good epoch as it was. With val and best,
- * an epoch better on val than best's replaces it. */
+ * or a failure leaves the checkpoint of the last good epoch as it was. With val and
+ * run->best, an epoch better on val than run->best replaces it before the checkpoint is
+ * written, so that the checkpoint knows every epoch it holds. */
 static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
                         const tq_dataset *val, const tq_dataset *test, const char *out,
-                        tq_json *json, tq_reporter *rep, best_epoch *best, double *final_acc)
+                        const char *resume_opts, tq_json *json, tq_reporter *rep,
+                        double *final_acc)
 {
     tq_error err = {0};
     struct sigaction sa = {.sa_handler = on_sigint}, old;
@@ -150,13 +147,22 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         double acc = 0, loss = 0;
         tq_status s = tq_train_epoch(run, train, rep, &st, &err);
         if (s == TQ_STATUS_INTERRUPTED) {
-            rc = save_interrupted(cmd, run, out);
+            rc = save_interrupted(cmd, run, out, resume_opts);
             break;
         }
         double val_acc = -1;
         if (s || tq_evaluate(run->model, test, run->mean, run->std, 256, &acc, &loss, &err) ||
-            (val && tq_evaluate(run->model, val, run->mean, run->std, 256, &val_acc, NULL, &err)) ||
-            tq_run_save(run, out, &err)) {
+            (val && tq_evaluate(run->model, val, run->mean, run->std, 256, &val_acc, NULL, &err))) {
+            rc = tq_cli_fail(cmd, &err);
+            break;
+        }
+        tq_best_epoch *best = run->best;
+        if (val && best && val_acc > best->val_acc) {
+            tq_snapshot_take(&best->weights, run->model);
+            best->val_acc = val_acc;
+            best->epoch = st.epoch;
+        }
+        if (tq_run_save(run, out, &err)) {
             rc = tq_cli_fail(cmd, &err);
             break;
         }
@@ -178,11 +184,6 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         tq_json_num(json, "seconds", st.seconds);
         tq_json_close(json, '{');
         *final_acc = acc;
-        if (val && best && val_acc > best->val_acc) {
-            tq_snapshot_take(&best->weights, run->model);
-            best->val_acc = val_acc;
-            best->epoch = st.epoch;
-        }
     }
     tq_json_close(json, '[');
     sigaction(SIGINT, &old, NULL);
@@ -235,7 +236,14 @@ int tq_cmd_train(int argc, char **argv)
             tq_run_free(&saved);
             return rc;
         }
+        if (saved.epoch >= run.epochs) {
+            rc = tq_cli_usage_error(cmd, "--resume %s: the run has trained %lld epochs; give a "
+                                    "larger --epochs to continue it", resume, (long long)saved.epoch);
+            tq_run_free(&saved);
+            return rc;
+        }
         saved.epochs = run.epochs;
+        tq_run_forget_best(&saved); /* train does not choose among its epochs */
         run = saved;
         if (!data_spec) data_spec = run.data_name;
     }
@@ -281,8 +289,8 @@ int tq_cmd_train(int argc, char **argv)
     tq_json_int(&json, "threads", tq_get_threads());
     tq_json_str(&json, "gemm", tq_sgemm_backend());
     double acc = 0;
-    rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, &json,
-                      &rep, NULL, &acc);
+    rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, "",
+                      &json, &rep, &acc);
     tq_json_num(&json, "accuracy", acc);
     if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
     if (!rc) {
@@ -300,9 +308,11 @@ int tq_cmd_train(int argc, char **argv)
 /* ---- qat: the training loop on a quantized model, scales fixed */
 
 static const tq_cli_opt qat_opts[] = {
-    {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required)"},
+    {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required, unless --resume)"},
+    {"resume", "FILE", "continue the QAT run saved in FILE (after an epoch, or interrupted) with "
+                       "its own optimizer, schedule, batch and seed; --epochs changes the total"},
     {"data", "SPEC", "data set (default: the one the model was trained on)"},
-    {"epochs", "N", "QAT epochs (default 1)"},
+    {"epochs", "N", "QAT epochs (default 1; with --resume, the run's own)"},
     TRAINING_OPTS("cosine"),
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "checkpoint to write after every epoch (required)"},
@@ -320,23 +330,39 @@ static const tq_cli_cmd qat_cmd = {
     "(straight-through estimator with clipping in backward). Without --lr, QAT starts at 1%\n"
     "of the learning rate the float model was trained with: safe where PTQ lost little; 2-bit\n"
     "recipes usually gain more at 10-50% (tinyqat compare tries 1%, 10% and 50% and chooses\n"
-    "on the held-out images). With a validation split, QAT ends with its best epoch there.",
+    "on the held-out images). With a validation split, QAT ends with its best epoch there.\n"
+    "A run stopped by Ctrl-C continues with --resume and ends with the bits of a run never\n"
+    "interrupted (at the same --threads); a finished one continues to a larger --epochs.",
     qat_opts, 0};
 
-/* Folds batch norm into the layers before it after QAT and takes each weight quantizer's
- * amax afresh from the folded weights (the activation scales stay as calibrated). */
+/* Folds batch norm into the layers before it after QAT and takes the weight amax of those
+ * layers afresh from their folded weights. The other layers keep the amax QAT trained them
+ * with, and every layer its activation scales. */
 static tq_status fold_after_qat(tq_model *m, tq_error *err)
 {
-    if (tq_model_fold_batchnorms(m, err) < 0) return err->status;
-    for (int i = 0; i < tq_model_qlayer_count(m); i++) {
-        tq_qlayer *l = tq_model_qlayer(m, i);
+    int n = tq_model_layer_count(m);
+    bool *was_folded = calloc((size_t)n, sizeof *was_folded);
+    if (!was_folded) return tq_fail(err, TQ_STATUS_NOMEM, "qat: out of memory");
+    for (int i = 0; i < n; i++) {
+        tq_layer_info info;
+        tq_model_layer(m, i, &info);
+        was_folded[i] = info.folded;
+    }
+    tq_status st = tq_model_fold_batchnorms(m, err) < 0 ? err->status : TQ_STATUS_OK;
+    for (int i = 0; st == TQ_STATUS_OK && i < n; i++) {
+        tq_layer_info bn, into;
+        tq_model_layer(m, i, &bn);
+        if (!bn.folded || was_folded[i]) continue;
+        tq_model_layer(m, bn.src, &into);
+        tq_qlayer *l = tq_model_qlayer(m, into.qlayer);
         if (!l->weight_q) continue;
         tq_qstate state = tq_quantizer_state(l->weight_q);
         tq_quantizer_reset(l->weight_q);
-        if (tq_quantizer_calibrate_weight(l->weight_q, l->weight, err)) return err->status;
+        st = tq_quantizer_calibrate_weight(l->weight_q, l->weight, err);
         tq_quantizer_set_state(l->weight_q, state);
     }
-    return TQ_STATUS_OK;
+    free(was_folded);
+    return st;
 }
 
 static bool has_quantizers(tq_model *m)
@@ -346,6 +372,95 @@ static bool has_quantizers(tq_model *m)
         if (l->weight_q || l->input_q) return true;
     }
     return false;
+}
+
+/* The run QAT trains: a PTQ checkpoint with a new optimizer, schedule, batch and seed from
+ * the options, or (resume) a QAT run where it stopped. A usage exit code or 0. */
+static int setup_qat(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run,
+                     const tq_run *opts, double *lr, long long epochs, const char *path,
+                     bool resume, const tq_dataset *train)
+{
+    if (!resume) {
+        if (!tq_cli_get(cmd, a, "lr")) *lr = tq_qat_default_lr(run);
+        tq_optim_free(run->optim);
+        run->optim = NULL;
+        run->optim_cfg = opts->optim_cfg;
+        run->clip_norm = opts->clip_norm;
+        run->batch = opts->batch;
+        run->seed = opts->seed; /* the split keeps its own seed */
+        run->epoch = 0;
+        run->epochs = epochs;
+        tq_run_forget_best(run);
+        return parse_schedule(cmd, a, run, *lr, steps_per_epoch(train, run->batch),
+                              TQ_SCHEDULE_COSINE) ? 0 : TQ_EXIT_USAGE;
+    }
+    /* A PTQ checkpoint is at epoch 0, batch 0 too: QAT starts from it with --model-file. */
+    if (run->epoch == 0 && run->batch_in_epoch == 0)
+        return tq_cli_usage_error(cmd, "--resume %s: no QAT step was taken from it yet (start "
+                                  "QAT with --model-file %s)", path, path);
+    if (tq_cli_get(cmd, a, "epochs")) {
+        run->epochs = epochs;
+        run->schedule.total_steps = epochs * steps_per_epoch(train, run->batch);
+    }
+    if (run->epoch >= run->epochs)
+        return tq_cli_usage_error(cmd, "--resume %s: the run has trained all its %lld epochs "
+                                  "(give a larger --epochs)", path, (long long)run->epochs);
+    *lr = run->schedule.lr;
+    return 0;
+}
+
+/* The options a resumed run needs again, for the message that says how to continue it. */
+static void resume_options(const tq_cli_cmd *cmd, const tq_cli_args *a, char *buf, size_t len)
+{
+    const char *data = tq_cli_get(cmd, a, "data");
+    snprintf(buf, len, "%s%s%s%s", data ? " --data " : "", data ? data : "",
+             tq_cli_flag(cmd, a, "keep-last") ? " --keep-last" : "",
+             tq_cli_flag(cmd, a, "fold-bn-at-end") ? " --fold-bn-at-end" : "");
+}
+
+/* With a validation split, QAT ends with its best epoch there, the PTQ start included: the
+ * best so far starts as the weights training starts from, unless the resumed run has one. */
+static tq_status start_best(tq_run *run, const tq_dataset *val, tq_error *err)
+{
+    if (run->best) return TQ_STATUS_OK;
+    if (!(run->best = calloc(1, sizeof *run->best)))
+        return tq_fail(err, TQ_STATUS_NOMEM, "qat: out of memory");
+    run->best->epoch = run->epoch;
+    if (tq_snapshot_init(&run->best->weights, run->model, err) ||
+        tq_evaluate(run->model, val, run->mean, run->std, 256, &run->best->val_acc, NULL, err))
+        return err->status;
+    return TQ_STATUS_OK;
+}
+
+/* After the last epoch: back to the best one (keep_best), batch norm folded (fold), saved
+ * without the best epoch (the run is over). *acc: the test accuracy of what is saved. */
+static int finish_qat(const tq_cli_cmd *cmd, tq_run *run, bool keep_best, bool fold,
+                      const tq_dataset *test, const char *out, tq_json *json, tq_reporter *rep,
+                      double *acc)
+{
+    tq_error err = {0};
+    if (keep_best) {
+        tq_best_epoch *best = run->best;
+        tq_report_line(rep, "kept epoch %lld: validation accuracy %.4f%s", (long long)best->epoch,
+                       best->val_acc, best->epoch ? "" : " (the PTQ start; no epoch did better)");
+        tq_json_int(json, "kept_epoch", best->epoch);
+        if (best->epoch != run->epoch) {
+            tq_snapshot_restore(&best->weights, run->model);
+            if (tq_evaluate(run->model, test, run->mean, run->std, 256, acc, NULL, &err))
+                return tq_cli_fail(cmd, &err);
+        }
+    }
+    tq_run_forget_best(run);
+    if (fold) {
+        double unfolded = *acc;
+        if (fold_after_qat(run->model, &err) ||
+            tq_evaluate(run->model, test, run->mean, run->std, 256, acc, NULL, &err))
+            return tq_cli_fail(cmd, &err);
+        tq_report_line(rep, "batch norm folded after QAT: accuracy %.4f (unfolded %.4f)", *acc,
+                       unfolded);
+        tq_json_num(json, "unfolded_accuracy", unfolded);
+    }
+    return tq_run_save(run, out, &err) ? tq_cli_fail(cmd, &err) : 0;
 }
 
 int tq_cmd_qat(int argc, char **argv)
@@ -361,8 +476,11 @@ int tq_cmd_qat(int argc, char **argv)
     if (!parse_optim(cmd, &a, &opts, &lr) || !tq_cli_int(cmd, &a, "epochs", 1, 100000, &epochs))
         return TQ_EXIT_USAGE;
     const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
-    const char *json_path = tq_cli_get(cmd, &a, "json");
-    if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
+    const char *resume = tq_cli_get(cmd, &a, "resume"), *json_path = tq_cli_get(cmd, &a, "json");
+    if (in && resume) return tq_cli_usage_error(cmd, "--model-file and --resume: give one of them");
+    if (!(in || resume) || !out)
+        return tq_cli_usage_error(cmd, "--model-file (or --resume) and --out are required");
+    if (resume) in = resume;
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
     if (tq_ckpt_check_writable(out, &err) ||
@@ -384,20 +502,16 @@ int tq_cmd_qat(int argc, char **argv)
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
-    if (!tq_cli_get(cmd, &a, "lr")) lr = tq_qat_default_lr(&run);
-    tq_optim_free(run.optim);
-    run.optim = NULL;
-    run.optim_cfg = opts.optim_cfg;
-    run.clip_norm = opts.clip_norm;
-    run.batch = opts.batch;
-    run.seed = opts.seed; /* the split keeps its own seed */
-    run.epoch = 0;
-    run.epochs = epochs;
-    if (!parse_schedule(cmd, &a, &run, lr, steps_per_epoch(&train, run.batch), TQ_SCHEDULE_COSINE)) {
-        rc = TQ_EXIT_USAGE;
-    } else {
-        tq_report_line(&rep, "qat %s on %s: %lld epochs, %s from lr %g", tq_model_name(run.model),
-                       train.name, (long long)run.epochs, tq_optim_kind_name(run.optim_cfg.kind), lr);
+    rc = setup_qat(cmd, &a, &run, &opts, &lr, epochs, in, resume != NULL, &train);
+    if (!rc) {
+        if (resume)
+            tq_report_line(&rep, "qat %s on %s: resumed after epoch %lld, batch %lld, of %lld; %s",
+                           tq_model_name(run.model), train.name, (long long)run.epoch,
+                           (long long)run.batch_in_epoch, (long long)run.epochs,
+                           tq_optim_kind_name(run.optim_cfg.kind));
+        else
+            tq_report_line(&rep, "qat %s on %s: %lld epochs, %s from lr %g", tq_model_name(run.model),
+                           train.name, (long long)run.epochs, tq_optim_kind_name(run.optim_cfg.kind), lr);
         tq_json json;
         tq_json_begin(&json);
         tq_json_str(&json, "command", "qat");
@@ -405,37 +519,17 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "data", train.name);
         tq_json_num(&json, "lr", lr);
         double acc = 0;
-        /* With a validation split, QAT ends with its best epoch there, the PTQ start included. */
-        best_epoch best = {.val_acc = -1};
         bool keep_best = val.n && !tq_cli_flag(cmd, &a, "keep-last");
-        if (keep_best && (tq_snapshot_init(&best.weights, run.model, &err) ||
-                          tq_evaluate(run.model, &val, run.mean, run.std, 256, &best.val_acc, NULL, &err)))
-            rc = tq_cli_fail(cmd, &err);
+        char resume_opts[4200];
+        resume_options(cmd, &a, resume_opts, sizeof resume_opts);
+        if (!keep_best) tq_run_forget_best(&run);
+        else if (start_best(&run, &val, &err)) rc = tq_cli_fail(cmd, &err);
         if (!rc)
-            rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, &json, &rep,
-                              keep_best ? &best : NULL, &acc);
-        if (!rc && keep_best) {
-            tq_report_line(&rep, "kept epoch %lld: validation accuracy %.4f%s", (long long)best.epoch,
-                           best.val_acc, best.epoch ? "" : " (the PTQ start; no epoch did better)");
-            tq_json_int(&json, "kept_epoch", best.epoch);
-            if (best.epoch != run.epoch) {
-                tq_snapshot_restore(&best.weights, run.model);
-                if (tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err) ||
-                    tq_run_save(&run, out, &err))
-                    rc = tq_cli_fail(cmd, &err);
-            }
-        }
-        tq_snapshot_free(&best.weights);
-        if (!rc && tq_cli_flag(cmd, &a, "fold-bn-at-end")) {
-            double unfolded = acc;
-            if (fold_after_qat(run.model, &err) ||
-                tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err) ||
-                tq_run_save(&run, out, &err))
-                rc = tq_cli_fail(cmd, &err);
-            tq_report_line(&rep, "batch norm folded after QAT: accuracy %.4f (unfolded %.4f)",
-                           acc, unfolded);
-            tq_json_num(&json, "unfolded_accuracy", unfolded);
-        }
+            rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, resume_opts,
+                              &json, &rep, &acc);
+        if (!rc)
+            rc = finish_qat(cmd, &run, keep_best, tq_cli_flag(cmd, &a, "fold-bn-at-end"), &test,
+                            out, &json, &rep, &acc);
         tq_json_num(&json, "accuracy", acc);
         if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
         if (!rc) printf("accuracy: %.4f\n", acc);

@@ -208,11 +208,19 @@ tq_status tq_predict(tq_model *model, const tq_dataset *d, const float *mean, co
     return evaluate_pass(model, d, mean, std, batch, accuracy, NULL, pred, err);
 }
 
+void tq_run_forget_best(tq_run *run)
+{
+    if (run->best) tq_snapshot_free(&run->best->weights);
+    free(run->best);
+    run->best = NULL;
+}
+
 void tq_run_free(tq_run *run)
 {
     if (!run) return;
     tq_model_free(run->model);
     tq_optim_free(run->optim);
+    tq_run_forget_best(run);
     run->model = NULL;
     run->optim = NULL;
 }

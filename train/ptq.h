@@ -77,7 +77,8 @@ tq_status tq_chan_stats_observe(tq_model *m, tq_chan_stats *s, tq_tensor *x, tq_
 tq_status tq_smoothquant_model(tq_model *m, const tq_chan_stats *s, float alpha, tq_error *err);
 tq_status tq_awq_model(tq_model *m, tq_chan_stats *s, const tq_qspec *wspec, float *exps,
                        tq_error *err);
-/* AWQ clipping on every attached weight quantizer. */
+/* AWQ clipping on every attached weight quantizer: the search of tq_awq_clip_search, kept
+ * only where it does not raise the output error on the kept samples (by output channel). */
 tq_status tq_awq_clip_model(tq_model *m, const tq_chan_stats *s, tq_error *err);
 
 /* Puts the recipe's quantizers on every Linear and Conv2d of m (replacing any there):

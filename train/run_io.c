@@ -1,10 +1,12 @@
 /* Saving and loading a run: model (name, input shape, parameters, batch-norm statistics,
- * quantizer specs and amax), optimizer state, normalisation, epoch and schedule. */
+ * quantizer specs and amax), optimizer state, normalisation, epoch, schedule and, in QAT, the
+ * epoch best on validation so far. */
 #include "checkpoint.h"
 #include "train.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { RUN_EPOCH, RUN_EPOCHS, RUN_BATCH, RUN_SEED, RUN_OPTIM_STEPS, RUN_OPTIM_KIND,
@@ -25,6 +27,17 @@ static void put_quantizer(tq_ckpt_writer *w, const char *layer, const char *slot
     int64_t meta[2] = {tq_quantizer_state(q), tq_quantizer_unsigned_chosen(q)};
     snprintf(name, sizeof name, "q.%s.%s.meta", layer, slot);
     tq_ckpt_put(w, name, TQ_CKPT_I64, meta, 2);
+}
+
+/* QAT's best epoch so far: its weights, and its number and validation accuracy, the latter
+ * as the bits of the double so that a resumed run compares exactly as an uninterrupted one. */
+static void put_best(tq_ckpt_writer *w, const tq_best_epoch *b)
+{
+    int64_t meta[2] = {b->epoch, 0};
+    memcpy(&meta[1], &b->val_acc, sizeof b->val_acc);
+    tq_ckpt_put(w, "best.params", TQ_CKPT_F32, b->weights.params, b->weights.n_params);
+    tq_ckpt_put(w, "best.state", TQ_CKPT_F32, b->weights.state, b->weights.n_state);
+    tq_ckpt_put(w, "best.meta", TQ_CKPT_I64, meta, 2);
 }
 
 /* A model whose parameters went non-finite is never saved: the last good checkpoint stays. */
@@ -81,6 +94,7 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
     if (run->optim)
         tq_ckpt_put(w, "optim.state", TQ_CKPT_F32, tq_optim_state(run->optim),
                     tq_optim_state_count(run->optim));
+    if (run->best) put_best(w, run->best);
     char folded[4096];
     if (tq_model_folded_names(m, folded, sizeof folded)[0]) tq_ckpt_put_str(w, "model.folded", folded);
     for (int i = 0; i < tq_model_qlayer_count(m); i++) {
@@ -190,6 +204,28 @@ static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq
     return TQ_STATUS_OK;
 }
 
+static tq_status load_best(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    if (!tq_ckpt_get_f32(ck, "best.params", NULL)) return TQ_STATUS_OK;
+    tq_model *m = run->model;
+    const float *p = tq_ckpt_require_f32(ck, "best.params", tq_model_param_count(m), err);
+    const float *s = p ? tq_ckpt_require_f32(ck, "best.state", tq_model_state_count(m), err) : NULL;
+    const int64_t *meta = s ? tq_ckpt_require_i64(ck, "best.meta", 2, err) : NULL;
+    if (!meta) return err->status;
+    double val_acc;
+    memcpy(&val_acc, &meta[1], sizeof val_acc);
+    if (meta[0] < 0 || !(val_acc >= 0 && val_acc <= 1))
+        return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: best.meta: value out of range", path);
+    if (!(run->best = calloc(1, sizeof *run->best)) ||
+        tq_snapshot_init(&run->best->weights, m, err))
+        return tq_fail(err, TQ_STATUS_NOMEM, "checkpoint %s: out of memory", path);
+    memcpy(run->best->weights.params, p, (size_t)run->best->weights.n_params * sizeof(float));
+    memcpy(run->best->weights.state, s, (size_t)run->best->weights.n_state * sizeof(float));
+    run->best->epoch = meta[0];
+    run->best->val_acc = val_acc;
+    return TQ_STATUS_OK;
+}
+
 static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
 {
     int64_t n_data = 0;
@@ -265,6 +301,7 @@ tq_status tq_run_load(const char *path, tq_run *run, tq_error *err)
     if (!ck) return err->status;
     tq_status st = load_model(ck, path, run, err);
     if (st == TQ_STATUS_OK) st = load_run(ck, path, run, err);
+    if (st == TQ_STATUS_OK) st = load_best(ck, path, run, err);
     tq_ckpt_free(ck);
     if (st != TQ_STATUS_OK) tq_run_free(run);
     return st;

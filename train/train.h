@@ -36,9 +36,15 @@ typedef struct tq_run {
     int64_t epochs;            /* epochs planned */
     float mean[4], std[4];     /* input normalisation, fixed from the training set */
     char data_name[4096];      /* the data set spec trained on (a path: as long as one) */
+    /* QAT with a validation split: the epoch it will end with so far (tq_best_epoch), saved
+     * with the run so that a resumed run chooses as an uninterrupted one; owned, or NULL. */
+    struct tq_best_epoch *best;
 } tq_run;
 
+/* Frees the model, the optimizer and the best epoch. */
 void tq_run_free(tq_run *run);
+/* Frees run->best and sets it to NULL: the run no longer chooses among its epochs. */
+void tq_run_forget_best(tq_run *run);
 /* Per quantized layer: formats, block formats, amax range, unsigned choice, weight SQNR. */
 void tq_print_quantizers(tq_model *m, FILE *out);
 
@@ -70,6 +76,14 @@ tq_status tq_snapshot_init(tq_snapshot *s, tq_model *m, tq_error *err);
 void tq_snapshot_take(tq_snapshot *s, tq_model *m);
 void tq_snapshot_restore(const tq_snapshot *s, tq_model *m);
 void tq_snapshot_free(tq_snapshot *s);
+
+/* The epoch best on validation so far: its weights, its validation accuracy (a fraction) and
+ * its number (0: the weights training started from). */
+typedef struct tq_best_epoch {
+    tq_snapshot weights;
+    double val_acc;
+    int64_t epoch;
+} tq_best_epoch;
 
 /* Whether data set d (opened from spec) fits run->model: the same image shape (C,H,W) and
  * class count; otherwise a TQ_STATUS_SHAPE error naming both shapes and both data sets. */

@@ -281,14 +281,14 @@ def run_sections(model=b"lenet5", shape=(1, 12, 12, 2), n_params=14946, steps=0,
                  norm=(0.5, 0, 0, 0, 0.25, 1, 1, 1), quant=True):
     """A run checkpoint as tq_run_save writes it: lenet5 on 1x12x12 inputs, 2 classes."""
     # run.i64: epoch, epochs, batch, seed, optim steps, optim kind, nesterov, schedule kind,
-    # warm-up, step size, total steps; run.f32: momentum, wd, beta1, beta2, eps, lr, min lr,
-    # gamma, clip.
+    # warm-up, step size, total steps, batch in epoch, rng state (2); run.f32: momentum, wd,
+    # beta1, beta2, eps, lr, min lr, gamma, clip, validation fraction.
     secs = [(b"model.name", 3) + string(model), (b"model.input", 2) + i64s(*shape),
             (b"model.params", 1, n_params, struct.pack("<f", 0.01) * n_params),
             (b"model.state", 1, 0, b""), (b"data.name", 3) + string(b"pngdir"),
             (b"data.norm", 1) + f32(*norm),
-            (b"run.i64", 2) + i64s(1, 2, batch, 7, steps, 1, 0, 0, 0, 1, 100),
-            (b"run.f32", 1) + f32(0.9, 0, 0.9, 0.999, 1e-8, 1e-3, 0, 0.1, 0)]
+            (b"run.i64", 2) + i64s(1, 2, batch, 7, steps, 1, 0, 0, 0, 1, 100, 0, 1, 2),
+            (b"run.f32", 1) + f32(0.9, 0, 0.9, 0.999, 1e-8, 1e-3, 0, 0.1, 0, 0)]
     if quant:
         secs += [(b"q.fc3.w.spec", 3) + string(b"int4:channel=0"),
                  (b"q.fc3.w.amax", 1) + f32(0.5, 0.25), (b"q.fc3.w.meta", 2) + i64s(2, 0),
@@ -315,6 +315,13 @@ def make_run_checkpoints(t):
         secs = run_sections(model=name, shape=shape, n_params=0, quant=False)
         put(t, "run-%s-%s" % (name.decode(), "x".join(map(str, shape))), ckpt(secs))
     put(t, "run-batch-0", ckpt(run_sections(batch=0, quant=False)))
+    # QAT's best epoch so far: its weights, state, number and validation accuracy (double bits)
+    best = [(b"best.params", 1, 14946, struct.pack("<f", 0.02) * 14946), (b"best.state", 1, 0, b""),
+            (b"best.meta", 2) + (2, struct.pack("<qd", 1, 0.75))]
+    put(t, "run-best", ckpt(run_sections() + best))
+    put(t, "run-best-accuracy-2", ckpt(run_sections() + best[:2] + [(b"best.meta", 2) + (2, struct.pack("<qd", 1, 2.0))]))
+    put(t, "run-best-short", ckpt(run_sections() + [(b"best.params", 1) + f32(0.5)] + best[1:]))
+    put(t, "run-best-no-meta", ckpt(run_sections() + best[:2]))
     put(t, "run-std-0", ckpt(run_sections(norm=(0.5, 0, 0, 0, 0, 1, 1, 1), quant=False)))
 
 
