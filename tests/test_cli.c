@@ -501,12 +501,25 @@ START_TEST(test_compare_writes_table_csv_md_json)
     ck_assert_int_eq(RUN("$TQ ptq --model-file cmp-float.tqc --recipe w4a8 --calib-batches 2 --quiet --out cq.tqc"), 0);
     ck_assert_int_eq(RUN("$TQ qat --model-file cq.tqc --epochs 2 --out cqq.tqc"), 0);
     ck_assert_ptr_nonnull(strstr(out, "val acc"));
-    /* it ends with the epoch best on them, and the checkpoint holds that epoch */
-    int kept = -1;
+    /* it ends with the epoch best on them, the PTQ start (epoch 0, printed first) included,
+     * and the checkpoint holds that epoch */
+    double val_acc[3];
+    const char *e0 = strstr(out, "epoch 0/2 (the PTQ start)  val acc ");
+    ck_assert_msg(e0 && sscanf(e0, "epoch 0/2 (the PTQ start)  val acc %lf", &val_acc[0]) == 1, "%s", out);
+    for (int e = 1; e <= 2; e++) {
+        char head[32];
+        snprintf(head, sizeof head, "epoch %d/2 ", e);
+        const char *line = strstr(out, head), *v = line ? strstr(line, "val acc ") : NULL;
+        ck_assert_msg(v && sscanf(v, "val acc %lf", &val_acc[e]) == 1, "%s", out);
+    }
+    int kept = -1, argmax = 0;
+    double kept_acc = -1;
+    for (int e = 1; e <= 2; e++) if (val_acc[e] > val_acc[argmax]) argmax = e;
     const char *k = strstr(out, "kept epoch ");
     ck_assert_ptr_nonnull(k);
-    ck_assert_int_eq(sscanf(k, "kept epoch %d", &kept), 1);
-    ck_assert(kept >= 0 && kept <= 2);
+    ck_assert_int_eq(sscanf(k, "kept epoch %d: validation accuracy %lf", &kept, &kept_acc), 2);
+    ck_assert_int_eq(kept, argmax);
+    TQ_ASSERT_NEAR(kept_acc, val_acc[argmax], 1e-9);
     double qat_acc = tq_cli_accuracy(out);
     ck_assert_int_eq(RUN("$TQ eval --model-file cqq.tqc"), 0);
     TQ_ASSERT_NEAR(tq_cli_accuracy(out), qat_acc, 1e-9);

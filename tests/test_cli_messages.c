@@ -328,6 +328,34 @@ START_TEST(test_fq_prints_block_formats_with_their_scales)
 }
 END_TEST
 
+/* --codes: each value's code (value = code x scale) and the code's bits, by hand. */
+START_TEST(test_fq_prints_codes)
+{
+    /* int4, amax 2: scale 2/7; 0.3/s = 1.05 -> 1, 0.9/s = 3.15 -> 3, -7/s = -24.5 saturates
+     * at -8 (two's complement 1000). */
+    ck_assert_int_eq(RUN("$TQ fq --spec int4 --amax 2 --codes 0.3 0.9 -7"), 0);
+    const float s = 2.0f / 7.0f;
+    char want[512];
+    snprintf(want, sizeof want, "%.9g  1  0x01 0001\n%.9g  3  0x03 0011\n%.9g  -8  0x08 1000\n",
+             (double)s, (double)(3 * s), (double)(-8 * s));
+    EXPECT_OUT(want);
+    /* e4m3 at scale 1 (amax 448): 0.3 = 1.2 x 2^-2 lies between 1.25 x 2^-2 and 1.125 x
+     * 2^-2, nearer the first: sign 0, exponent -2 + 7 = 0101, mantissa 010; -300 lies
+     * between 288 and 320 (steps of 32 in [256, 512)), nearer 288: 1 1111 001. */
+    ck_assert_int_eq(RUN("$TQ fq --spec e4m3 --amax 448 --codes 0.3 -300"), 0);
+    EXPECT_OUT("0.3125  0.3125  0x2a 00101010\n-288  -288  0xf9 11111001\n");
+    /* blocks: the codes under each block's scale (0.7/7 and 2/7); -3.5 rounds to even */
+    ck_assert_int_eq(RUN("$TQ fq --spec int4:block=2 --codes 0.7 -0.35 2 1"), 0);
+    snprintf(want, sizeof want, "# block 1 (values 1-2): amax %.9g, scale %.9g = amax / 7\n"
+                                "%.9g  7  0x07 0111\n%.9g  -4  0x0c 1100\n"
+                                "# block 2 (values 3-4): amax 2, scale %.9g = amax / 7\n"
+                                "2  7  0x07 0111\n%.9g  3  0x03 0011\n",
+             (double)0.7f, (double)(0.7f / 7.0f), (double)(7 * (0.7f / 7.0f)),
+             (double)(-4 * (0.7f / 7.0f)), (double)s, (double)(3 * s));
+    EXPECT_OUT(want);
+}
+END_TEST
+
 /* Every command once through, printing all it prints (no --quiet) without the optional
  * outputs (no --json): no "(null)", and in the sanitizer build, where a NULL given to %s
  * aborts, no NULL. */
@@ -379,6 +407,7 @@ static Suite *messages_suite(void)
     tcase_add_test(tc, test_help_prints_in_the_order_it_announces);
     tcase_add_test(tc, test_fq_takes_any_number_of_values);
     tcase_add_test(tc, test_fq_prints_block_formats_with_their_scales);
+    tcase_add_test(tc, test_fq_prints_codes);
     tcase_add_test(tc, test_every_command_prints_no_null);
 #ifdef __GLIBC__
     tcase_add_test_raise_signal(tc, test_null_string_aborts, SIGABRT);

@@ -36,10 +36,12 @@ static const tq_cli_opt fq_opts[] = {
     {"amax", "A", "the amax that fixes the scale (required per tensor); for blocks, clips each "
                   "block's abs max (default: no clipping)"},
     {"show-scales", NULL, "print the per-tensor scale on a '#' line first (blocks always show theirs)"},
+    {"codes", NULL, "also print each value's code (value = code x scale: an integer, or an FP "
+                    "grid value) and the code's bits, as tinyqat grid shows them"},
     {0},
 };
 static const tq_cli_cmd fq_cmd = {
-    "fq", "--spec SPEC [--amax A] [--show-scales] [VALUE...]",
+    "fq", "--spec SPEC [--amax A] [--show-scales] [--codes] [VALUE...]",
     "Print the fake-quantized value of each VALUE, one per line (from standard input, one per\n"
     "line, when none are given). Per tensor: scale = amax / largest value of the format.\n"
     "A block format takes the values as consecutive blocks (the last may be shorter), each\n"
@@ -47,6 +49,21 @@ static const tq_cli_cmd fq_cmd = {
     "values: amax / qmax for intN blocks, the shared E8M0 exponent for MX formats, the E4M3\n"
     "block scale under the float32 global scale (on a '#' line of its own) for NVFP4.",
     fq_opts, INT_MAX};
+
+/* "VALUE", or with code "VALUE  CODE  0xHEX BITS" (the bits as `tinyqat grid` shows them). */
+static void print_value(float y, const float *code, tq_format f)
+{
+    if (!code) {
+        printf("%.9g\n", (double)y);
+        return;
+    }
+    int width = tq_format_is_float(f) ? (f.kind == TQ_FORMAT_E2M1 ? 4 : 8) : f.bits;
+    uint32_t c = tq_format_encode(f, *code);
+    char bits[33];
+    for (int b = 0; b < width; b++) bits[b] = (c >> (width - 1 - b)) & 1u ? '1' : '0';
+    bits[width] = '\0';
+    printf("%.9g  %.9g  0x%02x %s\n", (double)y, (double)*code, (unsigned)c, bits);
+}
 
 /* s as a number (surrounding white space allowed), or a message naming it. */
 static bool parse_value(const tq_cli_cmd *cmd, const char *s, float *x)
@@ -102,6 +119,8 @@ static int fq_tensor(const tq_cli_cmd *cmd, const tq_cli_args *a, const tq_qspec
     tq_tensor t = {.data = &x};
     tq_shape_set(&t, 1, (int32_t[]){1});
     tq_scale_parts p;
+    bool codes = tq_cli_flag(cmd, a, "codes");
+    float code, step;
     if (tq_cli_flag(cmd, a, "show-scales")) {
         if (tq_quantizer_scale_parts(q, &t, &p, &err)) rc = tq_cli_fail(cmd, &err);
         else printf("# scale %.9g = amax %.9g / %g\n", (double)p.step, (double)p.amax,
@@ -111,8 +130,10 @@ static int fq_tensor(const tq_cli_cmd *cmd, const tq_cli_args *a, const tq_qspec
     size_t cap = 0;
     for (int next = 0, got; !rc && (got = next_value(cmd, a, &next, &line, &cap, &x)) != 0;) {
         if (got < 0) rc = TQ_EXIT_FAIL;
-        else if (tq_quantizer_apply(q, &t, &y, &err)) rc = tq_cli_fail(cmd, &err);
-        else printf("%.9g\n", (double)y);
+        else if (tq_quantizer_apply(q, &t, &y, &err) ||
+                 (codes && tq_quantizer_codes(q, &t, &code, &step, &err)))
+            rc = tq_cli_fail(cmd, &err);
+        else print_value(y, codes ? &code : NULL, tq_quantizer_format(q));
     }
     free(line);
     tq_quantizer_free(q);
@@ -175,14 +196,20 @@ static int read_values(const tq_cli_cmd *cmd, const tq_cli_args *a, float **x, i
     return rc;
 }
 
-/* Fake quant of the n values of x in blocks: y gets the values, parts one scale per block.
+/* Fake quant of the n values of x in blocks: y gets the values, parts one scale per block,
+ * codes (when not NULL) each value's code.
  * Each block's amax is its abs max, as weights are calibrated, clipped to amax_given when
  * that is >= 0; the NVFP4 global amax is then the largest block amax, one block or many. */
 static tq_status quantize_blocks(const tq_qspec *spec, double amax_given, tq_tensor *x,
-                                 float *y, tq_scale_parts *parts, int64_t count, tq_error *err)
+                                 float *y, tq_scale_parts *parts, float *codes, int64_t count,
+                                 tq_error *err)
 {
-    float *amax = malloc((size_t)count * sizeof *amax);
-    if (!amax) return tq_fail(err, TQ_STATUS_NOMEM, "out of memory");
+    float *amax = malloc((size_t)count * sizeof *amax), *steps = malloc((size_t)count * sizeof *steps);
+    if (!amax || !steps) {
+        free(amax);
+        free(steps);
+        return tq_fail(err, TQ_STATUS_NOMEM, "out of memory");
+    }
     tq_status st = TQ_STATUS_OK;
     for (int64_t b = 0; b < count && !st; b++) {
         int64_t first = b * spec->block_size, last = first + spec->block_size;
@@ -197,9 +224,11 @@ static tq_status quantize_blocks(const tq_qspec *spec, double amax_given, tq_ten
     }
     tq_quantizer *q = NULL;
     if (!st && (!(q = tq_quantizer_new(spec, err)) || tq_quantizer_set_amax(q, amax, count, err) ||
-                tq_quantizer_apply(q, x, y, err) || tq_quantizer_scale_parts(q, x, parts, err)))
+                tq_quantizer_apply(q, x, y, err) || tq_quantizer_scale_parts(q, x, parts, err) ||
+                (codes && tq_quantizer_codes(q, x, codes, steps, err))))
         st = err->status;
     free(amax);
+    free(steps);
     tq_quantizer_free(q);
     return st;
 }
@@ -209,7 +238,7 @@ static tq_status quantize_blocks(const tq_qspec *spec, double amax_given, tq_ten
 static int fq_blocks(const tq_cli_cmd *cmd, const tq_cli_args *a, const tq_qspec *spec,
                      double amax_given /* < 0: none */)
 {
-    float *x, *y = NULL;
+    float *x, *y = NULL, *codes = NULL;
     int64_t n;
     int rc = read_values(cmd, a, &x, &n);
     if (rc || n == 0) {
@@ -222,9 +251,12 @@ static int fq_blocks(const tq_cli_cmd *cmd, const tq_cli_args *a, const tq_qspec
     int64_t count = (n + spec->block_size - 1) / spec->block_size;
     tq_scale_parts *parts = malloc((size_t)count * sizeof *parts);
     y = malloc((size_t)n * sizeof *y);
+    bool want_codes = tq_cli_flag(cmd, a, "codes");
+    if (want_codes) codes = malloc((size_t)n * sizeof *codes);
     tq_error err = {0};
-    if (!parts || !y) rc = tq_cli_fail(cmd, &(tq_error){TQ_STATUS_NOMEM, "out of memory"});
-    else if (quantize_blocks(spec, amax_given, &t, y, parts, count, &err))
+    if (!parts || !y || (want_codes && !codes))
+        rc = tq_cli_fail(cmd, &(tq_error){TQ_STATUS_NOMEM, "out of memory"});
+    else if (quantize_blocks(spec, amax_given, &t, y, parts, codes, count, &err))
         rc = tq_cli_fail(cmd, &err);
     if (!rc && spec->scale == TQ_SCALE_NVFP4) {
         float global = 0.0f;
@@ -236,8 +268,9 @@ static int fq_blocks(const tq_cli_cmd *cmd, const tq_cli_args *a, const tq_qspec
         int64_t first = b * spec->block_size;
         int64_t last = first + spec->block_size < n ? first + spec->block_size : n;
         print_block_scale(spec, spec->format, &parts[b], b, first, last);
-        for (int64_t i = first; i < last; i++) printf("%.9g\n", (double)y[i]);
+        for (int64_t i = first; i < last; i++) print_value(y[i], codes ? &codes[i] : NULL, spec->format);
     }
+    free(codes);
     free(parts);
     free(y);
     free(x);

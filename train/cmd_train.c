@@ -524,6 +524,10 @@ int tq_cmd_qat(int argc, char **argv)
         resume_options(cmd, &a, resume_opts, sizeof resume_opts);
         if (!keep_best) tq_run_forget_best(&run);
         else if (start_best(&run, &val, &err)) rc = tq_cli_fail(cmd, &err);
+        /* the start's figure, so that the epochs' can be read against it */
+        else if (run.epoch == 0)
+            tq_report_line(&rep, "epoch 0/%lld (the PTQ start)  val acc %.4f", (long long)run.epochs,
+                           run.best->val_acc);
         if (!rc)
             rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, resume_opts,
                               &json, &rep, &acc);
