@@ -27,6 +27,8 @@ typedef struct tq_recipe {
     float alpha;    /* SmoothQuant migration strength (default 0.5) */
     bool awq_clip;  /* AWQ: also search the weight amax per block */
     bool fold_bn;   /* fold batch norms into the layers before them first */
+    bool keep_histograms; /* activation quantizers keep their calibration histogram whatever
+                             the calibrator (for the report's figures) */
     int n_overrides;
     tq_layer_override overrides[TQ_RECIPE_MAX_OVERRIDES];
 } tq_recipe;
