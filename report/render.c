@@ -120,7 +120,7 @@ static void draw_panel(tq_svg *svg, const tq_panel *p, double x, double y, doubl
     double legend_h = legend_rows(p, w) * LEGEND_ROW, bottom = p->n_cats ? 58 : 40;
     tq_axes a = {.left = x + MARGIN_LEFT, .top = y + 24, .width = w - MARGIN_LEFT - MARGIN_RIGHT,
                  .xlo = xr.lo, .xhi = xr.hi, .ylo = yr.lo, .yhi = yr.hi, .xlog = p->xlog,
-                 .ylog = p->ylog, .n_cats = p->n_cats};
+                 .ylog = p->ylog, .n_cats = p->n_cats, .hide_y = p->hide_y};
     a.height = h - 24 - bottom - legend_h;
     const char *cats[TQ_PANEL_MAX_CATS];
     for (int i = 0; i < p->n_cats; i++) cats[i] = p->cats[i];

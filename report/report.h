@@ -27,6 +27,7 @@ typedef struct tq_axes {
     double xlo, xhi, ylo, yhi;       /* data; on a log axis, both > 0 */
     bool xlog, ylog;
     int n_cats;                      /* > 0: x is categorical, categories at x = 0..n_cats-1 */
+    bool hide_y;                     /* no y tick labels (rows told apart by the legend) */
 } tq_axes;
 
 /* An empty document of width x height pixels; NULL without memory. */
@@ -52,7 +53,7 @@ void tq_svg_axes(tq_svg *s, tq_axes *a, const char *xlabel, const char *ylabel,
 bool tq_axes_map(const tq_axes *a, double x, double y, double *px, double *py);
 
 /* Series on axes a, in colour `color` (CSS). x NULL: 0, 1, 2, ... A line is broken where a
- * value is skipped. */
+ * value is skipped, and marks its points when it has few (one alone would not show). */
 void tq_svg_line(tq_svg *s, const tq_axes *a, const double *x, const double *y, int n,
                  const char *color, bool dashed);
 void tq_svg_points(tq_svg *s, const tq_axes *a, const double *x, const double *y, int n,
@@ -119,6 +120,7 @@ typedef struct tq_panel {
     char title[96], xlabel[64], ylabel[64];
     bool xlog, ylog;
     bool y_from_zero;   /* the y axis starts at 0 (bars, counts, fractions) */
+    bool hide_y;        /* y only separates rows: no tick labels */
     int n_cats;
     char cats[TQ_PANEL_MAX_CATS][32];
     int n_series;

@@ -178,7 +178,7 @@ void tq_svg_axes(tq_svg *s, tq_axes *a, const char *xlabel, const char *ylabel,
         put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
             a->left, py, a->left + a->width, py);
         tq_tick_label(ticks[i], label, sizeof label);
-        tq_svg_text(s, a->left - 4, py + 4, "end", 10, 0, label);
+        if (!a->hide_y) tq_svg_text(s, a->left - 4, py + 4, "end", 10, 0, label);
     }
     if (a->n_cats > 0) {
         double step = a->width / a->n_cats;
@@ -224,6 +224,12 @@ void tq_svg_line(tq_svg *s, const tq_axes *a, const double *x, const double *y, 
         open = true;
     }
     if (open) put(s, "\"/>\n");
+    if (n <= 40)
+        for (int i = 0; i < n; i++) {
+            double px, py;
+            if (tq_axes_map(a, x ? x[i] : i, y[i], &px, &py))
+                put(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.8\" fill=\"%s\"/>\n", px, py, color);
+        }
 }
 
 void tq_svg_points(tq_svg *s, const tq_axes *a, const double *x, const double *y, int n,

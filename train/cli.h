@@ -106,6 +106,7 @@ int tq_cmd_grid(int argc, char **argv);
 int tq_cmd_fq(int argc, char **argv);
 int tq_cmd_sensitivity(int argc, char **argv);
 int tq_cmd_export(int argc, char **argv);
+int tq_cmd_report(int argc, char **argv);
 /* `info` on an ONNX file: a path ending in .onnx that is not a checkpoint. */
 bool tq_is_onnx_path(const char *path);
 int tq_info_onnx(const char *path);

@@ -36,6 +36,7 @@ void tq_fig_formats(tq_report *r, tq_model *m)
     tq_panel *lg = tq_figure_panel(r, f, "positive values", "value", "format");
     if (!lin || !lg) return;
     lg->xlog = true;
+    lin->hide_y = lg->hide_y = true;
     for (int k = 0; k < n; k++) {
         tq_grid_entry grid[256];
         int ng = tq_format_grid(seen[k], grid, 256);

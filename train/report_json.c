@@ -30,6 +30,7 @@ static void save_panel(tq_json *j, const tq_panel *p)
     tq_json_int(j, "xlog", p->xlog);
     tq_json_int(j, "ylog", p->ylog);
     tq_json_int(j, "y_from_zero", p->y_from_zero);
+    tq_json_int(j, "hide_y", p->hide_y);
     if (p->n_cats) {
         tq_json_open(j, "categories", '[');
         for (int i = 0; i < p->n_cats; i++) tq_json_str(j, NULL, p->cats[i]);
@@ -163,13 +164,14 @@ static tq_status load_series(loader *l, const tq_jv *o, tq_panel *p)
 
 static tq_status load_panel(loader *l, const tq_jv *o, tq_panel *p)
 {
-    int xlog = 0, ylog = 0, from_zero = 0;
+    int xlog = 0, ylog = 0, from_zero = 0, hide_y = 0;
     if (get_str(l, o, "title", p->title, sizeof p->title, false) ||
         get_str(l, o, "xlabel", p->xlabel, sizeof p->xlabel, false) ||
         get_str(l, o, "ylabel", p->ylabel, sizeof p->ylabel, false) ||
         get_int(l, o, "xlog", 0, 1, &xlog) || get_int(l, o, "ylog", 0, 1, &ylog) ||
-        get_int(l, o, "y_from_zero", 0, 1, &from_zero))
+        get_int(l, o, "y_from_zero", 0, 1, &from_zero) || get_int(l, o, "hide_y", 0, 1, &hide_y))
         return l->err->status;
+    p->hide_y = hide_y;
     p->xlog = xlog;
     p->ylog = ylog;
     p->y_from_zero = from_zero;

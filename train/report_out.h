@@ -119,4 +119,33 @@ tq_status tq_report_sensitivity(const char *dir, tq_run *run, const tq_recipe *r
                                 const tq_sens_ctx *c, const tq_sens_row *rows, int n_rows,
                                 double float_acc, tq_error *err);
 
+/* `compare --report`: what the experiment leaves behind as it runs, then the figures. */
+#define TQ_COMPARE_REPORT_RUNS 64
+typedef struct tq_compare_report {
+    const char *dir;
+    const char *recipe;          /* the recipe the per-layer figures show (NULL: the one
+                                    whose best PTQ loses most against float) */
+    const tq_dataset *probe;     /* images the clipped fractions are measured on */
+    const float *mean, *std;     /* their normalisation */
+    tq_curves *curves;           /* owned */
+    int n_runs;                  /* QAT runs: "recipe lr" and their clipped fractions */
+    char run_names[TQ_COMPARE_REPORT_RUNS][128];
+    tq_clip_log *clips[TQ_COMPARE_REPORT_RUNS];
+    int n_recipes;
+    tq_snapshot kept[16];        /* each recipe's QAT result, and its test predictions */
+    int32_t *qat_pred[16];
+} tq_compare_report;
+tq_status tq_compare_report_init(tq_compare_report *cr, const char *dir, const char *recipe,
+                                 const tq_dataset *probe, const float *mean, const float *std,
+                                 tq_error *err);
+/* tq_compare's on_qat_epoch: the curves and the clipped fractions. */
+void tq_compare_report_epoch(void *ctx, tq_model *m, const char *recipe, double lr,
+                             int64_t epoch, const tq_epoch_stats *st, double val_acc);
+/* After each recipe, while the model holds its QAT result. */
+tq_status tq_compare_report_recipe(tq_compare_report *cr, const tq_compare *x, tq_error *err);
+/* The figures and the folder; the model is left as the float one, without quantizers. */
+tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const tq_compare_row *rows,
+                                   int n_rows, double float_acc, tq_error *err);
+void tq_compare_report_free(tq_compare_report *cr);
+
 #endif
