@@ -87,7 +87,9 @@ static void draw_heatmap(tq_svg *svg, const tq_panel *p, const tq_series *s, dou
     double left = x + MARGIN_LEFT, top = y + 8;
     size_t len = 0;
     uint8_t *png = tq_png_heatmap(s->y, rows, cols, 4, &len);
+    tq_svg_group(svg, "series");
     if (png) tq_svg_png(svg, left, top, side, side, png, len);
+    tq_svg_group_end(svg);
     free(png);
     tq_svg_rect(svg, left, top, side, side, "none", "#888");
     char buf[32];
@@ -130,6 +132,7 @@ static void draw_panel(tq_svg *svg, const tq_panel *p, double x, double y, doubl
     for (int k = 0; k < p->n_series; k++) {
         const tq_series *s = &p->series[k];
         const char *c = tq_report_color(s->color);
+        tq_svg_group(svg, "series");
         switch (s->kind) {
         case TQ_SERIES_LINE: tq_svg_line(svg, &a, s->x, s->y, s->n, c, s->dashed); break;
         case TQ_SERIES_POINTS: tq_svg_points(svg, &a, s->x, s->y, s->n, c); break;
@@ -149,6 +152,7 @@ static void draw_panel(tq_svg *svg, const tq_panel *p, double x, double y, doubl
             break;
         case TQ_SERIES_HEATMAP: break;
         }
+        tq_svg_group_end(svg);
     }
     draw_legend(svg, p, x, a.top + a.height + bottom - 2, w);
 }

@@ -44,6 +44,9 @@ void tq_svg_text(tq_svg *s, double x, double y, const char *anchor, double size,
                  const char *text);
 void tq_svg_rect(tq_svg *s, double x, double y, double w, double h, const char *fill,
                  const char *stroke);
+/* A group of elements with a class (escaped), e.g. "series" around one series' marks. */
+void tq_svg_group(tq_svg *s, const char *cls);
+void tq_svg_group_end(tq_svg *s);
 /* Frame, grid lines, nice ticks and labels for a; categories label a categorical x. The range
  * is widened to round ticks (linear) or whole decades (log), and an empty one (lo == hi, or
  * nothing finite) to a range around it. */

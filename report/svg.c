@@ -133,6 +133,15 @@ void tq_svg_rect(tq_svg *s, double x, double y, double w, double h, const char *
         x, y, w > 0 ? w : 0, h > 0 ? h : 0, fill, stroke ? stroke : "none");
 }
 
+void tq_svg_group(tq_svg *s, const char *cls)
+{
+    put(s, "<g class=\"");
+    put_escaped(s, cls);
+    put(s, "\">\n");
+}
+
+void tq_svg_group_end(tq_svg *s) { put(s, "</g>\n"); }
+
 static double to_unit(double v, double lo, double hi, bool log_scale)
 {
     if (log_scale) return (log10(v) - log10(lo)) / (log10(hi) - log10(lo));

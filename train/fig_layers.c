@@ -75,7 +75,9 @@ void tq_fig_layers(tq_report *r, tq_model *m, const tq_sens_row *rows, int n_row
     tq_panel *p = tq_figure_panel(r, f, "SQNR", "", "dB");
     tq_panel_categories(p, names, n);
     tq_panel_series(r, p, TQ_SERIES_BARS, "weights", 0, NULL, wsqnr, n);
-    tq_panel_series(r, p, TQ_SERIES_BARS, "inputs", 2, NULL, isqnr, n);
+    bool any_input = false; /* none without calibration histograms (a loaded QAT model) */
+    for (int i = 0; i < n; i++) any_input |= isfinite(isqnr[i]);
+    if (any_input) tq_panel_series(r, p, TQ_SERIES_BARS, "inputs", 2, NULL, isqnr, n);
     if (p) p->y_from_zero = true;
     p = tq_figure_panel(r, f, "parameters", "", "count");
     tq_panel_categories(p, names, n);

@@ -26,11 +26,16 @@ void tq_curves_add(tq_curves *c, const char *group, const char *name, double epo
     k->val_acc[k->n++] = val_acc;
 }
 
-static bool any_finite(const double *v, int n)
+/* A curve's measured points only (a QAT start has no training loss, a run without a split
+ * no held-out accuracy): NULL when there are none. */
+static tq_series *measured(tq_report *r, tq_panel *p, const char *name, int colour,
+                           const tq_curve *k, const double *v)
 {
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i])) return true;
-    return false;
+    double x[TQ_CURVE_MAX_POINTS], y[TQ_CURVE_MAX_POINTS];
+    int n = 0;
+    for (int i = 0; i < k->n; i++)
+        if (isfinite(v[i])) x[n] = k->epoch[i], y[n++] = v[i];
+    return n ? tq_panel_series(r, p, TQ_SERIES_LINE, name, colour, x, y, n) : NULL;
 }
 
 void tq_fig_training(tq_report *r, const tq_curves *c)
@@ -59,15 +64,11 @@ void tq_fig_training(tq_report *r, const tq_curves *c)
             if (strcmp(k->group, c->c[i].group)) continue;
             char name[96];
             snprintf(name, sizeof name, "%s train", k->name);
-            if (any_finite(k->acc, k->n))
-                tq_panel_series(r, acc, TQ_SERIES_LINE, name, colour, k->epoch, k->acc, k->n);
-            if (any_finite(k->val_acc, k->n)) {
-                snprintf(name, sizeof name, "%s held-out", k->name);
-                tq_series *s = tq_panel_series(r, acc, TQ_SERIES_LINE, name, colour, k->epoch,
-                                               k->val_acc, k->n);
-                if (s) s->dashed = true;
-            }
-            tq_panel_series(r, loss, TQ_SERIES_LINE, k->name, colour, k->epoch, k->loss, k->n);
+            measured(r, acc, name, colour, k, k->acc);
+            snprintf(name, sizeof name, "%s held-out", k->name);
+            tq_series *s = measured(r, acc, name, colour, k, k->val_acc);
+            if (s) s->dashed = true;
+            measured(r, loss, k->name, colour, k, k->loss);
             colour++;
         }
     }

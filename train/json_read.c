@@ -54,27 +54,37 @@ static char *parse_string(reader *r)
 {
     size_t cap = 16, n = 0;
     char *out = malloc(cap);
-    while (out && r->s < r->end && *r->s != '"') {
+    bool bad = false;
+    while (out && !bad && r->s < r->end && *r->s != '"') {
         if (n + 5 > cap) {
             char *grown = realloc(out, cap *= 2);
-            if (!grown) break;
+            if (!grown) {
+                bad = true;
+                break;
+            }
             out = grown;
         }
         unsigned char c = (unsigned char)*r->s++;
-        if (c < 0x20) break;
+        if (c < 0x20) {
+            bad = true;
+            break;
+        }
         if (c != '\\') {
             out[n++] = (char)c;
             continue;
         }
         if (r->s >= r->end) break;
         char e = *r->s++;
+        bad = true; /* until the escape proves good */
         const char *simple = strchr("\"\\/bfnrt", e);
         if (simple && e) {
             out[n++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+            bad = false;
             continue;
         }
         int u = e == 'u' && r->end - r->s >= 4 ? hex4(r->s) : -1;
         if (u < 0) break;
+        bad = false;
         r->s += 4;
         if (u >= 0xD800 && u < 0xE000) u = '?';
         if (u < 0x80) out[n++] = (char)u;
@@ -82,7 +92,7 @@ static char *parse_string(reader *r)
         else out[n++] = (char)(0xE0 | u >> 12), out[n++] = (char)(0x80 | (u >> 6 & 63)),
              out[n++] = (char)(0x80 | (u & 63));
     }
-    if (!out || r->s >= r->end || *r->s != '"') {
+    if (!out || bad || r->s >= r->end || *r->s != '"') {
         free(out);
         return NULL;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define REPORT_VERSION 1
+#define MAX_PANELS 1024 /* a report's panels in all (ResNet-20's has about 130) */
 
 static void save_series(tq_json *j, const tq_series *s)
 {
@@ -73,6 +74,7 @@ char *tq_report_to_json(const tq_report *r, size_t *len)
 
 typedef struct loader {
     tq_report *r;
+    int panels;      /* in the whole report, against MAX_PANELS */
     tq_error *err;
     char where[160]; /* "figure 3 panel 2 series 1", for messages */
 } loader;
@@ -220,7 +222,7 @@ static tq_status load_figure(loader *l, const tq_jv *o)
     if (get_int(l, o, "cols", 1, 4, &fig->cols)) return l->err->status;
     const tq_jv *panels = tq_jv_get(o, "panels", TQ_JV_ARR);
     if (!panels) return bad(l, "panels", "an array");
-    if (panels->n > 1024) return bad(l, "panels", "at most 1024 panels");
+    if ((l->panels += panels->n) > MAX_PANELS) return bad(l, "panels", "at most 1024 panels in all");
     size_t at = strlen(l->where);
     for (int i = 0; i < panels->n; i++) {
         snprintf(l->where + at, sizeof l->where - at, " panel %d", i + 1);

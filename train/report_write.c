@@ -36,12 +36,23 @@ static tq_status write_one(const char *dir, const char *name, const char *ext, c
     return TQ_STATUS_OK;
 }
 
-tq_status tq_report_write(const tq_report *r, const char *dir, int64_t *skipped, tq_error *err)
+/* Draws from report.json's own text read back, so that `tinyqat report` redraws the same
+ * bytes (the JSON keeps 7 digits: a figure drawn from the full values could differ by a
+ * rounding in a pixel). */
+tq_status tq_report_write(const tq_report *built, const char *dir, int64_t *skipped, tq_error *err)
 {
-    if (r->failed)
+    if (built->failed)
         return tq_fail(err, TQ_STATUS_NOMEM, "report %s: out of memory while drawing", dir);
+    size_t json_len = 0, len = 0;
+    char *json = tq_report_to_json(built, &json_len);
+    tq_report read_back, *r = &read_back;
+    tq_error e = {0};
+    if (!json) return tq_fail(err, TQ_STATUS_NOMEM, "report %s: out of memory", dir);
+    if (tq_report_from_json(json, json_len, &read_back, &e)) {
+        free(json);
+        return tq_fail(err, e.status, "report %s: its own report.json does not read back: %s", dir, e.msg);
+    }
     tq_status st = TQ_STATUS_OK;
-    size_t len = 0;
     for (int f = 0; !st && f < r->n_figs; f++) {
         char *svg = tq_figure_svg(&r->figs[f], &len, NULL);
         /* The file stands alone: an XML declaration ahead of the inline document. */
@@ -59,9 +70,9 @@ tq_status tq_report_write(const tq_report *r, const char *dir, int64_t *skipped,
     char *text = st ? NULL : tq_report_html(r, &len, &n_skipped);
     if (!st) st = write_one(dir, "index", ".html", text, len, err);
     free(text);
-    text = st ? NULL : tq_report_to_json(r, &len);
-    if (!st) st = write_one(dir, "report", ".json", text, len, err);
-    free(text);
+    if (!st) st = write_one(dir, "report", ".json", json, json_len, err);
+    free(json);
+    tq_report_free(&read_back);
     if (skipped) *skipped = n_skipped;
     return st;
 }
