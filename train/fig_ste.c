@@ -11,17 +11,22 @@
 
 #define STAIR_POINTS 601
 
-/* Fraction of x's values outside [lo, amax], amax per tensor or per leading channel. */
-static double outside(const float *x, int64_t n, const tq_quantizer *q)
+/* Fraction of x's values outside [lo, amax], amax per tensor or per leading channel; x is
+ * first multiplied by mul along axis 1 when given (the input multiplier SmoothQuant and AWQ
+ * leave before the quantizer). */
+static double outside(const float *x, int64_t n, const tq_quantizer *q, const tq_tensor *shape,
+                      const tq_tensor *mul)
 {
     int64_t na = tq_quantizer_amax_count(q), clipped = 0;
     const float *amax = tq_quantizer_amax(q);
     if (!amax || (na != 1 && n % na)) return NAN;
     bool is_uint = tq_quantizer_format(q).kind == TQ_FORMAT_UINT;
-    int64_t per = n / na;
+    int64_t per = n / na, channels = mul ? mul->numel : 1;
+    int64_t inner = mul && shape->ndim > 1 ? n / ((int64_t)shape->shape[0] * channels) : 1;
+    if (mul && (shape->ndim < 2 || shape->shape[1] != channels)) return NAN;
     for (int64_t i = 0; i < n; i++) {
-        float a = amax[na == 1 ? 0 : i / per];
-        clipped += x[i] > a || x[i] < (is_uint ? 0 : -a);
+        float a = amax[na == 1 ? 0 : i / per], v = mul ? x[i] * mul->data[(i / inner) % channels] : x[i];
+        clipped += v > a || v < (is_uint ? 0 : -a);
     }
     return n ? (double)clipped / (double)n : NAN;
 }
@@ -56,8 +61,10 @@ tq_status tq_clip_log_add(tq_clip_log *log, tq_model *m, const tq_dataset *d, co
         const tq_qlayer *l = tq_model_qlayer(m, i);
         const tq_tensor *in = tq_model_qlayer_input(m, i);
         snprintf(log->names[i], sizeof log->names[i], "%s", l->name);
-        log->weights[e][i] = l->weight_q ? outside(l->weight->data, l->weight->numel, l->weight_q) : NAN;
-        log->inputs[e][i] = l->input_q && in ? outside(in->data, in->numel, l->input_q) : NAN;
+        log->weights[e][i] = l->weight_q ? outside(l->weight->data, l->weight->numel, l->weight_q,
+                                                   l->weight, NULL) : NAN;
+        log->inputs[e][i] = l->input_q && in ? outside(in->data, in->numel, l->input_q, in,
+                                                       l->input_mul) : NAN;
         log->n_layers = i + 1;
     }
     if (!st) log->epoch[log->n_epochs++] = epoch;

@@ -27,6 +27,13 @@ tq_status tq_report_accuracy(tq_run *run, const tq_dataset *d, int32_t *pred, do
 
 tq_status tq_report_finish(tq_report *r, const char *dir, tq_error *err)
 {
+    /* Figures without a panel (no calibration histograms, no quantized layer) are left out. */
+    for (int f = r->n_figs - 1; f >= 0; f--)
+        if (!r->figs[f].n_panels) {
+            free(r->figs[f].panels);
+            memmove(&r->figs[f], &r->figs[f + 1], (size_t)(r->n_figs - f - 1) * sizeof r->figs[0]);
+            r->n_figs--;
+        }
     int64_t skipped = 0;
     tq_status st = tq_report_write(r, dir, &skipped, err);
     if (!st) {
@@ -43,13 +50,6 @@ void tq_report_model(tq_report *r, tq_model *m, bool after_qat, const tq_clip_lo
 {
     tq_fig_weights(r, m, after_qat);
     tq_fig_activations(r, m);
-    /* Figures without a panel (no histograms, no input quantizers) are left out. */
-    for (int f = r->n_figs - 1; f >= 0 && f >= r->n_figs - 2; f--)
-        if (!r->figs[f].n_panels) {
-            free(r->figs[f].panels);
-            memmove(&r->figs[f], &r->figs[f + 1], (size_t)(r->n_figs - f - 1) * sizeof r->figs[0]);
-            r->n_figs--;
-        }
     tq_fig_layers(r, m, rows, n_rows);
     tq_fig_ste(r, m, log);
     tq_fig_formats(r, m);
