@@ -26,6 +26,7 @@ int tq_nice_ticks(double lo, double hi, int target, double *ticks, int cap, doub
     double rough = range / target, mag = pow(10, floor(log10(rough))), norm = rough / mag;
     double step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
     for (;;) {
+        if (!(step > 0) || !isfinite(step)) return 0; /* a range too small to divide */
         double first = floor(lo / step) * step, last = ceil(hi / step) * step;
         double count = round((last - first) / step) + 1;
         if (count <= cap) {

@@ -84,8 +84,9 @@ START_TEST(nice_ticks)
     /* a cap smaller than the ticks wanted: fewer, wider steps */
     n = tq_nice_ticks(0, 100, 50, t, 4, &lo, &hi);
     ck_assert(n >= 2 && n <= 4 && lo <= 0 && hi >= 100);
-    /* nothing drawable: no ticks, no crash */
+    /* nothing drawable: no ticks, no crash, no endless search for a step */
     ck_assert_int_eq(tq_nice_ticks(-INFINITY, INFINITY, 5, t, 64, &lo, &hi), 0);
+    ck_assert_int_eq(tq_nice_ticks(0, 5e-324, 5, t, 64, &lo, &hi), 0);
 }
 END_TEST
 
