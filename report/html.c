@@ -122,8 +122,8 @@ char *tq_report_html(const tq_report *r, size_t *len, int64_t *skipped)
         add(&p, svg, n);
         free(svg);
         if (fig_skipped)
-            addf(&p, "<p class=\"warn\">%lld value(s) not finite (or not positive on a log axis) "
-                     "were left out of this figure.</p>\n", (long long)fig_skipped);
+            addf(&p, "<p class=\"warn\">%lld value(s) not finite (NaN or infinite) were left out "
+                     "of this figure.</p>\n", (long long)fig_skipped);
         add_lit(&p, "<p class=\"file\">");
         add_text(&p, fig->id);
         add_lit(&p, ".svg</p>\n</section>\n");

@@ -15,9 +15,9 @@ extern "C" {
 #endif
 
 /* ---------------------------------------------------------------- the SVG writer
- * Draws into a growing buffer. Text is escaped for XML; values that are NaN or infinite (or
- * not positive on a log axis) are skipped and counted, never written: every document it
- * produces is well-formed XML, whatever the data. */
+ * Draws into a growing buffer. Text is escaped for XML; values that are NaN or infinite are
+ * skipped and counted, never written, and values not positive on a log axis are left out:
+ * every document it produces is well-formed XML, whatever the data. */
 
 typedef struct tq_svg tq_svg;
 
@@ -36,7 +36,7 @@ tq_svg *tq_svg_new(double width, double height);
  * (without memory at any point); s is freed either way. */
 char *tq_svg_finish(tq_svg *s, size_t *len);
 void tq_svg_free(tq_svg *s);
-/* Non-finite (or, on a log axis, non-positive) values skipped so far. */
+/* NaN or infinite values skipped so far. */
 int64_t tq_svg_skipped(const tq_svg *s);
 
 /* Text at (x, y) pixels; anchor "start", "middle" or "end"; rotate in degrees (0: none). */

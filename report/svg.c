@@ -142,6 +142,13 @@ void tq_svg_group(tq_svg *s, const char *cls)
 
 void tq_svg_group_end(tq_svg *s) { put(s, "</g>\n"); }
 
+/* A value that could not be drawn: counted when it is NaN or infinite (a non-positive value
+ * on a log axis is left out without a count: the axis has no place for it). */
+static void skip(tq_svg *s, double x, double y)
+{
+    s->skipped += !isfinite(x) || !isfinite(y);
+}
+
 static double to_unit(double v, double lo, double hi, bool log_scale)
 {
     if (log_scale) return (log10(v) - log10(lo)) / (log10(hi) - log10(lo));
@@ -221,7 +228,7 @@ void tq_svg_line(tq_svg *s, const tq_axes *a, const double *x, const double *y, 
     for (int i = 0; i < n; i++) {
         double px, py;
         if (!tq_axes_map(a, x ? x[i] : i, y[i], &px, &py)) {
-            s->skipped++;
+            skip(s, x ? x[i] : i, y[i]);
             if (open) put(s, "\"/>\n");
             open = false;
             continue;
@@ -247,7 +254,7 @@ void tq_svg_points(tq_svg *s, const tq_axes *a, const double *x, const double *y
     for (int i = 0; i < n; i++) {
         double px, py;
         if (!tq_axes_map(a, x ? x[i] : i, y[i], &px, &py)) {
-            s->skipped++;
+            skip(s, x ? x[i] : i, y[i]);
             continue;
         }
         put(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", px, py, color);
@@ -269,7 +276,7 @@ void tq_svg_bars(tq_svg *s, const tq_axes *a, const double *x, const double *y, 
     for (int i = 0; i < n; i++) {
         double px, py;
         if (!tq_axes_map(a, (x ? x[i] : i) + offset, y[i], &px, &py)) {
-            s->skipped++;
+            skip(s, x ? x[i] : i, y[i]);
             continue;
         }
         double top = py < base ? py : base, h = fabs(base - py);
@@ -289,12 +296,12 @@ void tq_svg_hist(tq_svg *s, const tq_axes *a, const double *edges, const double 
         double c = counts[i];
         if (!isfinite(c) || !tq_axes_map(a, edges[i], a->ylog ? a->ylo : 0, &x0, &dummy) ||
             !tq_axes_map(a, edges[i + 1], a->ylog ? a->ylo : 0, &x1, &dummy)) {
-            s->skipped++;
+            skip(s, edges[i] + edges[i + 1], c);
             continue;
         }
         if (a->ylog && c <= 0) py = base;
         else if (!tq_axes_map(a, edges[i], c, &dummy, &py)) {
-            s->skipped++;
+            skip(s, edges[i], c);
             continue;
         }
         if (py < a->top) py = a->top;
@@ -317,7 +324,7 @@ void tq_svg_vline(tq_svg *s, const tq_axes *a, double x, const char *color, bool
     double px, py;
     if (!tq_axes_map(a, x, a->ylog ? a->ylo : (a->ylo + a->yhi) / 2, &px, &py) ||
         px < a->left - 0.5 || px > a->left + a->width + 0.5) {
-        s->skipped += !isfinite(x);
+        skip(s, x, 0);
         return;
     }
     put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.4\"%s/>\n",
@@ -329,7 +336,7 @@ void tq_svg_hline(tq_svg *s, const tq_axes *a, double y, const char *color, bool
     double px, py;
     if (!tq_axes_map(a, a->xlog ? a->xlo : (a->xlo + a->xhi) / 2, y, &px, &py) ||
         py < a->top - 0.5 || py > a->top + a->height + 0.5) {
-        s->skipped += !isfinite(y);
+        skip(s, 0, y);
         return;
     }
     put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.4\"%s/>\n",

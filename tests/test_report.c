@@ -143,8 +143,9 @@ START_TEST(awkward_data_is_skipped_and_reported)
     size_t len;
     char *svg = tq_figure_svg(&r.figs[0], &len, &skipped);
     ck_assert_ptr_nonnull(svg);
-    /* line and points: NaN and inf; vline NaN; hline -inf; log bars: the 0 */
-    ck_assert_msg(skipped == 2 + 2 + 1 + 1 + 1, "skipped %lld", (long long)skipped);
+    /* line and points: NaN and inf; vline NaN; hline -inf (the 0 of the log bars is left
+     * out without a count: not a bad value, only one a log axis cannot show) */
+    ck_assert_msg(skipped == 2 + 2 + 1 + 1, "skipped %lld", (long long)skipped);
     ck_assert(!strstr(svg, "nan") && !strstr(svg, "inf"));
     ck_assert(well_formed(svg, len));
     /* the line is broken at the NaN: two pieces of one point each */
@@ -159,7 +160,7 @@ START_TEST(awkward_data_is_skipped_and_reported)
     ck_assert(page_skipped == skipped);
     ck_assert(well_formed(html, len));
     ck_assert(strstr(html, "Awkward &lt;data&gt; &amp; &quot;names&quot;"));
-    ck_assert(strstr(html, "7 value(s) not finite"));
+    ck_assert(strstr(html, "6 value(s) not finite"));
     free(html);
     tq_report_free(&r);
 }

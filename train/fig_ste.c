@@ -46,10 +46,11 @@ tq_status tq_clip_log_add(tq_clip_log *log, tq_model *m, const tq_dataset *d, co
     int32_t *labels = malloc((size_t)n * sizeof *labels);
     tq_tape *tape = tq_tape_new();
     tq_status st = TQ_STATUS_OK;
+    /* The batch: the first layer's recorded input is this tensor itself, read below. */
+    tq_tensor view = {.data = x};
     if (!x || !labels || !tape) st = tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
     if (!st) {
         tq_loader_fill(loader, 0, x, labels);
-        tq_tensor view = {.data = x};
         tq_shape_set(&view, 4, (int32_t[]){n, d->c, d->h, d->w});
         tq_tape_set_recording(tape, false);
         tq_tape_set_training(tape, false);
