@@ -178,41 +178,39 @@ static int axis_ticks(double *lo, double *hi, bool log_scale, double *ticks, int
 void tq_svg_axes(tq_svg *s, tq_axes *a, const char *xlabel, const char *ylabel,
                  const char *const *categories)
 {
-    double ticks[64];
+    /* Both ranges settled first: a tick on one axis is placed through the other's range. */
+    double xt[64], yt[64];
     char label[32];
+    int nx = 0;
     if (a->n_cats > 0) {
         a->xlo = -0.5;
         a->xhi = a->n_cats - 0.5;
         a->xlog = false;
+    } else {
+        nx = axis_ticks(&a->xlo, &a->xhi, a->xlog, xt, 64);
     }
-    int ny = axis_ticks(&a->ylo, &a->yhi, a->ylog, ticks, 64);
+    int ny = axis_ticks(&a->ylo, &a->yhi, a->ylog, yt, 64);
+    double x_any = a->xlog ? a->xhi : a->xlo, y_any = a->ylog ? a->yhi : a->ylo, px, py;
     tq_svg_rect(s, a->left, a->top, a->width, a->height, "#fff", "#888");
     for (int i = 0; i < ny; i++) {
-        double px, py;
-        if (!tq_axes_map(a, a->xlog ? a->xhi : 0, ticks[i], &px, &py))
-            if (!tq_axes_map(a, a->xhi, ticks[i], &px, &py)) continue;
+        if (!tq_axes_map(a, x_any, yt[i], &px, &py)) continue;
         put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
             a->left, py, a->left + a->width, py);
-        tq_tick_label(ticks[i], label, sizeof label);
+        tq_tick_label(yt[i], label, sizeof label);
         if (!a->hide_y) tq_svg_text(s, a->left - 4, py + 4, "end", 10, 0, label);
     }
-    if (a->n_cats > 0) {
-        double step = a->width / a->n_cats;
+    for (int i = 0; i < nx; i++) {
+        if (!tq_axes_map(a, xt[i], y_any, &px, &py)) continue;
+        put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
+            px, a->top, px, a->top + a->height);
+        tq_tick_label(xt[i], label, sizeof label);
+        tq_svg_text(s, px, a->top + a->height + 13, "middle", 10, 0, label);
+    }
+    double step = a->n_cats > 0 ? a->width / a->n_cats : 0;
+    for (int i = 0; i < a->n_cats && categories; i++) {
         bool slant = step < 48;
-        for (int i = 0; i < a->n_cats && categories; i++) {
-            double px = a->left + step * (i + 0.5), py = a->top + a->height + 13;
-            tq_svg_text(s, px, py, slant ? "end" : "middle", 10, slant ? -40 : 0, categories[i]);
-        }
-    } else {
-        int nx = axis_ticks(&a->xlo, &a->xhi, a->xlog, ticks, 64);
-        for (int i = 0; i < nx; i++) {
-            double px, py;
-            if (!tq_axes_map(a, ticks[i], a->ylog ? a->yhi : a->ylo, &px, &py)) continue;
-            put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
-                px, a->top, px, a->top + a->height);
-            tq_tick_label(ticks[i], label, sizeof label);
-            tq_svg_text(s, px, a->top + a->height + 13, "middle", 10, 0, label);
-        }
+        tq_svg_text(s, a->left + step * (i + 0.5), a->top + a->height + 13, slant ? "end" : "middle",
+                    10, slant ? -40 : 0, categories[i]);
     }
     if (xlabel && *xlabel)
         tq_svg_text(s, a->left + a->width / 2, a->top + a->height + (a->n_cats ? 44 : 28),

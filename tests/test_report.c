@@ -150,6 +150,13 @@ START_TEST(awkward_data_is_skipped_and_reported)
     ck_assert(well_formed(svg, len));
     /* the line is broken at the NaN: two pieces of one point each */
     ck_assert_int_ge(count_of(svg, "<polyline"), 2);
+    /* the all-equal panel (x and y all 2) still gets its ticks: both ranges are widened
+     * before either axis's ticks are placed through the other's */
+    char *eq = strstr(svg, ">all equal<");
+    ck_assert_ptr_nonnull(eq);
+    ck_assert_msg(count_of(eq, "text-anchor=\"end\">2</text>") == 1 &&
+                  count_of(eq, "text-anchor=\"middle\">2</text>") >= 1,
+                  "no tick at 2 on both axes of the all-equal panel: %s", eq);
     free(svg);
     svg = tq_figure_svg(&r.figs[1], &len, NULL);
     ck_assert(svg && well_formed(svg, len) && strstr(svg, "(no data)"));

@@ -95,7 +95,7 @@ static void accuracy_figure(tq_report *r, const tq_compare_row *rows, int n, dou
     double acc[6 * 16];
     n = n < 16 ? n : 16;
     for (int i = 0; i < n; i++) {
-        snprintf(labels[i], sizeof labels[i], "%s (p %.1g)", rows[i].recipe,
+        snprintf(labels[i], sizeof labels[i], "%.20s (p %.1g)", rows[i].recipe,
                  tq_mcnemar_p(rows[i].gained, rows[i].lost));
         names[i] = labels[i];
         acc[i] = float_acc;
