@@ -68,8 +68,8 @@ void tq_tick_label(double v, char *buf, size_t len)
 {
     char tmp[40];
     double a = fabs(v);
-    /* Plain from 0.001 to 99999; else "1e+03", "2.5e-06" without '+' and leading zeros. */
-    snprintf(tmp, sizeof tmp, v == 0 || (a >= 1e-3 && a < 1e5) ? "%.6g" : "%.3g", v);
+    /* Plain from 0.001 to 9999; else "1e+04", "2.5e-06" without '+' and leading zeros. */
+    snprintf(tmp, sizeof tmp, v == 0 || (a >= 1e-3 && a < 1e4) ? "%.6g" : "%.3g", v);
     char *e = strchr(tmp, 'e');
     if (!e) {
         snprintf(buf, len, "%s", tmp);

@@ -94,7 +94,7 @@ START_TEST(tick_labels)
 {
     char b[32];
     const struct { double v; const char *want; } cases[] = {
-        {0, "0"}, {0.5, "0.5"}, {1000, "1000"}, {1e4, "10000"}, {1e5, "1e5"},
+        {0, "0"}, {0.5, "0.5"}, {1000, "1000"}, {1e4, "1e4"}, {1e5, "1e5"}, {2500, "2500"},
         {1e-6, "1e-6"}, {2.5e-6, "2.5e-6"}, {-3e7, "-3e7"}, {0.001, "0.001"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tq_tick_label(cases[i].v, b, sizeof b);

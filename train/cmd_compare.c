@@ -301,7 +301,7 @@ int tq_cmd_compare(int argc, char **argv)
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
     }
-    if (report && tq_compare_report_init(&cr, report, report_recipe, &train, run.mean, run.std, &err)) {
+    if (report && tq_compare_report_init(&cr, report, report_recipe, &train, run.mean, run.std, &test, &err)) {
         rc = tq_cli_fail(cmd, &err);
         goto done;
     }
@@ -345,7 +345,8 @@ int tq_cmd_compare(int argc, char **argv)
                     .keep_p = keep_p, .rep = &rep,
                     .on_qat_epoch = report ? tq_compare_report_epoch : NULL, .on_qat_ctx = &cr};
     if (tq_compare_init(&x, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err)) {
+        (report ? tq_predict(run.model, &test, run.mean, run.std, 256, cr.float_pred, &float_acc, &err)
+                : tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err))) {
         rc = tq_cli_fail(cmd, &err);
         goto done;
     }

@@ -49,7 +49,7 @@ static void layer_panels(tq_report *r, tq_figure *hist_fig, tq_figure *err_fig, 
         rnd[i] /= (double)h.count;
         total[i] = clip[i] + rnd[i];
     }
-    tq_panel_series(r, e, TQ_SERIES_LINE, "clipping", 3, t, clip, THRESHOLDS);
+    tq_panel_series(r, e, TQ_SERIES_LINE, "clipping", 7, t, clip, THRESHOLDS);
     tq_panel_series(r, e, TQ_SERIES_LINE, "rounding", 0, t, rnd, THRESHOLDS);
     tq_panel_series(r, e, TQ_SERIES_LINE, "total", 6, t, total, THRESHOLDS);
 
@@ -76,7 +76,7 @@ void tq_fig_activations(tq_report *r, tq_model *m)
         "are all known, so their amax comes from the weights themselves.");
     tq_figure *err = tq_report_figure(r, "clipping", "Clipping against rounding error",
         "The mean squared error of quantizing the same values with each threshold: a small "
-        "amax clips many values (red), a large one makes the steps coarse (blue). The total "
+        "amax clips many values (brown), a large one makes the steps coarse (blue). The total "
         "(black) has its minimum where MSE calibration puts amax; the dashed lines are each "
         "calibrator's choice.");
     if (!hist || !err) return;

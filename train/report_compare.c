@@ -10,7 +10,7 @@
 
 tq_status tq_compare_report_init(tq_compare_report *cr, const char *dir, const char *recipe,
                                  const tq_dataset *probe, const float *mean, const float *std,
-                                 tq_error *err)
+                                 const tq_dataset *test, tq_error *err)
 {
     memset(cr, 0, sizeof *cr);
     cr->dir = dir;
@@ -19,12 +19,15 @@ tq_status tq_compare_report_init(tq_compare_report *cr, const char *dir, const c
     cr->recipe = recipe;
     cr->probe = probe;
     cr->curves = calloc(1, sizeof *cr->curves);
-    return cr->curves ? TQ_STATUS_OK : tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
+    cr->float_pred = malloc((size_t)test->n * sizeof *cr->float_pred + 1);
+    return cr->curves && cr->float_pred ? TQ_STATUS_OK
+                                        : tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
 }
 
 void tq_compare_report_free(tq_compare_report *cr)
 {
     free(cr->curves);
+    free(cr->float_pred);
     for (int i = 0; i < cr->n_runs; i++) free(cr->clips[i]);
     for (int i = 0; i < cr->n_recipes; i++) {
         tq_snapshot_free(&cr->kept[i]);
@@ -130,12 +133,8 @@ tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const t
 
     tq_recipe recipe;
     tq_ranges before = {0};
-    int32_t *float_pred = malloc((size_t)x->test->n * sizeof *float_pred + 1);
-    double acc;
     tq_compare_restore_float(x);
-    tq_status st = float_pred ? TQ_STATUS_OK : tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
-    if (!st) st = tq_predict(m, x->test, run->mean, run->std, 256, float_pred, &acc, err);
-    if (!st) st = tq_ranges_take(&before, m, err);
+    tq_status st = tq_ranges_take(&before, m, err);
     if (!st) st = tq_recipe_make(row->recipe, NULL, NULL, &recipe, err);
     if (!st) {
         if (x->keep >= 0) recipe.keep = (tq_keep_kind)x->keep;
@@ -153,14 +152,13 @@ tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const t
         for (int i = 0; i < cr->n_runs; i++)
             if (!strcmp(cr->run_names[i], run_name)) log = cr->clips[i];
         tq_report_model(&r, m, row->qat_epoch > 0, log, NULL, 0);
-        tq_fig_confusion(&r, x->test->labels, float_pred, cr->qat_pred[k], x->test->n,
+        tq_fig_confusion(&r, x->test->labels, cr->float_pred, cr->qat_pred[k], x->test->n,
                          x->test->classes, "float", row->qat_epoch ? "QAT" : "PTQ");
         const char *algo = recipe.algo == TQ_ALGO_SMOOTHQUANT ? "SmoothQuant"
                          : recipe.algo == TQ_ALGO_AWQ ? "AWQ" : NULL;
         tq_fig_ranges(&r, m, algo ? &before : NULL, algo);
     }
     tq_ranges_free(&before);
-    free(float_pred);
     tq_compare_restore_float(x);
     if (st) {
         tq_report_free(&r);

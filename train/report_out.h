@@ -128,6 +128,8 @@ typedef struct tq_compare_report {
     const tq_dataset *probe;     /* images the clipped fractions are measured on */
     const float *mean, *std;     /* their normalisation */
     tq_curves *curves;           /* owned */
+    int32_t *float_pred;         /* owned: the float model's test predictions (compare's own
+                                    float accuracy fills it) */
     int n_runs;                  /* QAT runs: "recipe lr" and their clipped fractions */
     char run_names[TQ_COMPARE_REPORT_RUNS][128];
     tq_clip_log *clips[TQ_COMPARE_REPORT_RUNS];
@@ -137,7 +139,7 @@ typedef struct tq_compare_report {
 } tq_compare_report;
 tq_status tq_compare_report_init(tq_compare_report *cr, const char *dir, const char *recipe,
                                  const tq_dataset *probe, const float *mean, const float *std,
-                                 tq_error *err);
+                                 const tq_dataset *test, tq_error *err);
 /* tq_compare's on_qat_epoch: the curves and the clipped fractions. */
 void tq_compare_report_epoch(void *ctx, tq_model *m, const char *recipe, double lr,
                              int64_t epoch, const tq_epoch_stats *st, double val_acc);
