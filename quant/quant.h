@@ -158,6 +158,29 @@ tq_status tq_quantizer_apply(const tq_quantizer *q, const tq_tensor *x, float *o
  * A NULL quantizer (a float slot) returns x. */
 tq_tensor *tq_quantize(tq_tape *t, tq_tensor *x, tq_quantizer *q);
 
+/* What calibration saw (quant/calib_view.c), for figures: the |x| histogram of a per-tensor
+ * quantizer calibrated with a histogram calibrator (percentile, MSE, entropy), nbins equal
+ * bins over [0, range); valid until the quantizer is reset, recalibrated or freed. */
+typedef struct tq_calib_hist {
+    const double *counts;
+    int nbins;
+    float range, absmax; /* the range covered, the largest |x| seen */
+    int64_t count;       /* values seen */
+    bool negative;       /* a negative value was seen */
+} tq_calib_hist;
+/* Makes q keep the histogram in its next calibration even with max calibration (whose amax
+ * it leaves unchanged), for the report's figures. */
+void tq_quantizer_keep_histogram(tq_quantizer *q);
+/* false when q kept no histogram (max calibration, per-channel, nothing seen). */
+bool tq_quantizer_calib_hist(const tq_quantizer *q, tq_calib_hist *out);
+/* The amax calibrator k (percentile: at `percentile`) picks from h for elements of format f:
+ * what calibration itself computes. */
+float tq_calib_hist_amax(const tq_calib_hist *h, tq_calib_kind k, float percentile, tq_format f);
+/* The squared error of fake-quantizing h's values (each bin's at its centre) with amax on
+ * format f, summed: over the values beyond amax (clipping) and within it (rounding). */
+void tq_calib_hist_error(const tq_calib_hist *h, float amax, tq_format f, double *clip,
+                         double *rounding);
+
 /* ---------------------------------------------------------------- codes, for deployment
  * Fake quant split in two: fake_quant(x)[i] = codes[i] * scale[layout index of i], to the
  * bit, with codes on the format's grid (integers for intN/uintN, grid values for FP

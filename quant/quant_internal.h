@@ -122,6 +122,7 @@ struct tq_quantizer {
     int64_t amax_count;
     bool from_weights; /* amax came from calibrate_weight: observations do not override it */
     bool seen_negative;
+    bool keep_hist;    /* observe into a histogram whatever the calibrator (for figures) */
     tq_observer *obs; /* one per channel for per-channel, else one */
     int64_t n_obs;
 };

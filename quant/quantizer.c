@@ -139,7 +139,9 @@ tq_status tq_quantizer_set_unsigned_chosen(tq_quantizer *q, bool on, tq_error *e
     return TQ_STATUS_OK;
 }
 
-/* (Re)creates n observers; histograms only when the calibrator needs one. */
+void tq_quantizer_keep_histogram(tq_quantizer *q) { q->keep_hist = true; }
+
+/* (Re)creates n observers; histograms only when the calibrator needs one (or figures do). */
 static tq_status make_observers(tq_quantizer *q, int64_t n, tq_error *err)
 {
     free_observers(q);
@@ -147,7 +149,8 @@ static tq_status make_observers(tq_quantizer *q, int64_t n, tq_error *err)
     if (!q->obs) return tq_fail(err, TQ_STATUS_NOMEM, "calibrator: out of memory");
     q->n_obs = n;
     for (int64_t i = 0; i < n; i++)
-        if (tq_observer_init(&q->obs[i], q->spec.calib != TQ_CALIB_MAX, err) != TQ_STATUS_OK)
+        if (tq_observer_init(&q->obs[i], q->spec.calib != TQ_CALIB_MAX || q->keep_hist, err) !=
+            TQ_STATUS_OK)
             return err->status;
     return TQ_STATUS_OK;
 }

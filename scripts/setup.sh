@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libpng-dev zlib1g-dev check
           dataset-fashion-mnist clang libclang-rt-14-dev valgrind libsimde-dev python3-numpy
-          libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+          libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          chromium libxml2-utils) # the report test: a headless browser and an XML parser
 # Node for the ONNX Runtime harness: Debian's, unless a node and npm are already on PATH (a
 # newer nodejs bundles npm, and Debian's npm package would conflict with it).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -87,6 +87,16 @@ START_TEST(test_outputs_are_named_by_their_kind)
          "JSON output sub: is a directory (expected a file path)"},
         {"sensitivity --model-file m.tqc --recipe w4a4 --target-drop 1 --out sub", "sensitivity",
          "recipe file sub: is a directory (expected a file path)"},
+        {"ptq --model-file m.tqc --recipe int8 --out p2.tqc --report m.tqc", "ptq",
+         "report folder m.tqc: exists and is not a folder"},
+        {"qat --model-file p.tqc --out q.tqc --report nodir/r", "qat",
+         "report folder nodir/r: cannot create it: No such file or directory"},
+        {"compare --model-file m.tqc --out c --report m.tqc", "compare",
+         "report folder m.tqc: exists and is not a folder"},
+        {"sensitivity --model-file m.tqc --recipe w4a4 --report m.tqc", "sensitivity",
+         "report folder m.tqc: exists and is not a folder"},
+        {"report nothere.json", "report", "nothere.json: cannot open: No such file or directory"},
+        {"report m.tqc", "report", "m.tqc: line 1: expected a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ck_assert_msg(RUN("$TQ %s", cases[i].args) == 1, "%s: %s", cases[i].args, out);
@@ -205,7 +215,7 @@ END_TEST
 START_TEST(test_help_prints_in_the_order_it_announces)
 {
     const char *cmds[] = {"", "train", "eval", "ptq", "qat", "compare", "sensitivity", "info",
-                          "grid", "fq"};
+                          "grid", "fq", "report"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         ck_assert_int_eq(RUN("$TQ %s --help", cmds[i]), 0);
         /* a heading ("options:") starts at column 0, ends with ':', and rows follow it */

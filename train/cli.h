@@ -71,6 +71,28 @@ void tq_json_close(tq_json *j, char bracket);
 /* Closes the top-level object and writes it to path (temporary file, fsync, rename). */
 tq_status tq_json_save(tq_json *j, const char *path, tq_error *err);
 void tq_json_free(tq_json *j);
+/* Closes the top-level object and hands over the text (caller frees; NULL without memory). */
+char *tq_json_finish(tq_json *j, size_t *len);
+/* An array of numbers on one line, 7 significant digits (figures), null for non-finite ones. */
+void tq_json_nums(tq_json *j, const char *key, const double *v, int64_t n);
+
+/* A JSON reader: the whole text into a tree (numbers as doubles, null kept as null). */
+typedef enum tq_jv_kind { TQ_JV_NULL, TQ_JV_BOOL, TQ_JV_NUM, TQ_JV_STR, TQ_JV_ARR, TQ_JV_OBJ } tq_jv_kind;
+typedef struct tq_jv {
+    tq_jv_kind kind;
+    bool b;
+    double num;
+    char *str;            /* TQ_JV_STR, decoded to UTF-8 */
+    int n;                /* TQ_JV_ARR, TQ_JV_OBJ: items (and keys, for an object) */
+    struct tq_jv *items;
+    char **keys;
+} tq_jv;
+/* NULL (err: "line N: expected ...") for text that is not one JSON value, or nested deeper
+ * than 32 levels. */
+tq_jv *tq_json_parse(const char *text, size_t len, tq_error *err);
+void tq_jv_free(tq_jv *v);
+/* obj's member key when it has that kind; NULL otherwise (or when obj is not an object). */
+const tq_jv *tq_jv_get(const tq_jv *obj, const char *key, tq_jv_kind kind);
 
 
 /* Subcommands. */
@@ -84,6 +106,7 @@ int tq_cmd_grid(int argc, char **argv);
 int tq_cmd_fq(int argc, char **argv);
 int tq_cmd_sensitivity(int argc, char **argv);
 int tq_cmd_export(int argc, char **argv);
+int tq_cmd_report(int argc, char **argv);
 /* `info` on an ONNX file: a path ending in .onnx that is not a checkpoint. */
 bool tq_is_onnx_path(const char *path);
 int tq_info_onnx(const char *path);

@@ -4,7 +4,9 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "ptq.h"
+#include "report_out.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,8 @@ static const tq_cli_opt compare_opts[] = {
     {"threads", "N", "threads (default: all cores)"},
     {"out", "PREFIX", "write PREFIX.csv, PREFIX.md and the float checkpoint PREFIX-float.tqc (default compare)"},
     {"json", "FILE", "write the table as JSON (rows: recipe, method, accuracy)"},
+    {"report", "DIR", "write an HTML report with pictures to DIR (index.html, one SVG a figure, report.json)"},
+    {"report-recipe", "NAME", "the recipe the report's per-layer figures show (default: the one whose best PTQ is lowest)"},
     {"quiet", NULL, "print only the table"},
     {0},
 };
@@ -176,8 +180,8 @@ static int parse_rates(const tq_cli_cmd *cmd, const char *s, double *rates, int 
 /* Trains the float model compare starts from when no --model-file is given: run holds the
  * optimizer, batch, seed and epochs; saved to path. */
 static tq_status train_float(tq_run *run, const char *zoo_name, const char *spec, float lr,
-                             const tq_dataset *train, int64_t held_out, const char *path,
-                             tq_reporter *rep, tq_error *err)
+                             const tq_dataset *train, const tq_dataset *val, const char *path,
+                             tq_curves *curves, tq_reporter *rep, tq_error *err)
 {
     tq_rng rng;
     tq_rng_seed(&rng, run->seed);
@@ -187,7 +191,7 @@ static tq_status train_float(tq_run *run, const char *zoo_name, const char *spec
     tq_dataset_stats(train, run->mean, run->std);
     snprintf(run->data_name, sizeof run->data_name, "%s", spec);
     tq_report_line(rep, "float: training %s on %s (%lld images, %lld held out) for %lld epochs",
-                   zoo_name, train->name, (long long)train->n, (long long)held_out,
+                   zoo_name, train->name, (long long)train->n, (long long)val->n,
                    (long long)run->epochs);
     while (run->epoch < run->epochs) {
         tq_epoch_stats st;
@@ -195,6 +199,11 @@ static tq_status train_float(tq_run *run, const char *zoo_name, const char *spec
         tq_report_line(rep, "  epoch %lld/%lld  loss %.4f  train acc %.4f  %.0f img/s",
                        (long long)st.epoch, (long long)run->epochs, st.loss, st.accuracy,
                        st.images_per_s);
+        double val_acc = NAN; /* the report's curve: held-out accuracy after each epoch */
+        if (curves && val->n &&
+            tq_evaluate(run->model, val, run->mean, run->std, 256, &val_acc, NULL, err))
+            return err->status;
+        if (curves) tq_curves_add(curves, "float", "float", (double)st.epoch, st.loss, st.accuracy, val_acc);
     }
     return tq_run_save(run, path, err);
 }
@@ -252,6 +261,11 @@ int tq_cmd_compare(int argc, char **argv)
     if ((rc = parse_rates(cmd, tq_cli_get(cmd, &a, "qat-lr"), qat_lrs, &n_qat_lrs))) return rc;
 
     const char *prefix = tq_cli_get(cmd, &a, "out"), *json_path = tq_cli_get(cmd, &a, "json");
+    const char *report = tq_cli_get(cmd, &a, "report"), *report_recipe = tq_cli_get(cmd, &a, "report-recipe");
+    if (report_recipe && !report) return tq_cli_usage_error(cmd, "--report-recipe: only with --report");
+    bool listed = !report_recipe;
+    for (int i = 0; i < n_recipes && !listed; i++) listed = !strcmp(recipes[i], report_recipe);
+    if (!listed) return tq_cli_usage_error(cmd, "--report-recipe: '%s' is not one of --recipes", report_recipe);
     if (!prefix) prefix = "compare";
     char float_path[4096], csv_path[4096], md_path[4096];
     snprintf(float_path, sizeof float_path, "%s-float.tqc", prefix);
@@ -260,7 +274,8 @@ int tq_cmd_compare(int argc, char **argv)
     if (tq_check_writable(csv_path, "CSV table", &err) ||
         tq_check_writable(md_path, "Markdown table", &err) ||
         (!tq_cli_get(cmd, &a, "model-file") && tq_ckpt_check_writable(float_path, &err)) ||
-        (json_path && tq_check_writable(json_path, "JSON output", &err)))
+        (json_path && tq_check_writable(json_path, "JSON output", &err)) ||
+        (report && tq_report_check_dir(report, &err)))
         return tq_cli_fail(cmd, &err);
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
 
@@ -281,9 +296,14 @@ int tq_cmd_compare(int argc, char **argv)
     tq_dataset train, val, test;
     tq_compare_row rows[MAX_ITEMS];
     double float_acc = 0;
+    tq_compare_report cr = {0};
     if (tq_run_open_data(&run, spec, &train, &val, &test, &err)) {
         tq_run_free(&run);
         return tq_cli_fail(cmd, &err);
+    }
+    if (report && tq_compare_report_init(&cr, report, report_recipe, &train, run.mean, run.std, &test, &err)) {
+        rc = tq_cli_fail(cmd, &err);
+        goto done;
     }
     if (!model_file) {
         const char *name = tq_cli_get(cmd, &a, "model");
@@ -291,8 +311,8 @@ int tq_cmd_compare(int argc, char **argv)
         if (kind == TQ_OPTIM_SGD) run.optim_cfg.momentum = 0.9f;
         run.batch = (int32_t)batch;
         run.epochs = epochs;
-        if (train_float(&run, name ? name : "lenet5", spec, (float)lr, &train, val.n, float_path,
-                        &rep, &err)) {
+        if (train_float(&run, name ? name : "lenet5", spec, (float)lr, &train, &val, float_path,
+                        cr.curves, &rep, &err)) {
             rc = tq_cli_fail(cmd, &err);
             goto done;
         }
@@ -322,15 +342,18 @@ int tq_cmd_compare(int argc, char **argv)
     tq_compare x = {.run = &run, .train = &train, .val = val.n ? &val : NULL, .test = &test,
                     .keep = keep, .calib_batches = (int)calib_batches,
                     .qat_epochs = (int)qat_epochs, .qat_lrs = qat_lrs, .n_qat_lrs = n_qat_lrs,
-                    .keep_p = keep_p, .rep = &rep};
+                    .keep_p = keep_p, .rep = &rep,
+                    .on_qat_epoch = report ? tq_compare_report_epoch : NULL, .on_qat_ctx = &cr};
     if (tq_compare_init(&x, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err)) {
+        (report ? tq_predict(run.model, &test, run.mean, run.std, 256, cr.float_pred, &float_acc, &err)
+                : tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err))) {
         rc = tq_cli_fail(cmd, &err);
         goto done;
     }
     tq_report_line(&rep, "float accuracy %.4f", float_acc);
     for (int i = 0; !rc && i < n_recipes; i++)
-        if (tq_compare_recipe(&x, recipes[i], calib_kinds, n_calibs, &rows[i], &err))
+        if (tq_compare_recipe(&x, recipes[i], calib_kinds, n_calibs, &rows[i], &err) ||
+            (report && tq_compare_report_recipe(&cr, &x, &err)))
             rc = tq_cli_fail(cmd, &err);
     if (!rc) {
         printf("\n%s on %s (%lld test images), accuracy in %%; best ptq and the QAT epoch kept "
@@ -345,9 +368,12 @@ int tq_cmd_compare(int argc, char **argv)
         else
             tq_report_line(&rep, "\nwrote %s.csv and %s.md%s%s", prefix, prefix,
                            json_path ? " and " : "", json_path ? json_path : "");
+        if (!rc && report && tq_compare_report_finish(&cr, &x, rows, n_recipes, float_acc, &err))
+            rc = tq_cli_fail(cmd, &err);
     }
     tq_compare_free(&x);
 done:
+    tq_compare_report_free(&cr);
     tq_dataset_free(&train);
     tq_dataset_free(&val);
     tq_dataset_free(&test);

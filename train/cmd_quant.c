@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "ptq.h"
+#include "report_out.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ static const tq_cli_opt ptq_opts[] = {
     {"threads", "N", "threads (default: all cores)"},
     {"out", "FILE", "quantized checkpoint to write (required)"},
     {"json", "FILE", "write the figures as JSON"},
+    {"report", "DIR", "write an HTML report with pictures to DIR (index.html, one SVG a figure, report.json)"},
     {"quiet", NULL, "print only the accuracy line"},
     {0},
 };
@@ -107,12 +109,13 @@ int tq_cmd_ptq(int argc, char **argv)
         !tq_cli_int(cmd, &a, "seed", 0, 1LL << 62, &seed))
         return TQ_EXIT_USAGE;
     const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
-    const char *json_path = tq_cli_get(cmd, &a, "json");
+    const char *json_path = tq_cli_get(cmd, &a, "json"), *report = tq_cli_get(cmd, &a, "report");
     if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
     if (tq_ckpt_check_writable(out, &err) ||
-        (json_path && tq_check_writable(json_path, "JSON output", &err)))
+        (json_path && tq_check_writable(json_path, "JSON output", &err)) ||
+        (report && tq_report_check_dir(report, &err)))
         return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
@@ -120,11 +123,17 @@ int tq_cmd_ptq(int argc, char **argv)
     if (!spec) spec = run.data_name;
     tq_dataset train = {0}, val = {0}, test = {0}; /* val: kept out of calibration */
     double float_acc = 0, acc = 0;
+    /* The report: per-image classes of both models, the weights before any rescaling. */
+    int32_t *float_pred = NULL, *pred = NULL;
+    tq_ranges before = {0};
+    recipe.keep_histograms = report != NULL;
     if (tq_run_open_data(&run, spec, &train, &val, &test, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, 256, &float_acc, NULL, &err) ||
+        (report && tq_report_buffers(&test, &float_pred, &pred, &err)) ||
+        (report && tq_ranges_take(&before, run.model, &err)) ||
+        tq_report_accuracy(&run, &test, float_pred, &float_acc, &err) ||
         tq_ptq_run(run.model, &recipe, calib, &train, run.mean, run.std, (int)batches,
                    (int32_t)batch, (uint64_t)seed, &err) ||
-        tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err)) {
+        tq_report_accuracy(&run, &test, pred, &acc, &err)) {
         rc = tq_cli_fail(cmd, &err);
     } else {
         /* The quantized model starts a new run: QAT gets a fresh optimizer. */
@@ -147,7 +156,13 @@ int tq_cmd_ptq(int argc, char **argv)
         if (tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
         tq_json_free(&json);
     }
+    if (!rc && report && tq_report_ptq(report, &run, &recipe, &test, float_pred, pred, float_acc,
+                                       acc, &before, &err))
+        rc = tq_cli_fail(cmd, &err);
     if (!rc) printf("accuracy: %.4f\n", acc);
+    free(float_pred);
+    free(pred);
+    tq_ranges_free(&before);
     tq_dataset_free(&train);
     tq_dataset_free(&val);
     tq_dataset_free(&test);

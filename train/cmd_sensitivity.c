@@ -2,6 +2,7 @@
  * file meeting an accuracy target. */
 #include "checkpoint.h"
 #include "cli.h"
+#include "report_out.h"
 #include "sensitivity.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@ static const tq_cli_opt sens_opts[] = {
     {"batch", "N", "calibration batch size (default 64)"},
     {"seed", "N", "which calibration batches are drawn (default 1)"},
     {"threads", "N", "threads (default: all cores)"},
+    {"report", "DIR", "write an HTML report with pictures to DIR (index.html, one SVG a figure, report.json)"},
     {0},
 };
 static const tq_cli_cmd sens_cmd = {
@@ -67,7 +69,10 @@ int tq_cmd_sensitivity(int argc, char **argv)
     tq_error err = {0};
     tq_recipe r;
     if (tq_recipe_make(name, NULL, NULL, &r, &err)) return tq_cli_usage_error(cmd, "%s", err.msg);
-    if (target >= 0 && tq_check_writable(out, "recipe file", &err)) return tq_cli_fail(cmd, &err);
+    const char *report = tq_cli_get(cmd, &a, "report");
+    if ((target >= 0 && tq_check_writable(out, "recipe file", &err)) ||
+        (report && tq_report_check_dir(report, &err)))
+        return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
     const char *spec = tq_cli_get(cmd, &a, "data");
@@ -95,6 +100,9 @@ int tq_cmd_sensitivity(int argc, char **argv)
                name, float_acc, measured_on, (long long)c.test->n);
         print_rows(rows, n);
     }
+    if (!rc && report &&
+        tq_report_sensitivity(report, &run, &r, &c, rows, n, float_acc, &err))
+        rc = tq_cli_fail(cmd, &err);
     if (!rc && target >= 0) {
         tq_sens_ctx on_test = c;
         on_test.test = &test;

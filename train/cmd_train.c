@@ -2,7 +2,9 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "eval_int.h"
+#include "report_out.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,7 +135,7 @@ static int save_interrupted(const tq_cli_cmd *cmd, tq_run *run, const char *out,
 static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *train,
                         const tq_dataset *val, const tq_dataset *test, const char *out,
                         const char *resume_opts, tq_json *json, tq_reporter *rep,
-                        double *final_acc)
+                        double *final_acc, tq_curves *curves, tq_clip_log *clips)
 {
     tq_error err = {0};
     struct sigaction sa = {.sa_handler = on_sigint}, old;
@@ -183,6 +185,12 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         tq_json_num(json, "images_per_s", st.images_per_s);
         tq_json_num(json, "seconds", st.seconds);
         tq_json_close(json, '{');
+        if (curves) /* the report's figures; a clipped fraction it cannot measure is left out */
+            tq_curves_add(curves, "QAT", "qat", (double)st.epoch, st.loss, st.accuracy,
+                          val ? val_acc : NAN);
+        if (clips)
+            tq_clip_log_add(clips, run->model, train, run->mean, run->std, (double)st.epoch,
+                            &(tq_error){0});
         *final_acc = acc;
     }
     tq_json_close(json, '[');
@@ -290,7 +298,7 @@ int tq_cmd_train(int argc, char **argv)
     tq_json_str(&json, "gemm", tq_sgemm_backend());
     double acc = 0;
     rc = train_epochs(cmd, &run, &train, run.val_fraction > 0 ? &val : NULL, &test, out, "",
-                      &json, &rep, &acc);
+                      &json, &rep, &acc, NULL, NULL);
     tq_json_num(&json, "accuracy", acc);
     if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
     if (!rc) {
@@ -321,6 +329,7 @@ static const tq_cli_opt qat_opts[] = {
     {"keep-last", NULL, "end with the last epoch (default with a validation split: the epoch best "
                         "on it, the PTQ start included)"},
     {"json", "FILE", "write the figures as JSON"},
+    {"report", "DIR", "write an HTML report with pictures to DIR (index.html, one SVG a figure, report.json)"},
     {"quiet", NULL, "print only the final accuracy line"},
     {0},
 };
@@ -363,6 +372,38 @@ static tq_status fold_after_qat(tq_model *m, tq_error *err)
     }
     free(was_folded);
     return st;
+}
+
+/* What `qat --report` keeps as it runs: the start's predictions and epoch 0 of the curves. */
+typedef struct qat_figs {
+    tq_curves *curves;
+    tq_clip_log *clips;
+    int32_t *start_pred, *pred;
+} qat_figs;
+
+static void qat_figs_free(qat_figs *f)
+{
+    free(f->curves);
+    free(f->clips);
+    free(f->start_pred);
+    free(f->pred);
+}
+
+static tq_status qat_figs_start(qat_figs *f, tq_run *run, const tq_dataset *train,
+                                const tq_dataset *val, const tq_dataset *test, double *start_acc,
+                                tq_error *err)
+{
+    double val_acc = NAN;
+    f->curves = calloc(1, sizeof *f->curves);
+    f->clips = calloc(1, sizeof *f->clips);
+    if (!f->curves || !f->clips || tq_report_buffers(test, &f->start_pred, &f->pred, err))
+        return tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
+    if (tq_report_accuracy(run, test, f->start_pred, start_acc, err) ||
+        (val->n && tq_evaluate(run->model, val, run->mean, run->std, 256, &val_acc, NULL, err)) ||
+        tq_clip_log_add(f->clips, run->model, train, run->mean, run->std, 0, err))
+        return err->status;
+    tq_curves_add(f->curves, "QAT", "qat", 0, NAN, NAN, val_acc);
+    return TQ_STATUS_OK;
 }
 
 static bool has_quantizers(tq_model *m)
@@ -477,14 +518,18 @@ int tq_cmd_qat(int argc, char **argv)
         return TQ_EXIT_USAGE;
     const char *in = tq_cli_get(cmd, &a, "model-file"), *out = tq_cli_get(cmd, &a, "out");
     const char *resume = tq_cli_get(cmd, &a, "resume"), *json_path = tq_cli_get(cmd, &a, "json");
+    const char *report = tq_cli_get(cmd, &a, "report");
     if (in && resume) return tq_cli_usage_error(cmd, "--model-file and --resume: give one of them");
+    if (report && resume)
+        return tq_cli_usage_error(cmd, "--report: not with --resume (the report starts from the PTQ model)");
     if (!(in || resume) || !out)
         return tq_cli_usage_error(cmd, "--model-file (or --resume) and --out are required");
     if (resume) in = resume;
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
     tq_error err = {0};
     if (tq_ckpt_check_writable(out, &err) ||
-        (json_path && tq_check_writable(json_path, "JSON output", &err)))
+        (json_path && tq_check_writable(json_path, "JSON output", &err)) ||
+        (report && tq_report_check_dir(report, &err)))
         return tq_cli_fail(cmd, &err);
     tq_run run = {0};
     if (tq_run_load(in, &run, &err)) return tq_cli_fail(cmd, &err);
@@ -518,24 +563,33 @@ int tq_cmd_qat(int argc, char **argv)
         tq_json_str(&json, "model", tq_model_name(run.model));
         tq_json_str(&json, "data", train.name);
         tq_json_num(&json, "lr", lr);
-        double acc = 0;
+        double acc = 0, start_acc = 0;
         bool keep_best = val.n && !tq_cli_flag(cmd, &a, "keep-last");
         char resume_opts[4200];
         resume_options(cmd, &a, resume_opts, sizeof resume_opts);
+        qat_figs figs = {0};
         if (!keep_best) tq_run_forget_best(&run);
         else if (start_best(&run, &val, &err)) rc = tq_cli_fail(cmd, &err);
         /* the start's figure, so that the epochs' can be read against it */
         else if (run.epoch == 0)
             tq_report_line(&rep, "epoch 0/%lld (the PTQ start)  val acc %.4f", (long long)run.epochs,
                            run.best->val_acc);
+        if (!rc && report && qat_figs_start(&figs, &run, &train, &val, &test, &start_acc, &err))
+            rc = tq_cli_fail(cmd, &err);
         if (!rc)
             rc = train_epochs(cmd, &run, &train, val.n ? &val : NULL, &test, out, resume_opts,
-                              &json, &rep, &acc);
+                              &json, &rep, &acc, figs.curves, figs.clips);
         if (!rc)
             rc = finish_qat(cmd, &run, keep_best, tq_cli_flag(cmd, &a, "fold-bn-at-end"), &test,
                             out, &json, &rep, &acc);
         tq_json_num(&json, "accuracy", acc);
         if (!rc && json_path && tq_json_save(&json, json_path, &err)) rc = tq_cli_fail(cmd, &err);
+        if (!rc && report &&
+            (tq_report_accuracy(&run, &test, figs.pred, &acc, &err) ||
+             tq_report_qat(report, &run, figs.curves, figs.clips, &test, figs.start_pred, figs.pred,
+                           start_acc, acc, &err)))
+            rc = tq_cli_fail(cmd, &err);
+        qat_figs_free(&figs);
         if (!rc) printf("accuracy: %.4f\n", acc);
         tq_json_free(&json);
     }

@@ -4,6 +4,7 @@
  * test set only measures. */
 #include "ptq.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
     return TQ_STATUS_OK;
 }
 
-static void restore_float(tq_compare *x)
+void tq_compare_restore_float(tq_compare *x)
 {
     tq_model *m = x->run->model;
     tq_detach_quantizers(m);
@@ -36,7 +37,7 @@ static void restore_float(tq_compare *x)
 
 void tq_compare_free(tq_compare *x)
 {
-    if (x->float_weights.params) restore_float(x);
+    if (x->float_weights.params) tq_compare_restore_float(x);
     tq_snapshot_free(&x->float_weights);
     tq_snapshot_free(&x->kept);
     tq_snapshot_free(&x->start);
@@ -62,7 +63,7 @@ static tq_status ptq(tq_compare *x, const tq_recipe *r, int calib, tq_accuracy_p
                      int32_t *test_pred, int32_t *val_pred, tq_error *err)
 {
     tq_run *run = x->run;
-    restore_float(x);
+    tq_compare_restore_float(x);
     acc->val = 0;
     if (tq_ptq_run(run->model, r, calib, x->train, run->mean, run->std, x->calib_batches,
                    run->batch, run->seed, err) ||
@@ -100,17 +101,22 @@ static tq_status qat_run(tq_compare *x, double lr, const tq_accuracy_pair *start
                                .total_steps = steps * x->qat_epochs};
     tq_status st = TQ_STATUS_OK;
     while (st == TQ_STATUS_OK && q.epoch < q.epochs) {
-        if ((st = tq_train_epoch(&q, x->train, x->rep, NULL, err))) break;
+        tq_epoch_stats stats;
+        if ((st = tq_train_epoch(&q, x->train, x->rep, &stats, err))) break;
         double v = 0, p = 1;
         if (val) {
             int64_t gained, lost;
             if ((st = accuracy_on(x, val, x->val_pred, &v, err))) break;
+            if (x->on_qat_epoch)
+                x->on_qat_epoch(x->on_qat_ctx, q.model, out->recipe, lr, q.epoch, &stats, v);
             count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
             p = tq_mcnemar_p(gained, lost);
             tq_report_line(x->rep, "  %-8s qat lr %g epoch %lld: validation %.4f (start %.4f; "
                            "+%lld / -%lld, p %.2g)", out->recipe, lr, (long long)q.epoch, v,
                            start->val, (long long)gained, (long long)lost, p);
             if (!(v > *best_val && p <= x->keep_p)) continue;
+        } else if (x->on_qat_epoch) {
+            x->on_qat_epoch(x->on_qat_ctx, q.model, out->recipe, lr, q.epoch, &stats, NAN);
         }
         *best_val = v;
         out->qat_epoch = (int)q.epoch;
@@ -139,6 +145,9 @@ static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_ro
     out->val_p = 1.0;
     for (int i = 0; i < x->n_qat_lrs; i++) {
         tq_snapshot_restore(&x->start, m);
+        if (x->on_qat_epoch)
+            x->on_qat_epoch(x->on_qat_ctx, m, out->recipe, x->qat_lrs[i], 0, NULL,
+                            x->val ? start.val : NAN);
         if (qat_run(x, x->qat_lrs[i], &start, &best_val, out, err)) return err->status;
     }
     tq_snapshot_restore(&x->kept, m);

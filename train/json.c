@@ -77,6 +77,17 @@ void tq_json_int(tq_json *j, const char *key, long long v)
     put(j, "%lld", v);
 }
 
+void tq_json_nums(tq_json *j, const char *key, const double *v, int64_t n)
+{
+    tq_json_key(j, key);
+    put(j, "[");
+    for (int64_t i = 0; i < n; i++) {
+        if (isfinite(v[i])) put(j, i ? ",%.7g" : "%.7g", v[i]);
+        else put(j, i ? ",null" : "null");
+    }
+    put(j, "]");
+}
+
 void tq_json_open(tq_json *j, const char *key, char bracket)
 {
     tq_json_key(j, key);
@@ -89,6 +100,18 @@ void tq_json_close(tq_json *j, char bracket)
 {
     j->depth--;
     put(j, "\n%*s%c", 2 * j->depth, "", bracket == '{' ? '}' : ']');
+}
+
+char *tq_json_finish(tq_json *j, size_t *len)
+{
+    j->depth = 0;
+    size_t before = j->len;
+    put(j, "\n}\n");
+    if (!j->buf || j->len != before + 3) return NULL;
+    char *out = j->buf;
+    *len = j->len;
+    memset(j, 0, sizeof *j);
+    return out;
 }
 
 tq_status tq_json_save(tq_json *j, const char *path, tq_error *err)

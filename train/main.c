@@ -17,6 +17,7 @@ static const subcommand subcommands[] = {
     {"qat", tq_cmd_qat, "fine-tune a quantized model with its scales fixed"},
     {"compare", tq_cmd_compare, "PTQ per calibrator against QAT, recipe by recipe, in one table"},
     {"sensitivity", tq_cmd_sensitivity, "per-layer sensitivity to a recipe; propose a mixed-precision recipe"},
+    {"report", tq_cmd_report, "redraw an HTML report from the report.json of a --report run"},
     {"export", tq_cmd_export, "export a checkpoint as an ONNX model with QDQ quantizers"},
     {"info", tq_cmd_info, "show a checkpoint's layers, shapes and quantizers (or an ONNX model's graph)"},
     {"grid", tq_cmd_grid, "print every value a format can represent"},

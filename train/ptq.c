@@ -93,6 +93,7 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
                 tq_quantizer_free(wq);
                 return err->status;
             }
+            if (r->keep_histograms) tq_quantizer_keep_histogram(iq);
         }
         tq_qlayer_set_quantizers(l, wq, iq);
     }

@@ -27,6 +27,8 @@ typedef struct tq_recipe {
     float alpha;    /* SmoothQuant migration strength (default 0.5) */
     bool awq_clip;  /* AWQ: also search the weight amax per block */
     bool fold_bn;   /* fold batch norms into the layers before them first */
+    bool keep_histograms; /* activation quantizers keep their calibration histogram whatever
+                             the calibrator (for the report's figures) */
     int n_overrides;
     tq_layer_override overrides[TQ_RECIPE_MAX_OVERRIDES];
 } tq_recipe;
@@ -128,12 +130,19 @@ typedef struct tq_compare {
     tq_snapshot start;                   /* owned: the PTQ start of the current recipe */
     int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
     int32_t *val_start_pred, *val_pred;  /* owned: validation predictions of the start, an epoch */
+    /* When set, called at each QAT run's PTQ start (epoch 0, st NULL) and after each of its
+     * epochs, for the report's figures; val_acc is NaN without a split. */
+    void (*on_qat_epoch)(void *ctx, tq_model *m, const char *recipe, double lr, int64_t epoch,
+                         const tq_epoch_stats *st, double val_acc);
+    void *on_qat_ctx;
 } tq_compare;
 
 /* Copies the float model (its quantizers removed) and allocates the buffers. */
 tq_status tq_compare_init(tq_compare *x, tq_error *err);
 /* Frees the buffers and leaves the model as tq_compare_init found it, without quantizers. */
 void tq_compare_free(tq_compare *x);
+/* Puts the float model back (quantizers and input multipliers removed). */
+void tq_compare_restore_float(tq_compare *x);
 /* One recipe: PTQ with each calibrator, then QAT from the best. */
 tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
                             int n_calibs, tq_compare_row *out, tq_error *err);
