@@ -90,6 +90,25 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, const float *mean,
                        const float *std, int batches, int32_t batch, uint64_t seed,
                        tq_error *err);
+/* A calibrator of your own, for tq_calibrate_with: it sees every calibration batch at the
+ * input of every layer being calibrated, then names each input quantizer's amax. */
+typedef struct tq_calibrator {
+    void *ctx; /* yours: handed back to both functions */
+    /* One batch (N,C,H,W) or (N,F) at the input quantizer of Linear/Conv2d layer qi (the
+     * tq_model_qlayer index), as the quantizer sees it: after the layer's input_mul. */
+    tq_status (*observe)(void *ctx, int qi, const tq_tensor *x, tq_error *err);
+    /* amax[0..n) for layer qi's input quantizer q: n is 1, or the channel count for a
+     * per-channel spec. q's format is final: the auto-unsigned switch (uintN when no value
+     * observed was negative) has been made. */
+    tq_status (*amax)(void *ctx, int qi, const tq_quantizer *q, float *amax, int64_t n,
+                      tq_error *err);
+} tq_calibrator;
+/* tq_calibrate with c in place of the calibrator each spec names: the same batches, the same
+ * unsigned switch, then c's amax; every calibrating input quantizer then quantizes. On
+ * failure they are left calibrating. */
+tq_status tq_calibrate_with(tq_model *m, const tq_calibrator *c, const tq_dataset *train,
+                            const float *mean, const float *std, int batches, int32_t batch,
+                            uint64_t seed, tq_error *err);
 /* Removes every quantizer (back to the float model). */
 void tq_detach_quantizers(tq_model *m);
 /* "max", "percentile", "mse", "entropy". */
