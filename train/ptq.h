@@ -35,6 +35,12 @@ typedef struct tq_recipe {
  * a custom one from the two spec strings ("" or "float" = leave in float). */
 tq_status tq_recipe_make(const char *name, const char *weights, const char *acts,
                          tq_recipe *out, tq_error *err);
+/* Gives one Linear or Conv2d layer (by name, as tq_model_qlayer names it: "conv1", "fc2") its
+ * own weight and input specs, replacing the recipe's there (and any earlier call's for that
+ * layer). Specs as tq_qspec_parse reads them; NULL, "" or "float" leave that side in float.
+ * tq_attach_recipe fails on a name the model does not have. */
+tq_status tq_recipe_layer(tq_recipe *r, const char *layer, const char *weights,
+                          const char *acts, tq_error *err);
 const char *tq_recipe_names(void);
 void tq_recipe_list(FILE *out);
 bool tq_keep_parse(const char *s, tq_keep_kind *out);
