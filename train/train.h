@@ -55,7 +55,7 @@ typedef struct tq_epoch_stats {
 } tq_epoch_stats;
 
 /* How the loops report: a progress bar on a terminal, plain lines otherwise, nothing
- * when quiet. */
+ * when quiet or when a loop is given no reporter (NULL). */
 typedef struct tq_reporter {
     FILE *out;
     bool quiet;
@@ -118,7 +118,13 @@ double tq_mcnemar_p(int64_t gained, int64_t lost);
 /* Checkpoints: model (name, input shape, parameters, batch-norm statistics, quantizers),
  * optimizer, normalisation, epoch and schedule; versioned, checksummed, written atomically. */
 tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err);
+/* Loads a checkpoint of a zoo model (the model is made from the name it records). */
 tq_status tq_run_load(const char *path, tq_run *run, tq_error *err);
+/* Loads a checkpoint of a model of your own into m, which you built as the saved one was
+ * built (same name, input shape and layers): its parameters, batch-norm statistics and
+ * quantizers replace m's, and the run takes m (tq_run_free frees it). On failure run is
+ * empty and m, perhaps partly overwritten, is still yours to free. */
+tq_status tq_run_load_model(const char *path, tq_model *m, tq_run *run, tq_error *err);
 
 #ifdef __cplusplus
 }
