@@ -335,15 +335,22 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     return TQ_STATUS_OK;
 }
 
+/* The model's values, the run and its best epoch, into run->model. */
+static tq_status load_into(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    if (load_model(ck, path, run, err) || load_run(ck, path, run, err) ||
+        load_best(ck, path, run, err))
+        return err->status;
+    return TQ_STATUS_OK;
+}
+
 tq_status tq_run_load(const char *path, tq_run *run, tq_error *err)
 {
     memset(run, 0, sizeof *run);
     tq_ckpt *ck = tq_ckpt_load(path, err);
     if (!ck) return err->status;
     tq_status st = create_model(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_model(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_run(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_best(ck, path, run, err);
+    if (st == TQ_STATUS_OK) st = load_into(ck, path, run, err);
     tq_ckpt_free(ck);
     if (st != TQ_STATUS_OK) tq_run_free(run);
     return st;
@@ -356,8 +363,7 @@ tq_status tq_run_load_model(const char *path, tq_model *m, tq_run *run, tq_error
     if (!ck) return err->status;
     run->model = m;
     tq_status st = check_model(ck, path, m, err);
-    if (st == TQ_STATUS_OK) st = load_model(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_run(ck, path, run, err);
+    if (st == TQ_STATUS_OK) st = load_into(ck, path, run, err);
     tq_ckpt_free(ck);
     if (st != TQ_STATUS_OK) {
         run->model = NULL; /* still the caller's */
