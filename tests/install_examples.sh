@@ -3,8 +3,7 @@
 # exactly the public headers are there and that the worked example atop each compiles, then
 # builds every program in examples/ against the installed package twice, with CMake
 # (find_package) and with pkg-config, runs both builds on a generated data set and checks the
-# results each example states, and that the two builds print the same figures (under
-# sanitizers the pkg-config build runs one of them).
+# results each example states, and that the two builds print the same figures.
 # Usage: install_examples.sh BUILD_DIR SOURCE_DIR MAKE_BARS C_COMPILER
 set -euo pipefail
 build=$1 src=$2 make_bars=$3 cc=$4
@@ -55,18 +54,13 @@ for ex in "${examples[@]}"; do
   "$cc" -std=c11 -O2 -Wall -Werror "$src/examples/$ex.c" "${flags[@]}" -o "$tmp/pkg-config/$ex"
 done
 
-# Easy-ish bars (make_bars: a dim one-row bar over noise): the float model is near perfect,
-# 4-bit PTQ loses a little of it and QAT wins it back.
+# Bars of 14x14 pixels (make_bars: a dim one-row bar over noise, cheap even under
+# sanitizers): the float model gets most right, 4-bit PTQ loses some and QAT wins it back.
 mkdir "$tmp/bars"
-"$make_bars" "$tmp/bars" 30 1 1200 300
+"$make_bars" "$tmp/bars" 40 1 1200 300 14
 data=mnist:$tmp/bars
-# Under sanitizers (a Debug build, each example some ten times slower) the pkg-config build
-# runs one example: the library is the same archive, and one run proves its link line.
-pc_runs=("${examples[@]}")
-if pkg-config --libs tinyqat | grep -q fsanitize; then pc_runs=(tape_loop); fi
 for flavour in cmake pkg-config; do
   for ex in "${examples[@]}"; do
-    [ $flavour = cmake ] || [[ " ${pc_runs[*]} " = *" $ex "* ]] || continue
     case $ex in
       train_model) args=("$data" small_cnn.tqc) ;;
       tape_loop) args=("$data" --quick) ;;
@@ -80,7 +74,7 @@ for flavour in cmake pkg-config; do
 done
 out=$tmp/cmake.out
 for ex in "${examples[@]}"; do cat "$tmp/cmake/$ex.out"; done | tee "$out"
-echo "install_examples: the pkg-config build printed the same as the CMake build (${pc_runs[*]})"
+echo "install_examples: the pkg-config build printed the same as the CMake build"
 
 # The stated results: "accuracy WHAT... VALUE" lines.
 value() { # the number after the words $1 on an accuracy line
@@ -93,20 +87,20 @@ at_least() { # name value bound
 }
 floats=($(awk '/^accuracy float / { print $3 }' "$out")) # train_model, ptq_qat, tape_loop
 [ ${#floats[@]} = 3 ] || fail "expected 3 'accuracy float' lines, got ${#floats[@]}"
-at_least "train_model float" "${floats[0]}" 0.95
+at_least "train_model float" "${floats[0]}" 0.92
 # ptq_qat loads train_model's checkpoint into a model built again: the same accuracy
 [ "${floats[1]}" = "${floats[0]}" ] || fail "ptq_qat's float accuracy ${floats[1]} is not train_model's ${floats[0]}"
-at_least "w4a4 ptq" "$(value 'w4a4 ptq')" 0.90
-at_least "w4a4 qat" "$(awk '/^accuracy w4a4 ptq/ { print $6 }' "$out")" 0.95
-at_least "mixed ptq" "$(value 'mixed ptq')" 0.90
-at_least "mixed qat" "$(awk '/^accuracy mixed ptq/ { print $6 }' "$out")" 0.95
+at_least "w4a4 ptq" "$(value 'w4a4 ptq')" 0.85
+at_least "w4a4 qat" "$(awk '/^accuracy w4a4 ptq/ { print $6 }' "$out")" 0.92
+at_least "mixed ptq" "$(value 'mixed ptq')" 0.85
+at_least "mixed qat" "$(awk '/^accuracy mixed ptq/ { print $6 }' "$out")" 0.92
 grep -q '^conv1  input amax: max calibrator' "$out" || fail "own_calibrator made no check"
 # own_calibrator at percentile 100 is the max calibrator: w4a4's PTQ accuracy, as ptq_qat had it
 [ "$(value 'w4a4 percentile 100')" = "$(value 'w4a4 ptq')" ] ||
   fail "own_calibrator's percentile 100 ($(value 'w4a4 percentile 100')) is not ptq_qat's w4a4 PTQ ($(value 'w4a4 ptq'))"
-at_least "percentile 99.9" "$(value 'w4a4 percentile 99.9')" 0.90
-at_least "percentile 99" "$(value 'w4a4 percentile 99')" 0.85
-at_least "tape_loop float" "${floats[2]}" 0.90
+at_least "percentile 99.9" "$(value 'w4a4 percentile 99.9')" 0.88
+at_least "percentile 99" "$(value 'w4a4 percentile 99')" 0.88
+at_least "tape_loop float" "${floats[2]}" 0.88
 at_least "tape_loop ptq" "$(value ptq)" 0.85
-at_least "tape_loop qat" "$(value qat)" 0.90
+at_least "tape_loop qat" "$(value qat)" 0.88
 echo "install_examples: every example built both ways and met its bound"
