@@ -7,6 +7,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One step on the tape: y = relu(x w^T), a loss, its gradients, the tape reset (checks left
+ * out: an op given a NULL input returns NULL and the tape keeps the first error, so checking
+ * the last result is enough):
+ *
+ *     tq_rng rng;
+ *     tq_rng_seed(&rng, 1);
+ *     tq_tensor *x = tq_tensor_new(2, (int32_t[]){8, 3}, false); // 8 samples, 3 features
+ *     tq_tensor *w = tq_tensor_new(2, (int32_t[]){2, 3}, true);  // a parameter: with grad
+ *     tq_tensor_fill_uniform(x, &rng, -1, 1);
+ *     tq_tensor_fill_uniform(w, &rng, -1, 1);
+ *     tq_tape *t = tq_tape_new();
+ *     tq_tensor *y = tq_relu(t, tq_linear(t, x, w, NULL));  // (8,2), on the tape's arena
+ *     tq_tensor *loss = tq_mean(t, y);
+ *     if (!loss) fprintf(stderr, "%s\n", tq_tape_error(t)->msg);
+ *     tq_backward(t, loss);   // w->grad += d loss / d w
+ *     tq_tape_reset(t);       // the step's activations go at once; x and w stay
+ *     tq_tape_free(t);
+ *     tq_tensor_free(x);
+ *     tq_tensor_free(w);
+ *
+ * tq_model_forward (layers.h) records a whole model so, and tq_quantize (quant.h) puts fake
+ * quant on the tape as one more op. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

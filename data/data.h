@@ -6,6 +6,28 @@
 
 #include "autograd.h"
 
+/* Fashion-MNIST in shuffled, normalised batches (checks left out):
+ *
+ *     tq_error err = {0};
+ *     tq_dataset train;
+ *     tq_dataset_open("fashion-mnist", TQ_SPLIT_TRAIN, &train, &err); // or "mnist:DIR", ...
+ *     tq_loader_config cfg = {.batch = 64, .shuffle = true, .seed = 1};
+ *     tq_dataset_stats(&train, cfg.mean, cfg.std);     // per-channel mean and std
+ *     tq_loader *ld = tq_loader_new(&train, &cfg, &err);
+ *     float *x = malloc(sizeof(float) * 64 * train.c * train.h * train.w);
+ *     int32_t labels[64];
+ *     tq_loader_start_epoch(ld, 0);                    // epoch 0's order, from the seed
+ *     for (int64_t i = 0; i < tq_loader_batch_count(ld); i++) {
+ *         int32_t n = tq_loader_fill(ld, i, x, labels); // n images (the last batch: fewer)
+ *         tq_tensor batch = {.data = x};
+ *         tq_shape_set(&batch, 4, (int32_t[]){n, train.c, train.h, train.w});
+ *         // tq_model_forward(m, tape, &batch, &rng), a loss against labels, ...
+ *     }
+ *     tq_loader_free(ld);
+ *     free(x);
+ *     tq_dataset_free(&train);
+ */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

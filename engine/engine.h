@@ -10,6 +10,18 @@
 #include "layers.h"
 #include "quant.h"
 
+/* A quantized model run in integers (checks left out; run holds a model quantized with the
+ * int8 recipe, ptq.h, and test its test images):
+ *
+ *     tq_error err = {0};
+ *     tq_engine *e = tq_engine_build(run.model, run.mean, run.std, &err);
+ *     float *logits = malloc(sizeof(float) * test.n * tq_engine_classes(e));
+ *     tq_engine_run(e, test.images, test.n, logits, &err); // uint8 pixels in, logits out
+ *     tq_engine_describe(e, stdout);                       // the integer program, step by step
+ *     free(logits);
+ *     tq_engine_free(e);
+ */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -9,6 +9,32 @@
 #include "autograd.h"
 #include "quant.h"
 
+/* A model of your own, its forward on the tape, and a zoo model (checks left out; x is a
+ * batch (N,1,28,28), the tape as in autograd.h's example):
+ *
+ *     tq_error err = {0};
+ *     tq_model *m = tq_model_new("mynet", 1, 28, 28, &err);   // the input (C,H,W)
+ *     tq_model_conv2d(m, "conv1", 8, 3, 1, 1, true);          // 8 3x3 filters, stride 1, pad 1
+ *     tq_model_batchnorm(m, "bn1");
+ *     tq_model_relu(m, "relu1");
+ *     tq_model_maxpool2d(m, "pool1", 2, 2);                   // (8,14,14)
+ *     tq_model_flatten(m, "flat");
+ *     tq_model_linear(m, "fc", 10, true);                     // the logits
+ *     tq_rng rng;
+ *     tq_rng_seed(&rng, 1);
+ *     tq_model_finish(m, &rng, &err);                          // buffers laid out, weights drawn
+ *     tq_model_describe(m, stdout);                            // layers, shapes, parameters
+ *
+ *     tq_tensor *logits = tq_model_forward(m, tape, x, &rng); // (N,10)
+ *
+ *     tq_model *lenet = tq_model_create("lenet5", 1, 28, 28, 10, &rng, &err);
+ *
+ * A residual block keeps the handles the builders return: in = tq_model_relu(m, "relu1"),
+ * the branch after it ending in out = tq_model_batchnorm(m, "bn3"), then
+ * tq_model_add(m, "add", out, in) (tq_model_from(m, in) first starts a projection on the
+ * shortcut). Each Linear and Conv2d is a qlayer with a weight and an input quantizer slot
+ * (tq_model_qlayer); tq_attach_recipe (ptq.h) fills them. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

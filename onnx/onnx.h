@@ -10,6 +10,18 @@
 #include "layers.h"
 #include "quant.h"
 
+/* A quantized model exported with QDQ quantizers and read back (checks left out; run as in
+ * ptq.h's example):
+ *
+ *     tq_error err = {0};
+ *     tq_onnx_options opt = {.mean = run.mean, .std = run.std};
+ *     tq_onnx_stats stats;
+ *     tq_onnx_export(run.model, &opt, "model.onnx", &stats, &err);
+ *     tq_onnx *o = tq_onnx_load("model.onnx", &err);
+ *     tq_onnx_describe(o, stdout);                     // inputs, outputs, ops, initializers
+ *     tq_onnx_free(o);
+ */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

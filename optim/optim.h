@@ -5,6 +5,22 @@
 
 #include "autograd.h"
 
+/* SGD with momentum over a model's parameter buffer, at a cosine-decayed rate (checks left
+ * out; m a model, as in layers.h's example):
+ *
+ *     tq_error err = {0};
+ *     tq_optim_config cfg = tq_optim_defaults(TQ_OPTIM_SGD);
+ *     cfg.momentum = 0.9f;
+ *     tq_optim *opt = tq_optim_new(&cfg, tq_model_param_count(m), &err);
+ *     tq_schedule sched = {.kind = TQ_SCHEDULE_COSINE, .lr = 0.05f, .total_steps = 1000};
+ *     for (int64_t step = 0; step < 1000; step++) {
+ *         // forward, loss, tq_model_zero_grad(m), tq_backward(tape, loss), then:
+ *         tq_optim_step(opt, tq_model_params(m), tq_model_grads(m), tq_schedule_lr(&sched, step));
+ *     }
+ *     tq_optim_free(opt);
+ *
+ * tq_train_epoch (train.h) runs this loop for a tq_run. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -8,6 +8,32 @@
 
 #include "autograd.h"
 
+/* A weight quantizer and an input quantizer around one Linear op (checks left out; w, b,
+ * x and the tape as in autograd.h's example, batches[] some calibration inputs):
+ *
+ *     tq_error err = {0};
+ *     tq_qspec ws, xs;
+ *     tq_qspec_parse("int4:channel=0", &ws, &err);      // 4 bits, a scale per output channel
+ *     tq_qspec_parse("int8:calib=percentile", &xs, &err);
+ *     tq_quantizer *wq = tq_quantizer_new(&ws, &err), *xq = tq_quantizer_new(&xs, &err);
+ *
+ *     tq_quantizer_calibrate_weight(wq, w, &err);       // weights: amax from the weights
+ *     tq_quantizer_set_state(wq, TQ_QSTATE_QUANTIZING);
+ *
+ *     tq_quantizer_set_state(xq, TQ_QSTATE_CALIBRATING); // inputs: observe some batches
+ *     for (int i = 0; i < n_batches; i++) tq_quantize(tape, batches[i], xq);
+ *     tq_quantizer_finish_calibration(xq, &err);        // amax: the 99.99th percentile
+ *     tq_quantizer_set_state(xq, TQ_QSTATE_QUANTIZING);
+ *
+ *     tq_tensor *y = tq_linear(tape, tq_quantize(tape, x, xq), tq_quantize(tape, w, wq), b);
+ *     // forward with fake-quantized x and w; in backward the gradient passes where
+ *     // |value| <= amax (STE with clipping), and w's lands in w->grad as without quantizers
+ *     tq_quantizer_free(wq);
+ *     tq_quantizer_free(xq);
+ *
+ * Linear and Conv2d layers hold such quantizers in their slots (layers.h), and recipes put
+ * them there (ptq.h). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

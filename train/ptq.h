@@ -1,8 +1,44 @@
-/* Private to train/: recipes, post-training quantization and the comparison experiment. */
+/* tinyqat ptq: recipes (which quantizers go on which layers), post-training quantization
+ * (attach, calibrate), calibrators of your own, and the PTQ-against-QAT comparison. */
 #ifndef TINYQAT_PTQ_H
 #define TINYQAT_PTQ_H
 
 #include "train.h"
+
+/* A trained float model quantized with a recipe, one layer of it by hand, evaluated, then
+ * fine-tuned with QAT and saved (each call returns TQ_STATUS_OK, or a status with err.msg
+ * saying what went wrong; the checks are left out here):
+ *
+ *     tq_error err = {0};
+ *     tq_run run;                                   // a float model and how it was trained
+ *     tq_dataset train, val, test;
+ *     tq_run_load("lenet5.tqc", &run, &err);        // tq_run_load_model for your own model
+ *     tq_run_open_data(&run, "fashion-mnist", &train, &val, &test, &err);
+ *
+ *     tq_recipe r;                                  // int4 weights, int8 inputs; but conv1:
+ *     tq_recipe_make("w4a8", NULL, NULL, &r, &err);
+ *     tq_recipe_layer(&r, "conv1", "int8:channel=0", "int8", &err);
+ *     tq_attach_recipe(run.model, &r, -1, &err);    // weight scales set, inputs calibrating
+ *     tq_calibrate(run.model, &train, run.mean, run.std, 32, 64, 1, &err); // 32 batches of 64
+ *     double acc;
+ *     tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err); // PTQ accuracy
+ *
+ *     // QAT: the training loop of train.h with the scales fixed; a new optimizer, slow rate
+ *     float lr = (float)tq_qat_default_lr(&run);   // 1% of the float model's
+ *     tq_optim_free(run.optim);
+ *     run.optim = NULL;
+ *     run.epoch = 0;
+ *     run.schedule = (tq_schedule){.kind = TQ_SCHEDULE_CONSTANT, .lr = lr};
+ *     tq_train_epoch(&run, &train, NULL, NULL, &err);
+ *     tq_run_save(&run, "lenet5-w4a8.tqc", &err);   // the quantizers and their amax too
+ *
+ * tq_ptq_run does attach and calibrate in one, with SmoothQuant, AWQ or batch-norm folding
+ * first when the recipe asks; tq_calibrate_with calibrates with a calibrator of your own;
+ * tq_compare_recipe is `tinyqat compare`'s experiment for one recipe. */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* What happens to the first and last layers, which are the most sensitive. */
 typedef enum tq_keep_kind { TQ_KEEP_NONE, TQ_KEEP_FLOAT, TQ_KEEP_INT8 } tq_keep_kind;
@@ -37,6 +73,12 @@ typedef struct tq_recipe {
  * a custom one from the two spec strings ("" or "float" = leave in float). */
 tq_status tq_recipe_make(const char *name, const char *weights, const char *acts,
                          tq_recipe *out, tq_error *err);
+/* Gives one Linear or Conv2d layer (by name, as tq_model_qlayer names it: "conv1", "fc2") its
+ * own weight and input specs, replacing the recipe's there (and any earlier call's for that
+ * layer). Specs as tq_qspec_parse reads them; NULL, "" or "float" leave that side in float.
+ * tq_attach_recipe fails on a name the model does not have. */
+tq_status tq_recipe_layer(tq_recipe *r, const char *layer, const char *weights,
+                          const char *acts, tq_error *err);
 const char *tq_recipe_names(void);
 void tq_recipe_list(FILE *out);
 bool tq_keep_parse(const char *s, tq_keep_kind *out);
@@ -92,6 +134,25 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, const float *mean,
                        const float *std, int batches, int32_t batch, uint64_t seed,
                        tq_error *err);
+/* A calibrator of your own, for tq_calibrate_with: it sees every calibration batch at the
+ * input of every layer being calibrated, then names each input quantizer's amax. */
+typedef struct tq_calibrator {
+    void *ctx; /* yours: handed back to both functions */
+    /* One batch (N,C,H,W) or (N,F) at the input quantizer of Linear/Conv2d layer qi (the
+     * tq_model_qlayer index), as the quantizer sees it: after the layer's input_mul. */
+    tq_status (*observe)(void *ctx, int qi, const tq_tensor *x, tq_error *err);
+    /* amax[0..n) for layer qi's input quantizer q: n is 1, or the channel count for a
+     * per-channel spec. q's format is final: the auto-unsigned switch (uintN when no value
+     * observed was negative) has been made. */
+    tq_status (*amax)(void *ctx, int qi, const tq_quantizer *q, float *amax, int64_t n,
+                      tq_error *err);
+} tq_calibrator;
+/* tq_calibrate with c in place of the calibrator each spec names: the same batches, the same
+ * unsigned switch, then c's amax; every calibrating input quantizer then quantizes. On
+ * failure they are left calibrating. */
+tq_status tq_calibrate_with(tq_model *m, const tq_calibrator *c, const tq_dataset *train,
+                            const float *mean, const float *std, int batches, int32_t batch,
+                            uint64_t seed, tq_error *err);
 /* Removes every quantizer (back to the float model). */
 void tq_detach_quantizers(tq_model *m);
 /* "max", "percentile", "mse", "entropy". */
@@ -146,4 +207,8 @@ void tq_compare_restore_float(tq_compare *x);
 /* One recipe: PTQ with each calibrator, then QAT from the best. */
 tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
                             int n_calibs, tq_compare_row *out, tq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -100,3 +100,26 @@ bool tq_keep_parse(const char *s, tq_keep_kind *out)
     else return false;
     return true;
 }
+
+tq_status tq_recipe_layer(tq_recipe *r, const char *layer, const char *weights,
+                          const char *acts, tq_error *err)
+{
+    tq_layer_override o = {0};
+    if (!layer || !layer[0] || strlen(layer) >= sizeof o.layer)
+        return tq_fail(err, TQ_STATUS_ARG, "recipe %s: layer name '%s' (expected 1 to %zu characters)",
+                       r->name, layer ? layer : "(null)", sizeof o.layer - 1);
+    snprintf(o.layer, sizeof o.layer, "%s", layer);
+    char what[192];
+    snprintf(what, sizeof what, "recipe %s: layer %s: weights", r->name, layer);
+    if (parse_side(weights, what, &o.has_weights, &o.weights, err)) return err->status;
+    snprintf(what, sizeof what, "recipe %s: layer %s: acts", r->name, layer);
+    if (parse_side(acts, what, &o.has_acts, &o.acts, err)) return err->status;
+    int k = 0;
+    while (k < r->n_overrides && strcmp(r->overrides[k].layer, layer) != 0) k++;
+    if (k == TQ_RECIPE_MAX_OVERRIDES)
+        return tq_fail(err, TQ_STATUS_ARG, "recipe %s: more than %d layers of its own", r->name,
+                       TQ_RECIPE_MAX_OVERRIDES);
+    r->overrides[k] = o;
+    if (k == r->n_overrides) r->n_overrides++;
+    return TQ_STATUS_OK;
+}

@@ -12,7 +12,7 @@ tq_reporter tq_reporter_stdout(bool quiet)
 void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t total,
                         double loss, double accuracy)
 {
-    if (r->quiet || !r->tty || total <= 0) return;
+    if (!r || r->quiet || !r->tty || total <= 0) return;
     /* Redraw at most ~50 times per pass: terminals are slow. */
     int64_t every = total / 50 > 0 ? total / 50 : 1;
     if (done != total && done % every != 0) return;
@@ -28,7 +28,7 @@ void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t 
 
 void tq_report_line(tq_reporter *r, const char *fmt, ...)
 {
-    if (r->quiet) return;
+    if (!r || r->quiet) return;
     va_list ap;
     va_start(ap, fmt);
     vfprintf(r->out, fmt, ap);

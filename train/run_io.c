@@ -165,15 +165,31 @@ static tq_status load_rescaling(const tq_ckpt *ck, const char *path, tq_model *m
     return TQ_STATUS_OK;
 }
 
-static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+/* The model's name and input shape (C, H, W, classes) as the checkpoint records them. */
+static const char *saved_model(const tq_ckpt *ck, const char *path, const int64_t **in,
+                               tq_error *err)
 {
     const char *name = tq_ckpt_get_str(ck, "model.name", NULL);
-    if (!name) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: no model.name section", path);
-    const int64_t *in = tq_ckpt_require_i64(ck, "model.input", 4, err);
-    if (!in) return err->status;
+    if (!name) {
+        tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: no model.name section", path);
+        return NULL;
+    }
+    *in = tq_ckpt_require_i64(ck, "model.input", 4, err);
+    if (!*in) return NULL;
     for (int i = 0; i < 4; i++)
-        if (in[i] < 1 || in[i] > 65536)
-            return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: bad model input shape", path);
+        if ((*in)[i] < 1 || (*in)[i] > 65536) {
+            tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: bad model input shape", path);
+            return NULL;
+        }
+    return name;
+}
+
+/* A zoo model of the checkpoint's name and shape, made only if it has as many parameters. */
+static tq_status create_model(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    const int64_t *in;
+    const char *name = saved_model(ck, path, &in, err);
+    if (!name) return err->status;
     tq_rng rng;
     tq_rng_seed(&rng, 0);
     tq_error e = {0};
@@ -183,6 +199,31 @@ static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq
     run->model = tq_model_create_sized(name, (int32_t)in[0], (int32_t)in[1], (int32_t)in[2],
                                        (int32_t)in[3], n_params, &rng, &e);
     if (!run->model) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);
+    return TQ_STATUS_OK;
+}
+
+/* Whether the caller's model m is the one saved: same name and input shape (the parameter
+ * count is checked as they are read). */
+static tq_status check_model(const tq_ckpt *ck, const char *path, tq_model *m, tq_error *err)
+{
+    const int64_t *in;
+    const char *name = saved_model(ck, path, &in, err);
+    if (!name) return err->status;
+    int32_t c, h, w, classes;
+    tq_model_input(m, &c, &h, &w, &classes);
+    if (strcmp(name, tq_model_name(m)) != 0 || in[0] != c || in[1] != h || in[2] != w ||
+        in[3] != classes)
+        return tq_fail(err, TQ_STATUS_SHAPE,
+                       "checkpoint %s holds model %s for %lldx%lldx%lld inputs in %lld classes, "
+                       "not %s for %dx%dx%d inputs in %d classes",
+                       path, name, (long long)in[0], (long long)in[1], (long long)in[2],
+                       (long long)in[3], tq_model_name(m), c, h, w, classes);
+    return TQ_STATUS_OK;
+}
+
+/* Parameters, batch-norm statistics, rescaling and quantizers into run->model. */
+static tq_status load_model(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
     tq_model *m = run->model;
     const float *p = tq_ckpt_require_f32(ck, "model.params", tq_model_param_count(m), err);
     const float *s = p ? tq_ckpt_require_f32(ck, "model.state", tq_model_state_count(m), err) : NULL;
@@ -294,15 +335,39 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     return TQ_STATUS_OK;
 }
 
+/* The model's values, the run and its best epoch, into run->model. */
+static tq_status load_into(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    if (load_model(ck, path, run, err) || load_run(ck, path, run, err) ||
+        load_best(ck, path, run, err))
+        return err->status;
+    return TQ_STATUS_OK;
+}
+
 tq_status tq_run_load(const char *path, tq_run *run, tq_error *err)
 {
     memset(run, 0, sizeof *run);
     tq_ckpt *ck = tq_ckpt_load(path, err);
     if (!ck) return err->status;
-    tq_status st = load_model(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_run(ck, path, run, err);
-    if (st == TQ_STATUS_OK) st = load_best(ck, path, run, err);
+    tq_status st = create_model(ck, path, run, err);
+    if (st == TQ_STATUS_OK) st = load_into(ck, path, run, err);
     tq_ckpt_free(ck);
     if (st != TQ_STATUS_OK) tq_run_free(run);
+    return st;
+}
+
+tq_status tq_run_load_model(const char *path, tq_model *m, tq_run *run, tq_error *err)
+{
+    memset(run, 0, sizeof *run);
+    tq_ckpt *ck = tq_ckpt_load(path, err);
+    if (!ck) return err->status;
+    run->model = m;
+    tq_status st = check_model(ck, path, m, err);
+    if (st == TQ_STATUS_OK) st = load_into(ck, path, run, err);
+    tq_ckpt_free(ck);
+    if (st != TQ_STATUS_OK) {
+        run->model = NULL; /* still the caller's */
+        tq_run_free(run);
+    }
     return st;
 }

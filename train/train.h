@@ -12,6 +12,31 @@
 #include "optim.h"
 #include "quant.h"
 
+/* LeNet-5 trained for three epochs on Fashion-MNIST, evaluated and saved (checks left out):
+ *
+ *     tq_error err = {0};
+ *     tq_run run = {.batch = 64, .seed = 1, .optim_cfg = tq_optim_defaults(TQ_OPTIM_ADAM),
+ *                   .schedule = {.kind = TQ_SCHEDULE_CONSTANT, .lr = 1e-3f}};
+ *     tq_dataset train, val, test;                     // val: empty without run.val_fraction
+ *     tq_run_open_data(&run, "fashion-mnist", &train, &val, &test, &err);
+ *     tq_rng rng;
+ *     tq_rng_seed(&rng, run.seed);
+ *     run.model = tq_model_create("lenet5", train.c, train.h, train.w, train.classes, &rng, &err);
+ *     tq_dataset_stats(&train, run.mean, run.std);     // the inputs' normalisation
+ *     snprintf(run.data_name, sizeof run.data_name, "fashion-mnist");
+ *     tq_reporter rep = tq_reporter_stdout(false);     // a progress bar; NULL: silent
+ *     for (int e = 0; e < 3; e++) tq_train_epoch(&run, &train, &rep, NULL, &err);
+ *     double acc;
+ *     tq_evaluate(run.model, &test, run.mean, run.std, 256, &acc, NULL, &err);
+ *     tq_run_save(&run, "lenet5.tqc", &err);           // tq_run_load reads it back
+ *     tq_run_free(&run);
+ *     tq_dataset_free(&train);
+ *     tq_dataset_free(&val);
+ *     tq_dataset_free(&test);
+ *
+ * A model of your own goes in run.model the same way (layers.h); the same loop fine-tunes a
+ * quantized model (QAT, ptq.h). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,7 +80,7 @@ typedef struct tq_epoch_stats {
 } tq_epoch_stats;
 
 /* How the loops report: a progress bar on a terminal, plain lines otherwise, nothing
- * when quiet. */
+ * when quiet or when a loop is given no reporter (NULL). */
 typedef struct tq_reporter {
     FILE *out;
     bool quiet;
@@ -118,7 +143,13 @@ double tq_mcnemar_p(int64_t gained, int64_t lost);
 /* Checkpoints: model (name, input shape, parameters, batch-norm statistics, quantizers),
  * optimizer, normalisation, epoch and schedule; versioned, checksummed, written atomically. */
 tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err);
+/* Loads a checkpoint of a zoo model (the model is made from the name it records). */
 tq_status tq_run_load(const char *path, tq_run *run, tq_error *err);
+/* Loads a checkpoint of a model of your own into m, which you built as the saved one was
+ * built (same name, input shape and layers): its parameters, batch-norm statistics and
+ * quantizers replace m's, and the run takes m (tq_run_free frees it). On failure run is
+ * empty and m, perhaps partly overwritten, is still yours to free. */
+tq_status tq_run_load_model(const char *path, tq_model *m, tq_run *run, tq_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 // Runs a model exported by `tinyqat export` in ONNX Runtime and compares it with tinyqat's
-// own results from `tinyqat eval --dump` (layout in train/dump.c). Prints one verdict line and
+// own results from `tinyqat eval --dump` (layout in cli/dump.c). Prints one verdict line and
 // exits 0 (pass), 1 (disagreement) or 2 (usage or unreadable input).
 //
 //   node check.js --dump D.bin --model M.onnx [--codes-model Mc.onnx] [--name NAME]
@@ -62,7 +62,7 @@ function parseArgs(argv) {
   return a;
 }
 
-// The dump, as train/dump.c writes it.
+// The dump, as cli/dump.c writes it.
 function readDump(file) {
   const b = fs.readFileSync(file);
   const fail = (m) => { throw new Error(`${file}: ${m}`); };

@@ -1,4 +1,4 @@
-/* Private to train/: `tinyqat eval --engine int`, the integer engine on a checkpoint, and its
+/* Private to cli/: `tinyqat eval --engine int`, the integer engine on a checkpoint, and its
  * comparison with fake quant on the same images. */
 #ifndef TINYQAT_EVAL_INT_H
 #define TINYQAT_EVAL_INT_H

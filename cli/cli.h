@@ -1,4 +1,4 @@
-/* Private to train/: the command-line plumbing shared by the `tinyqat` subcommands. */
+/* Private to cli/: the command-line plumbing shared by the `tinyqat` subcommands. */
 #ifndef TINYQAT_CLI_H
 #define TINYQAT_CLI_H
 
@@ -112,7 +112,7 @@ bool tq_is_onnx_path(const char *path);
 int tq_info_onnx(const char *path);
 /* `eval --dump`: the first max_images (<= 0: all) test images, labels, logits and, for the
  * first `coded` of them, the codes at every quantized layer's input, in the layout
- * train/dump.c describes; written to a temporary file and renamed. */
+ * cli/dump.c describes; written to a temporary file and renamed. */
 tq_status tq_eval_dump(tq_run *run, const tq_dataset *d, int64_t max_images, int64_t coded,
                        const char *path, tq_error *err);
 

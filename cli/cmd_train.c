@@ -611,7 +611,7 @@ static const tq_cli_opt eval_opts[] = {
     {"compare", NULL, "with --engine int: compare with fake quant on the same images"},
     {"json", "FILE", "write the figures as JSON"},
     {"quiet", NULL, "print only the accuracy line"},
-    {"dump", "FILE", "also write the test images, labels and logits (binary, see train/dump.c)"},
+    {"dump", "FILE", "also write the test images, labels and logits (binary, see cli/dump.c)"},
     {"dump-codes", "N", "with --dump: also tinyqat's codes at every quantized layer's input, for "
                         "the first N images (default 0)"},
     {"dump-images", "N", "with --dump: only the first N test images (default all)"},
