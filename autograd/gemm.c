@@ -1,8 +1,7 @@
 /* tq_sgemm: packed, cache-blocked AVX-512 single-precision GEMM with an 8x32 register tile,
- * selected at run time; OpenBLAS's cblas_sgemm otherwise. */
+ * selected at run time; OpenBLAS's cblas_sgemm in fixed blocks otherwise (gemm_blocks.c). */
 #include "gemm.h"
 
-#include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,13 +55,6 @@ const char *tq_sgemm_backend(void)
 {
     pthread_once(&g_backend_once, choose_backend);
     return g_use_avx512 ? "avx512" : "openblas";
-}
-
-static void openblas_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
-                           int lda, const float *B, int ldb, float beta, float *C, int ldc)
-{
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #if TQ_HAVE_AVX512
@@ -604,5 +596,5 @@ void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
         return;
     }
 #endif
-    openblas_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tq_openblas_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -10,10 +10,18 @@
 /* C (M,N) = alpha op(A) op(B) + beta C, row-major, with op(X) = X^T when trans_x: the meaning
  * of cblas_sgemm(CblasRowMajor, ...). beta = 0 ignores C's old contents (NaN included).
  * Outside an OpenMP parallel region a large product is split over the pool by blocks of C,
- * never over K, so the bits do not depend on the thread count; inside one it runs on the
- * calling thread. */
+ * never over K; inside one it runs on the calling thread. Either way, and on any number of
+ * threads, the bits are the same: the AVX-512 kernel's do not depend on the split at all, and
+ * under OpenBLAS the blocks are fixed by the shape (tq_openblas_sgemm). */
 void tq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* tq_sgemm's OpenBLAS path: C cut into blocks of rows or columns that depend only on M, N and
+ * K, each block one single-threaded cblas_sgemm call, the blocks spread over the pool (on the
+ * calling thread inside a parallel region). */
+void tq_openblas_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc);
 
 /* One image's convolution as a product: input planes (C,H,W), a kh x kw kernel moved by
  * stride over the input zero-padded by pad on every side. */

@@ -1,12 +1,14 @@
 /* 2-D convolution with zero padding: per image a direct convolution (stride 1, outputs in
  * multiples of 16, AVX-512) or an implicit-im2col product in forward (im2col + sgemm under
  * OpenBLAS), sgemm + col2im or the direct convolution for the input gradient, the direct
- * weight gradient or im2col + sgemm for the weights; images spread over the OpenMP pool. */
+ * weight gradient or im2col + sgemm for the weights; images spread over the OpenMP pool, the
+ * weight gradient summed over fixed chunks of images in a fixed order. */
 #include "internal.h"
 
 #include "conv_cols.h"
 #include "conv_direct.h"
 #include "gemm.h"
+#include "parallel.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -99,19 +101,21 @@ static float plane_sum(const float *p, int n)
     return s;
 }
 
-/* Arena scratch saved for backward: `threads` scratch slices of `slice` floats (column
- * buffers; none when direct), then `threads` partial weight gradients when there are
- * several threads. */
+/* Arena scratch saved for backward. The images are cut into `chunks` fixed chunks
+ * (tq_reduce_chunks): each chunk sums its images' weight gradient into a part of its own, and
+ * the parts are added in a fixed order, so the bits depend on the batch, never on the
+ * threads. `slots` scratch slices of `slice` floats serve the threads (column buffers; none
+ * when direct). */
 typedef struct conv_saved {
-    float *cols, *dw_partial;
-    int64_t slice;
-    int threads, group;
+    float *cols, *dw_parts;
+    int64_t slice, dw_stride;
+    int threads, slots, chunks, group;
     direct_plan dx; /* input gradient as a direct convolution of gy when dx.wp is not NULL */
-    /* weight gradient of the direct kernel when dwp is not NULL: dw_parts packed partials,
-     * and one scratch slice of dw_slice floats per thread */
-    float *dwp, *dw_scratch;
-    int64_t dw_slice, dwp_len;
-    int dw_parts;
+    /* weight gradient of the direct kernel when dw_direct: the parts are packed, and each
+     * slot has a scratch slice of dw_slice floats */
+    bool dw_direct;
+    float *dw_scratch;
+    int64_t dw_slice;
 } conv_saved;
 
 /* A "same" stride-1 convolution's input gradient is the "same" convolution of gy by the
@@ -128,13 +132,9 @@ static bool grad_x_direct(const conv_geom *g)
     return g->same && !g->input_is_cols && tq_conv_direct_supported(g->C, &s);
 }
 
-/* The weight gradient through tq_conv_direct_dw, packed partials unpacked at the end, instead
+/* The weight gradient through tq_conv_direct_dw, packed parts unpacked at the end, instead
  * of im2col and a product: for the stride-1 convolutions the direct forward takes. */
 static bool grad_w_direct(const conv_geom *g) { return use_direct(g); }
-
-/* The direct weight gradient sums images in this many contiguous parts, each in order, and
- * adds the parts in order: a fixed split, so one and two threads give the same bits. */
-#define CONV_DW_PARTS 2
 
 /* Below this many multiply-adds a convolution stays on one thread: forking the pool costs
  * microseconds, and on a shared machine a descheduled thread can stall a join for a whole
@@ -144,108 +144,110 @@ static bool grad_w_direct(const conv_geom *g) { return use_direct(g); }
 /* Images per weight-gradient GEMM. One image's product has K = OH*OW, which for small
  * planes (8x8 in ResNet's last stage) or few output channels (LeNet's conv1: 6x25 with
  * K = 784) runs far below sgemm's peak; laying several images' columns side by side gives
- * one product with K = group*OH*OW, at the cost of a larger scratch slice. */
+ * one product with K = group*OH*OW, at the cost of a larger scratch slice. A group never
+ * crosses a chunk. */
 #define CONV_DW_TARGET_K 2048
-static int dw_group(const conv_geom *g, int threads)
+static int dw_group(const conv_geom *g, int chunks)
 {
     if (g->input_is_cols) return 1;
-    int per_thread = (g->N + threads - 1) / threads;
+    int per_chunk = (g->N + chunks - 1) / chunks;
     int b = (CONV_DW_TARGET_K + g->p - 1) / g->p;
-    return b < per_thread ? b : per_thread;
+    return b < per_chunk ? b : per_chunk;
+}
+
+typedef struct conv_bwd {
+    conv_geom g;
+    tq_tensor *x, *w;
+    const conv_saved *sv;
+    const float *gy_all;
+} conv_bwd;
+
+/* dW (O,ck) += G (O, k*p) C^T (k*p, ck) over images n0 .. n1, k at a time (the group). */
+static void grad_w_products(const conv_bwd *cb, int n0, int n1, float *scratch, float *dw)
+{
+    const conv_geom g = cb->g;
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+    for (int n = n0; n < n1; n += cb->sv->group) {
+        const int k = n1 - n < cb->sv->group ? n1 - n : cb->sv->group;
+        const int64_t ld = (int64_t)k * g.p;
+        const float *cols = cb->x->data + n * in_len, *gy = cb->gy_all + n * out_len;
+        if (!g.input_is_cols) {
+            float *gcols = scratch + (int64_t)g.ck * ld;
+            for (int j = 0; j < k; j++) {
+                tq_im2col(&g, cb->x->data + (n + j) * in_len, scratch + (int64_t)j * g.p, ld);
+                if (k > 1)
+                    for (int o = 0; o < g.O; o++)
+                        memcpy(gcols + o * ld + (int64_t)j * g.p,
+                               cb->gy_all + (n + j) * out_len + (int64_t)o * g.p,
+                               (size_t)g.p * sizeof(float));
+            }
+            cols = scratch;
+            if (k > 1) gy = gcols;
+        }
+        tq_sgemm(false, true, g.O, g.ck, (int)ld, 1.0f, gy, (int)ld, cols, (int)ld, 1.0f, dw, g.ck);
+    }
+}
+
+/* One chunk of images: their weight gradient into part, their input gradients in place. */
+static void backward_chunk(void *ctx, int chunk, int slot, float *part)
+{
+    const conv_bwd *cb = ctx;
+    const conv_geom g = cb->g;
+    const conv_saved *sv = cb->sv;
+    const int n0 = (int)tq_chunk_begin(g.N, sv->chunks, chunk),
+              n1 = (int)tq_chunk_begin(g.N, sv->chunks, chunk + 1);
+    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
+    float *scratch = g.input_is_cols || !sv->cols ? NULL : sv->cols + slot * sv->slice;
+    if (part && sv->dw_direct) {
+        const tq_conv_shape s = conv_shape(&g);
+        for (int n = n0; n < n1; n++)
+            tq_conv_direct_dw(g.O, &s, cb->x->data + n * in_len, cb->gy_all + n * out_len, part,
+                              sv->dw_scratch + slot * sv->dw_slice); /* true: direct */
+    } else if (part) {
+        grad_w_products(cb, n0, n1, scratch, part);
+    }
+    tq_tensor *x = cb->x;
+    for (int n = n0; x->grad && n < n1; n++) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
+        const float *gy = cb->gy_all + n * out_len, *w = cb->w->data;
+        float *dx = x->grad + n * in_len;
+        if (sv->dx.wp) {
+            const tq_conv_shape s = grad_x_shape(&g);
+            tq_conv_direct(g.C, &s, sv->dx.wp, gy, 1.0f, dx, g.p,
+                           sv->dx.scratch + slot * sv->dx.slice); /* true: grad_x_direct */
+        } else if (g.input_is_cols) {
+            tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w, g.ck, gy, g.p, 1.0f, dx, g.p);
+        } else {
+            tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w, g.ck, gy, g.p, 0.0f, scratch, g.p);
+            tq_col2im_add(&g, scratch, dx);
+        }
+    }
 }
 
 static void conv_backward(tq_node *nd)
 {
     tq_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
-    const conv_geom g = tq_conv_geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]);
-    const conv_saved *sv = nd->saved;
-    const int T = sv->threads, B = sv->group;
-    const int64_t dw_len = padded((int64_t)g.O * g.ck);
-    const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;
-    const float *gy_all = nd->out->grad;
-    /* One thread accumulates straight into w->grad; several keep partials that are summed
-     * below in thread order, so the result depends only on the thread count. */
-    if (w->grad && T > 1 && !sv->dwp) memset(sv->dw_partial, 0, (size_t)(T * dw_len) * sizeof(float));
-    if (w->grad && sv->dwp) memset(sv->dwp, 0, (size_t)(sv->dw_parts * sv->dwp_len) * sizeof(float));
-
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        const int tid = tq_omp_thread_id(), nt = tq_omp_team_size();
-        /* the same contiguous share of images per thread as schedule(static) would give */
-        const int per = (g.N + nt - 1) / nt, n0 = tid * per < g.N ? tid * per : g.N,
-                  n1 = n0 + per < g.N ? n0 + per : g.N;
-        float *scratch = g.input_is_cols || !sv->cols ? NULL : sv->cols + tid * sv->slice;
-        float *dw = T > 1 ? sv->dw_partial + tid * dw_len : w->grad;
-        if (w->grad && sv->dwp) {
-            const tq_conv_shape s = conv_shape(&g);
-            const int pp = (g.N + sv->dw_parts - 1) / sv->dw_parts;
-            for (int part = tid; part < sv->dw_parts; part += nt) {
-                const int m0 = part * pp < g.N ? part * pp : g.N, m1 = m0 + pp < g.N ? m0 + pp : g.N;
-                for (int n = m0; n < m1; n++)
-                    tq_conv_direct_dw(g.O, &s, x->data + n * in_len, gy_all + n * out_len,
-                                      sv->dwp + part * sv->dwp_len,
-                                      sv->dw_scratch + tid * sv->dw_slice); /* true: direct */
-            }
-        }
-        for (int n = n0; w->grad && !sv->dwp && n < n1; n += B) {
-            /* dW (O,ck) += G (O, k*p) C^T (k*p, ck) over the k images from n */
-            const int k = n1 - n < B ? n1 - n : B;
-            const int64_t ld = (int64_t)k * g.p;
-            const float *cols = x->data + n * in_len, *gy = gy_all + n * out_len;
-            if (!g.input_is_cols) {
-                float *gcols = scratch + (int64_t)g.ck * ld;
-                for (int j = 0; j < k; j++) {
-                    tq_im2col(&g, x->data + (n + j) * in_len, scratch + (int64_t)j * g.p, ld);
-                    if (k > 1)
-                        for (int o = 0; o < g.O; o++)
-                            memcpy(gcols + o * ld + (int64_t)j * g.p,
-                                   gy_all + (n + j) * out_len + (int64_t)o * g.p,
-                                   (size_t)g.p * sizeof(float));
-                }
-                cols = scratch;
-                if (k > 1) gy = gcols;
-            }
-            tq_sgemm(false, true, g.O, g.ck, (int)ld, 1.0f, gy, (int)ld, cols, (int)ld, 1.0f, dw,
-                     g.ck);
-        }
-        for (int n = n0; x->grad && n < n1; n++) { /* dcols (ck,p) = w^T (ck,O) gy (O,p) */
-            const float *gy = gy_all + n * out_len;
-            float *dx = x->grad + n * in_len;
-            if (sv->dx.wp) {
-                const tq_conv_shape s = grad_x_shape(&g);
-                tq_conv_direct(g.C, &s, sv->dx.wp, gy, 1.0f, dx, g.p,
-                               sv->dx.scratch + tid * sv->dx.slice); /* true: grad_x_direct */
-            } else if (g.input_is_cols) {
-                tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 1.0f, dx, g.p);
-            } else {
-                tq_sgemm(true, false, g.ck, g.p, g.O, 1.0f, w->data, g.ck, gy, g.p, 0.0f, scratch,
-                         g.p);
-                tq_col2im_add(&g, scratch, dx);
-            }
-        }
-    }
-
-    if (w->grad && sv->dwp) {
-        for (int64_t i = 0; i < sv->dwp_len; i++) {
-            float s = sv->dwp[i];
-            for (int k = 1; k < sv->dw_parts; k++) s += sv->dwp[k * sv->dwp_len + i];
-            sv->dwp[i] = s;
-        }
-        tq_conv_direct_unpack_add(sv->dwp, g.O, g.C, g.kh, g.kw, w->grad);
-    } else if (w->grad && T > 1) {
-        int64_t len = (int64_t)g.O * g.ck;
-        for (int64_t i = 0; i < len; i++) {
-            float s = sv->dw_partial[i];
-            for (int k = 1; k < T; k++) s += sv->dw_partial[k * dw_len + i];
-            w->grad[i] += s;
-        }
+    const conv_bwd cb = {.g = tq_conv_geometry(x, w, (int)nd->iarg[0], (int)nd->iarg[1]),
+                         .x = x, .w = w, .sv = nd->saved, .gy_all = nd->out->grad};
+    const conv_geom g = cb.g;
+    const conv_saved *sv = cb.sv;
+    const int64_t out_len = (int64_t)g.O * g.p;
+    if (x->grad || w->grad) {
+        /* the direct kernel's parts are packed: summed in place, then unpacked */
+        const int64_t len = !w->grad ? 0
+                            : sv->dw_direct ? (int64_t)tq_conv_direct_packed_len(g.C, g.O, g.kh, g.kw)
+                                            : (int64_t)g.O * g.ck;
+        tq_reduce_chunks(sv->chunks, sv->threads, w->grad ? sv->dw_parts : NULL, len,
+                         sv->dw_stride, backward_chunk, (void *)&cb,
+                         sv->dw_direct ? NULL : w->grad);
+        if (w->grad && sv->dw_direct)
+            tq_conv_direct_unpack_add(sv->dw_parts, g.O, g.C, g.kh, g.kw, w->grad);
     }
     if (b && b->grad) {
         /* each channel sums its own planes, so any thread count gives the same bits */
 #pragma omp parallel for schedule(static) if ((int64_t)g.N * out_len >= 32768)
         for (int o = 0; o < g.O; o++) {
             float s = 0.0f;
-            for (int n = 0; n < g.N; n++) s += plane_sum(gy_all + n * out_len + (int64_t)o * g.p, g.p);
+            for (int n = 0; n < g.N; n++) s += plane_sum(cb.gy_all + n * out_len + (int64_t)o * g.p, g.p);
             b->grad[o] += s;
         }
     }
@@ -288,14 +290,14 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
     int T = tq_omp_max_threads();
     if (T > g.N) T = g.N; /* with one image, sgemm gets the whole pool instead */
     if ((int64_t)g.N * g.O * g.p * g.ck < CONV_PARALLEL_MIN_MACS) T = 1;
-    const int64_t dw_len = padded((int64_t)g.O * g.ck);
     conv_saved *sv = record ? tq_tape_alloc(t, sizeof *sv) : &(conv_saved){0};
     if (!sv) return NULL;
     sv->threads = T;
-    sv->group = dw_group(&g, T);
-    sv->cols = sv->dw_partial = NULL;
+    sv->chunks = tq_chunk_count(g.N, 1);
+    sv->slots = tq_piece_slots(sv->chunks, T);
+    sv->group = dw_group(&g, sv->chunks);
+    sv->cols = sv->dw_parts = sv->dw_scratch = NULL;
     sv->dx = (direct_plan){0};
-    sv->dwp = sv->dw_scratch = NULL;
     direct_plan fwd;
     if (use_direct(&g)) {
         const tq_conv_shape s = conv_shape(&g);
@@ -303,32 +305,34 @@ tq_tensor *tq_conv2d(tq_tape *t, tq_tensor *x, tq_tensor *w, tq_tensor *b, int s
     }
     if (record && x->grad && grad_x_direct(&g)) {
         const tq_conv_shape s = grad_x_shape(&g);
-        if (!plan_direct(t, &sv->dx, &g, &s, w->data, true, T)) return NULL;
+        if (!plan_direct(t, &sv->dx, &g, &s, w->data, true, sv->slots)) return NULL;
     }
-    const bool dw_direct = record && w->grad && grad_w_direct(&g);
-    if (dw_direct) {
+    sv->dw_direct = record && w->grad && grad_w_direct(&g);
+    if (sv->dw_direct) {
         const tq_conv_shape s = conv_shape(&g);
-        sv->dw_parts = T > CONV_DW_PARTS ? T : CONV_DW_PARTS;
-        sv->dwp_len = padded((int64_t)tq_conv_direct_packed_len(g.C, g.O, g.kh, g.kw));
+        sv->dw_stride = padded((int64_t)tq_conv_direct_packed_len(g.C, g.O, g.kh, g.kw));
         sv->dw_slice = padded((int64_t)tq_conv_direct_dw_scratch_len(g.O, &s));
-        if (!(sv->dwp = tq_tape_alloc(t, (size_t)(sv->dw_parts * sv->dwp_len) * sizeof(float))) ||
-            !(sv->dw_scratch = tq_tape_alloc(t, (size_t)(T * sv->dw_slice) * sizeof(float))))
+        if (!(sv->dw_scratch = tq_tape_alloc(t, (size_t)(sv->slots * sv->dw_slice) * sizeof(float))))
             return NULL;
+    } else {
+        sv->dw_stride = padded((int64_t)g.O * g.ck);
     }
+    if (record && w->grad &&
+        !(sv->dw_parts = tq_tape_alloc(t, (size_t)(sv->chunks * sv->dw_stride) * sizeof(float))))
+        return NULL;
     /* forward with im2col needs one image's columns per thread; backward a group's columns
-     * and gy */
+     * and gy per slot */
     sv->slice = padded((int64_t)g.ck * g.p);
-    if (record && w->grad && !dw_direct) {
+    if (record && w->grad && !sv->dw_direct) {
         int64_t grouped = padded((int64_t)(g.ck + g.O) * sv->group * g.p);
         if (grouped > sv->slice) sv->slice = grouped;
     }
     /* backward's input gradient takes a product and col2im unless it is direct */
-    const bool cols_needed = record ? !g.input_is_cols && (!dw_direct || !sv->dx.wp) : needs_im2col(&g);
+    const bool cols_needed =
+        record ? !g.input_is_cols && (!sv->dw_direct || !sv->dx.wp) : needs_im2col(&g);
+    const int col_slices = T > sv->slots ? T : sv->slots;
     if (cols_needed &&
-        !(sv->cols = tq_tape_alloc(t, (size_t)(T * sv->slice) * sizeof(float))))
-        return NULL;
-    if (record && w->grad && T > 1 && !dw_direct &&
-        !(sv->dw_partial = tq_tape_alloc(t, (size_t)(T * dw_len) * sizeof(float))))
+        !(sv->cols = tq_tape_alloc(t, (size_t)(col_slices * sv->slice) * sizeof(float))))
         return NULL;
 
     const int64_t in_len = (int64_t)g.C * g.H * g.W, out_len = (int64_t)g.O * g.p;

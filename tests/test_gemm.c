@@ -188,15 +188,17 @@ START_TEST(test_beta_zero_ignores_nan_in_c)
 }
 END_TEST
 
-/* A product above the threading threshold, in 1 and 2 threads: the same bits. */
+/* A product above the threading threshold gives the same bits on 1, 2, 3 and 4 threads, and
+ * when it runs inside a parallel region (on the calling thread, as a convolution's per-image
+ * products do), with either backend. */
 START_TEST(test_thread_count_does_not_change_bits)
 {
     tq_rng rng;
     tq_rng_seed(&rng, 14);
     /* splits by columns, by rows, and by rows into blocks that read B in place where the
-     * whole product packs it */
+     * whole product packs it; under OpenBLAS, lengths that leave a short last block */
     const int shapes[][3] = {{200, 300, 150}, {64, 1024, 144}, {300, 40, 700},
-                             {100, 40, 1200}, {16, 600, 2100}};
+                             {100, 40, 1200}, {16, 600, 2100}, {257, 31, 1000}};
     const int saved = tq_get_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int layout = 0; layout < 3; layout++) {
@@ -206,19 +208,40 @@ START_TEST(test_thread_count_does_not_change_bits)
             c.ldb = c.tb ? c.K : c.N;
             c.ldc = c.N;
             mats m = make_mats(&rng, &c, false);
-            float *one = malloc(m.nc * sizeof(float));
+            float *one = malloc(m.nc * sizeof(float)), *in_region[2];
             ck_assert(one);
             memcpy(one, m.C0, m.nc * sizeof(float));
             tq_set_threads(1);
             tq_sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, m.A, c.lda, m.B, c.ldb, c.beta, one,
                      c.ldc);
-            tq_set_threads(2);
-            tq_sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, m.A, c.lda, m.B, c.ldb, c.beta, m.C,
-                     c.ldc);
-            if (strcmp(tq_sgemm_backend(), "avx512") == 0)
+            for (int threads = 2; threads <= 4; threads++) {
+                tq_set_threads(threads);
+                memcpy(m.C, m.C0, m.nc * sizeof(float));
+                tq_sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, m.A, c.lda, m.B, c.ldb, c.beta,
+                         m.C, c.ldc);
                 ck_assert_msg(memcmp(one, m.C, m.nc * sizeof(float)) == 0,
-                              "%dx%dx%d layout %d: 1 and 2 threads differ", c.M, c.N, c.K, layout);
+                              "%dx%dx%d layout %d (%s): 1 and %d threads differ", c.M, c.N,
+                              c.K, layout, tq_sgemm_backend(), threads);
+            }
             check_against_reference(&c, &m, "threads");
+            /* two threads of a parallel region, each computing the whole product */
+            tq_set_threads(2);
+            for (int i = 0; i < 2; i++) {
+                in_region[i] = malloc(m.nc * sizeof(float));
+                ck_assert(in_region[i]);
+                memcpy(in_region[i], m.C0, m.nc * sizeof(float));
+            }
+#pragma omp parallel for num_threads(2) schedule(static)
+            for (int i = 0; i < 2; i++)
+                tq_sgemm(c.ta, c.tb, c.M, c.N, c.K, c.alpha, m.A, c.lda, m.B, c.ldb, c.beta,
+                         in_region[i], c.ldc);
+            for (int i = 0; i < 2; i++) {
+                ck_assert_msg(memcmp(one, in_region[i], m.nc * sizeof(float)) == 0,
+                              "%dx%dx%d layout %d (%s): inside a parallel region, thread %d "
+                              "differs from a call outside", c.M, c.N, c.K, layout,
+                              tq_sgemm_backend(), i);
+                free(in_region[i]);
+            }
             free(one);
             free_mats(&m);
         }
