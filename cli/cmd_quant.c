@@ -19,7 +19,7 @@ static const tq_cli_opt ptq_opts[] = {
     {"gptq-damp", "X", "GPTQ: dampening, lambda = X * mean(diag H) (default 0.01)"},
     {"gptq-act-order", NULL, "GPTQ: quantize the inputs with the largest diag H first"},
     {"gptq-float-inputs", NULL, "GPTQ: every layer's H from the float model's inputs (default: from the model with the layers before it quantized)"},
-    {"gptq-batches", "N", "GPTQ: calibration batches for H (default: --calib-batches)"},
+    {"gptq-batches", "N", "GPTQ: calibration batches for H (default 8, at most --calib-batches)"},
     {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's)"},
     {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
     {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
@@ -52,7 +52,7 @@ static bool parse_gptq(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe *r
                                names[i], r->name);
             return false;
         }
-    long long batches = 0;
+    long long batches = r->gptq.batches;
     if (!tq_cli_float(cmd, a, "gptq-damp", 0, 1e6, &r->gptq.opts.damp) ||
         !tq_cli_int(cmd, a, "gptq-batches", 1, 1 << 20, &batches))
         return false;

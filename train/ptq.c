@@ -161,7 +161,10 @@ void tq_print_quantizers(tq_model *m, FILE *out)
         char buf[256];
         fprintf(out, "  %-22s weights %s", l->name,
                 l->weight_q ? tq_quantizer_describe(l->weight_q, buf, sizeof buf) : "float");
-        if (l->weight_q) fprintf(out, ", SQNR %.1f dB", weight_sqnr(l));
+        /* inf: the weights are their own quantized values (GPTQ leaves them so, and QAT
+         * can) */
+        double sqnr = l->weight_q ? weight_sqnr(l) : 0;
+        if (l->weight_q) fprintf(out, ", SQNR %.1f dB%s", sqnr, isinf(sqnr) ? " (weights on the grid)" : "");
         fprintf(out, "\n  %-22s input   %s\n", "",
                 l->input_q ? tq_quantizer_describe(l->input_q, buf, sizeof buf) : "float");
     }
