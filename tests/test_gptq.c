@@ -263,6 +263,8 @@ START_TEST(test_codes_equal_the_direct_implementation)
     check_against_reference(&d, "int8:channel=0", o);
     check_against_reference(&d, "e2m1:block=16", o);
     check_against_reference(&d, "nvfp4", o);
+    check_against_reference(&d, "mxfp4", o);
+    check_against_reference(&d, "e4m3:channel=0", o);
     check_against_reference(&d, "uint4:channel=0", o);
     o.damp = 0.1;
     check_against_reference(&d, "int4:channel=0:narrow", o);
