@@ -12,10 +12,14 @@
 
 static const tq_cli_opt ptq_opts[] = {
     {"model-file", "FILE", "float (or quantized) checkpoint to start from (required)"},
-    {"recipe", "NAME", "int8, int8-sq, w4a16, w4a16-awq, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4"},
+    {"recipe", "NAME", "int8, int8-sq, w4a16, w4a16-awq, w4a16-gptq, w4a8, w4a8-gptq, w4a4, w2a2, fp8, ... (listed below)"},
     {"recipe-file", "FILE", "recipe with per-layer overrides ('default NAME', 'layer NAME RECIPE|float')"},
     {"alpha", "X", "SmoothQuant migration strength in [0, 1] (default 0.5)"},
     {"fold-bn", NULL, "fold batch norms into the layers before them first"},
+    {"gptq-damp", "X", "GPTQ: dampening, lambda = X * mean(diag H) (default 0.01)"},
+    {"gptq-act-order", NULL, "GPTQ: quantize the inputs with the largest diag H first"},
+    {"gptq-float-inputs", NULL, "GPTQ: every layer's H from the float model's inputs (default: from the model with the layers before it quantized)"},
+    {"gptq-batches", "N", "GPTQ: calibration batches for H (default 8, at most --calib-batches)"},
     {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's)"},
     {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
     {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
@@ -37,6 +41,26 @@ static const tq_cli_cmd ptq_cmd = {
     "activation scales on training batches, evaluate, and save the quantized checkpoint.\n"
     "The recipes are listed after the options.",
     ptq_opts, 0};
+
+/* --gptq-*: options of a GPTQ recipe, refused with any other. */
+static bool parse_gptq(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe *r)
+{
+    const char *names[] = {"gptq-damp", "gptq-act-order", "gptq-float-inputs", "gptq-batches"};
+    for (int i = 0; i < 4; i++)
+        if (tq_cli_get(cmd, a, names[i]) && r->algo != TQ_ALGO_GPTQ) {
+            tq_cli_usage_error(cmd, "--%s: recipe %s does not use GPTQ (use one of the -gptq recipes)",
+                               names[i], r->name);
+            return false;
+        }
+    long long batches = r->gptq.batches;
+    if (!tq_cli_float(cmd, a, "gptq-damp", 0, 1e6, &r->gptq.opts.damp) ||
+        !tq_cli_int(cmd, a, "gptq-batches", 1, 1 << 20, &batches))
+        return false;
+    r->gptq.batches = (int)batches;
+    r->gptq.opts.act_order = tq_cli_flag(cmd, a, "gptq-act-order");
+    r->gptq.float_inputs = tq_cli_flag(cmd, a, "gptq-float-inputs");
+    return true;
+}
 
 /* Recipe from --recipe / --recipe-file / --weights / --acts / --keep / --alpha / --fold-bn. */
 static bool parse_recipe(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe *r)
@@ -72,7 +96,7 @@ static bool parse_recipe(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_recipe 
         r->alpha = (float)v;
     }
     r->fold_bn = tq_cli_flag(cmd, a, "fold-bn");
-    return true;
+    return parse_gptq(cmd, a, r);
 }
 
 static bool parse_calib(const tq_cli_cmd *cmd, const tq_cli_args *a, int *calib)
@@ -112,6 +136,7 @@ int tq_cmd_ptq(int argc, char **argv)
     const char *json_path = tq_cli_get(cmd, &a, "json"), *report = tq_cli_get(cmd, &a, "report");
     if (!in || !out) return tq_cli_usage_error(cmd, "--model-file and --out are required");
     tq_reporter rep = tq_reporter_stdout(tq_cli_flag(cmd, &a, "quiet"));
+    if (!rep.quiet) recipe.gptq.log = stdout;
     tq_error err = {0};
     if (tq_ckpt_check_writable(out, &err) ||
         (json_path && tq_check_writable(json_path, "JSON output", &err)) ||

@@ -108,7 +108,8 @@ static tq_tensor *layer_forward(tq_model *m, tq_tape *t, const tq_layer *l, tq_t
                         l->name, (int)l->kind);
 }
 
-tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
+/* Layers 0..last (at least; a fused chain may run past it); the model input for last -1. */
+static tq_tensor *forward_to(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng, int last)
 {
     if (!m || !m->finished)
         return tq_tape_fail(t, TQ_STATUS_ARG, "model: forward needs a finished model");
@@ -126,7 +127,8 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
                             m->name, m->c, m->h, m->w, tq_shape_str(x, s, sizeof s));
     }
     m->last_input = x;
-    for (int i = 0; i < m->n_layers; i++) {
+    if (last < 0) return x;
+    for (int i = 0; i <= last; i++) {
         const tq_layer *l = &m->layers[i];
         tq_tensor *in = l->src == TQ_MODEL_INPUT ? x : m->outs[l->src];
         tq_tensor *in2 = l->kind == TQ_LAYER_ADD
@@ -154,5 +156,20 @@ tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
             return NULL;
         }
     }
-    return m->outs[m->n_layers - 1];
+    return m->outs[last];
+}
+
+tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng)
+{
+    return forward_to(m, t, x, rng, m ? m->n_layers - 1 : 0);
+}
+
+tq_tensor *tq_model_forward_to(tq_model *m, tq_tape *t, tq_tensor *x, int last)
+{
+    if (m && m->finished && (last < -1 || last >= m->n_layers))
+        return tq_tape_fail(t, TQ_STATUS_ARG, "model %s: forward to layer %d of %d", m->name,
+                            last, m->n_layers);
+    if (tq_tape_training(t))
+        return tq_tape_fail(t, TQ_STATUS_ARG, "model: a partial forward is for inference only");
+    return forward_to(m, t, x, NULL, last);
 }

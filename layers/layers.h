@@ -71,6 +71,11 @@ void tq_model_input(const tq_model *m, int32_t *c, int32_t *h, int32_t *w, int32
 /* Logits (N,classes) for x (N,C,H,W). Training behaviour (batch statistics, dropout) follows
  * tq_tape_training(t); rng drives dropout. */
 tq_tensor *tq_model_forward(tq_model *m, tq_tape *t, tq_tensor *x, tq_rng *rng);
+/* Inference only: the forward of layers 0..last (tq_model_layer's indices), returning the
+ * output of layer `last` (the input itself for -1). For work that needs only early layers'
+ * outputs (tq_model_qlayer_input of a layer reading one of them; of a later layer it is
+ * not valid). */
+tq_tensor *tq_model_forward_to(tq_model *m, tq_tape *t, tq_tensor *x, int last);
 
 /* All parameters in one buffer, their gradients in another of the same length. */
 int64_t tq_model_param_count(const tq_model *m);

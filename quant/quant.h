@@ -275,6 +275,63 @@ tq_status tq_awq_clip_search(tq_quantizer *q, const tq_tensor *w, const float *i
 tq_status tq_quantizer_amax_rows(const tq_quantizer *q, const tq_tensor *w, int32_t *rows,
                                  tq_error *err);
 
+/* ---------------------------------------------------------------- GPTQ
+ * GPTQ (Frantar et al. 2022) chooses the codes of a weight matrix W (O, K) one input column
+ * at a time so that the layer's output W X moves as little as possible over calibration
+ * inputs X: each column is rounded, and its rounding error, weighted by the inverse of
+ * H = (2/N) sum x x^T, is spread over the columns not yet rounded. The scales stay those
+ * the weight quantizer took from the weights (max or MSE, as its spec says); GPTQ only
+ * picks codes against them, with the quantizer's own rounding, so every format and block
+ * format works. A Linear's x is its input row (K = C); a Conv2d's is one im2col column,
+ * the receptive field of an output position in the (C, kh, kw) order of the weight's
+ * flattening (K = C kh kw). */
+
+/* H over the inputs seen so far, (2/n) sum x x^T in double (k * k, both triangles). */
+typedef struct tq_gptq_hessian {
+    int64_t k; /* inputs per vector: C (Linear) or C kh kw (Conv2d) */
+    int64_t n; /* vectors seen */
+    double *h;
+} tq_gptq_hessian;
+
+tq_status tq_gptq_hessian_init(tq_gptq_hessian *h, int64_t k, tq_error *err);
+void tq_gptq_hessian_free(tq_gptq_hessian *h);
+/* Adds the rows of x (N, k) (any shape of N * k values, N = shape[0]). mul: NULL, or k
+ * factors each x_c is multiplied by first (the layer's input_mul). */
+tq_status tq_gptq_hessian_add_rows(tq_gptq_hessian *h, const tq_tensor *x, const float *mul,
+                                   tq_error *err);
+/* Adds every receptive field of a square-or-not kh x kw kernel moved by stride over x
+ * (N, C, H, W) zero-padded by pad: N OH OW vectors of C kh kw values. mul: NULL or C
+ * factors. */
+tq_status tq_gptq_hessian_add_conv(tq_gptq_hessian *h, const tq_tensor *x, int kh, int kw,
+                                   int stride, int pad, const float *mul, tq_error *err);
+
+typedef struct tq_gptq_opts {
+    double damp;    /* lambda = damp * mean(diag H), added to the diagonal; finite, >= 0 */
+    bool act_order; /* columns by descending diag H (the inputs with most energy first) */
+    int block;      /* columns per lazy update of the rest of W (>= 1) */
+} tq_gptq_opts;
+/* damp 0.01, in order, blocks of 128: the paper's. */
+tq_gptq_opts tq_gptq_defaults(void);
+
+typedef struct tq_gptq_result {
+    int64_t dead;     /* inputs that were always 0 (H_ii = 0): their weights set to 0 */
+    double lambda;    /* the dampening added to diag H */
+    /* The layer output's squared error on the calibration inputs, per input vector,
+     * sum_o (w_o - q_o)^T H (w_o - q_o) / 2 with H undamped: GPTQ's codes, and
+     * round-to-nearest's with the same scales. */
+    double err_gptq, err_rtn;
+} tq_gptq_result;
+
+/* GPTQ on weights w (O, ...) viewed as (O, K), K = numel / O, with H (K * K, symmetric,
+ * row-major; the (2/N) sum x x^T of tq_gptq_hessian). q holds amax from w (e.g.
+ * tq_quantizer_calibrate_weight) and is not changed. On success w holds the dequantized
+ * GPTQ weights, code * scale exactly as fake quant computes them, so fake quant with q
+ * reproduces them to the bit. Fails, leaving w untouched, when damp is negative or not
+ * finite, H is not finite, or H + lambda I is not positive definite (raise damp: a
+ * positive damp makes any H that is a sum of x x^T positive definite). */
+tq_status tq_gptq_quantize(const tq_quantizer *q, tq_tensor *w, const double *H,
+                           const tq_gptq_opts *opts, tq_gptq_result *res, tq_error *err);
+
 /* ---------------------------------------------------------------- metrics */
 
 /* 10 log10(sum x^2 / sum (x - xq)^2); +inf when the error is zero. */

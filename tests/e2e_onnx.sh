@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every zoo model, float and PTQ with recipes int8, w4a16, w4a8 and fp8, exported to ONNX and
+# Every zoo model, float and PTQ with recipes int8, w4a16, w4a8 and fp8 (and w4a8-gptq for
+# LeNet-5 and ResNet-20: GPTQ's weights, on the grid, exported as their codes), exported to ONNX and
 # run by ONNX Runtime (tests/ort/check.js) against tinyqat's own results on a small generated
 # data set. Fails when a model disagrees. Skips (exit 0 with a message) where node or the
 # harness's node_modules are absent (scripts/setup.sh installs them) and in sanitizer builds
@@ -61,7 +62,9 @@ for model in mlp lenet5 convnet resnet20; do
   coded=1000
   case $model in convnet|resnet20) coded=50 ;; esac
   check "$model-float" "$model.tqc" 0 --float
-  for recipe in int8 w4a16 w4a8 fp8; do
+  recipes="int8 w4a16 w4a8 fp8"
+  case $model in lenet5|resnet20) recipes="$recipes w4a8-gptq" ;; esac
+  for recipe in $recipes; do
     "$tq" ptq --model-file "$model.tqc" --recipe "$recipe" --calib-batches 4 --threads 2 \
       --quiet --out "$model-$recipe.tqc" >/dev/null
     # shellcheck disable=SC2046

@@ -70,6 +70,7 @@ START_TEST(test_eval_engine_int_compare)
     check_compare("int8");
     check_compare("w4a8");
     check_compare("w2a2");
+    check_compare("w4a8-gptq"); /* GPTQ's weights are on the grid: the engine takes their codes */
     /* info: LeNet-5's 61,706 parameters take 246,824 bytes in float32; at int4 its 61,470
      * weights take 30,735 bytes, plus 236 output-channel scales and 5 input scales (4 bytes
      * each) and 236 float32 biases: 32,643 */

@@ -100,32 +100,31 @@ tq_status tq_attach_recipe(tq_model *m, const tq_recipe *r, int calib, tq_error 
     return TQ_STATUS_OK;
 }
 
+typedef struct forward_ctx {
+    tq_model *m;
+    tq_tape *tape;
+} forward_ctx;
+
+/* One forward without recording: the calibrating quantizers observe their inputs. */
+static tq_status forward_batch(tq_tensor *x, void *ctx, tq_error *err)
+{
+    forward_ctx *c = ctx;
+    tq_tape_reset(c->tape);
+    tq_tape_set_recording(c->tape, false);
+    tq_tape_set_training(c->tape, false);
+    if (!tq_model_forward(c->m, c->tape, x, NULL))
+        return tq_fail(err, tq_tape_error(c->tape)->status, "calibrate: %s",
+                       tq_tape_error(c->tape)->msg);
+    return TQ_STATUS_OK;
+}
+
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, const float *mean,
                        const float *std, int batches, int32_t batch, uint64_t seed,
                        tq_error *err)
 {
-    tq_loader_config cfg = {.batch = batch, .shuffle = true, .seed = seed};
-    memcpy(cfg.mean, mean, sizeof cfg.mean);
-    memcpy(cfg.std, std, sizeof cfg.std);
-    tq_loader *loader = tq_loader_new(train, &cfg, err);
-    if (!loader) return err->status;
-    tq_loader_start_epoch(loader, 0);
-    tq_tape *tape = tq_tape_new();
-    float *x = malloc((size_t)batch * train->c * train->h * train->w * sizeof(float));
-    int32_t *labels = malloc((size_t)batch * sizeof(int32_t));
-    tq_status st = TQ_STATUS_OK;
-    if (!tape || !x || !labels) st = tq_fail(err, TQ_STATUS_NOMEM, "calibrate: out of memory");
-    int64_t total = tq_loader_batch_count(loader);
-    for (int64_t i = 0; st == TQ_STATUS_OK && i < batches && i < total; i++) {
-        int32_t n = tq_loader_fill(loader, i, x, labels);
-        tq_tensor view = {.data = x};
-        tq_shape_set(&view, 4, (int32_t[]){n, train->c, train->h, train->w});
-        tq_tape_reset(tape);
-        tq_tape_set_recording(tape, false);
-        tq_tape_set_training(tape, false);
-        if (!tq_model_forward(m, tape, &view, NULL))
-            st = tq_fail(err, tq_tape_error(tape)->status, "calibrate: %s", tq_tape_error(tape)->msg);
-    }
+    forward_ctx c = {m, tq_tape_new()};
+    if (!c.tape) return tq_fail(err, TQ_STATUS_NOMEM, "calibrate: out of memory");
+    tq_status st = tq_for_calib_batches(train, mean, std, batches, batch, seed, forward_batch, &c, err);
     for (int i = 0; st == TQ_STATUS_OK && i < tq_model_qlayer_count(m); i++) {
         tq_qlayer *l = tq_model_qlayer(m, i);
         if (!l->input_q || tq_quantizer_state(l->input_q) != TQ_QSTATE_CALIBRATING) continue;
@@ -135,10 +134,7 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, const float *mean,
         else
             tq_quantizer_set_state(l->input_q, TQ_QSTATE_QUANTIZING);
     }
-    free(x);
-    free(labels);
-    tq_tape_free(tape);
-    tq_loader_free(loader);
+    tq_tape_free(c.tape);
     return st;
 }
 
@@ -165,7 +161,10 @@ void tq_print_quantizers(tq_model *m, FILE *out)
         char buf[256];
         fprintf(out, "  %-22s weights %s", l->name,
                 l->weight_q ? tq_quantizer_describe(l->weight_q, buf, sizeof buf) : "float");
-        if (l->weight_q) fprintf(out, ", SQNR %.1f dB", weight_sqnr(l));
+        /* inf: the weights are their own quantized values (GPTQ leaves them so, and QAT
+         * can) */
+        double sqnr = l->weight_q ? weight_sqnr(l) : 0;
+        if (l->weight_q) fprintf(out, ", SQNR %.1f dB%s", sqnr, isinf(sqnr) ? " (weights on the grid)" : "");
         fprintf(out, "\n  %-22s input   %s\n", "",
                 l->input_q ? tq_quantizer_describe(l->input_q, buf, sizeof buf) : "float");
     }

@@ -44,7 +44,24 @@ extern "C" {
 typedef enum tq_keep_kind { TQ_KEEP_NONE, TQ_KEEP_FLOAT, TQ_KEEP_INT8 } tq_keep_kind;
 
 /* Calibration that changes weights before the quantizers are calibrated. */
-typedef enum tq_calib_algo { TQ_ALGO_NONE, TQ_ALGO_SMOOTHQUANT, TQ_ALGO_AWQ } tq_calib_algo;
+typedef enum tq_calib_algo {
+    TQ_ALGO_NONE,
+    TQ_ALGO_SMOOTHQUANT,
+    TQ_ALGO_AWQ,
+    TQ_ALGO_GPTQ, /* chooses weight codes after the quantizers are attached */
+} tq_calib_algo;
+
+/* How GPTQ runs over a model (tq_gptq_model). */
+typedef struct tq_gptq_config {
+    tq_gptq_opts opts;  /* dampening, act-order, lazy block (quant.h) */
+    bool float_inputs;  /* every layer's H from the float model's inputs, in one pass, rather
+                           than from the model with the layers before it already quantized */
+    int batches;        /* calibration batches for H, at most the activations' (0: as many) */
+    FILE *log;          /* one line per layer when not NULL */
+} tq_gptq_config;
+/* The paper's options, inputs from the quantized model, 8 calibration batches (512 images at
+ * batch 64: more took longer and gained nothing on LeNet-5), silent. */
+tq_gptq_config tq_gptq_config_default(void);
 
 /* One layer's override from a recipe file: its own weight and input specs. */
 #define TQ_RECIPE_MAX_OVERRIDES 64
@@ -65,6 +82,7 @@ typedef struct tq_recipe {
     bool fold_bn;   /* fold batch norms into the layers before them first */
     bool keep_histograms; /* activation quantizers keep their calibration histogram whatever
                              the calibrator (for the report's figures) */
+    tq_gptq_config gptq; /* TQ_ALGO_GPTQ */
     int n_overrides;
     tq_layer_override overrides[TQ_RECIPE_MAX_OVERRIDES];
 } tq_recipe;
@@ -99,6 +117,23 @@ tq_status tq_recipe_save(const char *path, const char *default_name,
 tq_status tq_ptq_run(tq_model *m, const tq_recipe *r, int calib, const tq_dataset *train,
                      const float *mean, const float *std, int batches, int32_t batch,
                      uint64_t seed, tq_error *err);
+
+/* Runs fn on up to `batches` shuffled training batches (N,C,H,W), normalised, in the order
+ * the seed gives: every calibration step draws the same batches for the same seed. */
+typedef tq_status (*tq_batch_fn)(tq_tensor *x, void *ctx, tq_error *err);
+tq_status tq_for_calib_batches(const tq_dataset *train, const float *mean, const float *std,
+                               int batches, int32_t batch, uint64_t seed, tq_batch_fn fn,
+                               void *ctx, tq_error *err);
+
+/* GPTQ on every Linear/Conv2d holding a weight quantizer (attached, amax from the weights),
+ * in forward order: H from the layer's inputs on the calibration batches, then the weights
+ * replaced by GPTQ's dequantized codes, which the weight quantizer reproduces exactly.
+ * Unless cfg->float_inputs, a layer's inputs come from the model whose earlier layers are
+ * already GPTQ-quantized (activations in float: the activation quantizers are calibrated
+ * afterwards, on the final weights). Quantizer states are as they were on return. */
+tq_status tq_gptq_model(tq_model *m, const tq_gptq_config *cfg, const tq_dataset *train,
+                        const float *mean, const float *std, int batches, int32_t batch,
+                        uint64_t seed, tq_error *err);
 
 /* Per-input-channel statistics of every Linear/Conv2d input, for SmoothQuant and AWQ. */
 typedef struct tq_chan_stats {

@@ -26,8 +26,20 @@ static const named_recipe recipes[] = {
      TQ_ALGO_SMOOTHQUANT},
     {"w4a16-awq", "int4:block=32", "", TQ_KEEP_NONE,
      "weight-only int4, blocks of 32, AWQ scales and clipping", TQ_ALGO_AWQ},
+    {"w4a16-gptq", "int4:block=32", "", TQ_KEEP_NONE, "weight-only int4, blocks of 32, GPTQ codes",
+     TQ_ALGO_GPTQ},
+    {"w3a16", "int3:channel=0:calib=mse", "", TQ_KEEP_NONE, "weight-only int3, per channel",
+     TQ_ALGO_NONE},
+    {"w3a16-gptq", "int3:channel=0:calib=mse", "", TQ_KEEP_NONE,
+     "weight-only int3, per channel, GPTQ codes", TQ_ALGO_GPTQ},
+    {"w2a16", "int2:channel=0:calib=mse", "", TQ_KEEP_NONE, "weight-only int2, per channel",
+     TQ_ALGO_NONE},
+    {"w2a16-gptq", "int2:channel=0:calib=mse", "", TQ_KEEP_NONE,
+     "weight-only int2, per channel, GPTQ codes", TQ_ALGO_GPTQ},
     {"w4a8", "int4:channel=0:calib=mse", "int8", TQ_KEEP_NONE,
      "int4 per-channel weights, int8 activations", TQ_ALGO_NONE},
+    {"w4a8-gptq", "int4:channel=0:calib=mse", "int8", TQ_KEEP_NONE,
+     "int4 per-channel weights with GPTQ codes, int8 activations", TQ_ALGO_GPTQ},
     {"w4a4", "int4:channel=0:calib=mse", "int4", TQ_KEEP_NONE,
      "int4 per-channel weights, int4 activations", TQ_ALGO_NONE},
     {"w2a2", "int2:channel=0:calib=mse", "int2", TQ_KEEP_INT8,
@@ -40,13 +52,14 @@ static const named_recipe recipes[] = {
 
 const char *tq_recipe_names(void)
 {
-    return "int8, int8-sq, w4a16, w4a16-awq, w4a8, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4";
+    return "int8, int8-sq, w4a16, w4a16-awq, w4a16-gptq, w3a16, w3a16-gptq, w2a16, w2a16-gptq, "
+           "w4a8, w4a8-gptq, w4a4, w2a2, fp8, mxfp8, mxfp4, nvfp4";
 }
 
 void tq_recipe_list(FILE *out)
 {
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)
-        fprintf(out, "  %-9s weights %-26s acts %-8s %s\n", recipes[i].name, recipes[i].weights,
+        fprintf(out, "  %-10s weights %-26s acts %-8s %s\n", recipes[i].name, recipes[i].weights,
                 recipes[i].acts[0] ? recipes[i].acts : "float", recipes[i].about);
 }
 
@@ -67,6 +80,7 @@ tq_status tq_recipe_make(const char *name, const char *weights, const char *acts
     memset(out, 0, sizeof *out);
     out->keep = TQ_KEEP_NONE;
     out->alpha = 0.5f;
+    out->gptq = tq_gptq_config_default();
     if (name) {
         const named_recipe *r = NULL;
         for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++)

@@ -58,14 +58,17 @@ static double input_sqnr(tq_model *m, int i, const tq_sens_ctx *c, tq_error *err
     return s;
 }
 
-static double weight_sqnr(const tq_qlayer *l)
+/* SQNR of the quantized weights against the float ones (float_params: the float model's
+ * parameter buffer; GPTQ has replaced the layer's own weights by quantized ones). */
+static double weight_sqnr(tq_model *m, const tq_qlayer *l, const float *float_params)
 {
     if (!l->weight_q) return INFINITY;
     float *q = malloc((size_t)l->weight->numel * sizeof(float));
+    const float *w = float_params + (l->weight->data - tq_model_params(m));
     double s = NAN;
     tq_error e = {0};
     if (q && tq_quantizer_apply(l->weight_q, l->weight, q, &e) == TQ_STATUS_OK)
-        s = tq_sqnr_db(l->weight->data, q, l->weight->numel);
+        s = tq_sqnr_db(w, q, l->weight->numel);
     free(q);
     return s;
 }
@@ -73,10 +76,14 @@ static double weight_sqnr(const tq_qlayer *l)
 tq_status tq_sens_accuracy(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c, double *acc,
                            tq_error *err)
 {
-    if (tq_ptq_run(m, r, -1, c->train, c->mean, c->std, c->calib_batches, c->batch, c->seed, err))
-        return err->status;
-    tq_status st = tq_evaluate(m, c->test, c->mean, c->std, 256, acc, NULL, err);
+    tq_snapshot float_weights = {0}; /* GPTQ changes weights: back to float after */
+    if (r->algo == TQ_ALGO_GPTQ && tq_snapshot_init(&float_weights, m, err)) return err->status;
+    tq_status st = tq_ptq_run(m, r, -1, c->train, c->mean, c->std, c->calib_batches, c->batch,
+                              c->seed, err);
+    if (st == TQ_STATUS_OK) st = tq_evaluate(m, c->test, c->mean, c->std, 256, acc, NULL, err);
     tq_detach_quantizers(m);
+    if (float_weights.params) tq_snapshot_restore(&float_weights, m);
+    tq_snapshot_free(&float_weights);
     return st;
 }
 
@@ -91,12 +98,17 @@ static int by_drop(const void *a, const void *b)
 tq_status tq_sensitivity(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c, double float_acc,
                          tq_sens_row *rows, tq_error *err)
 {
-    if (r->algo != TQ_ALGO_NONE || r->fold_bn)
+    /* GPTQ's weight changes are undone after each run; those of SmoothQuant, AWQ and
+     * folding reach other layers and the model's structure */
+    if ((r->algo != TQ_ALGO_NONE && r->algo != TQ_ALGO_GPTQ) || r->fold_bn)
         return tq_fail(err, TQ_STATUS_ARG, "sensitivity: recipe %s changes weights; use its plain form", r->name);
     int n = tq_model_qlayer_count(m);
     if (n > TQ_RECIPE_MAX_OVERRIDES)
         return tq_fail(err, TQ_STATUS_ARG, "sensitivity: %d layers, at most %d", n, TQ_RECIPE_MAX_OVERRIDES);
-    for (int i = 0; i < n; i++) {
+    tq_snapshot float_weights;
+    if (tq_snapshot_init(&float_weights, m, err)) return err->status;
+    tq_status st = TQ_STATUS_OK;
+    for (int i = 0; st == TQ_STATUS_OK && i < n; i++) {
         tq_sens_row *row = &rows[i];
         memset(row, 0, sizeof *row);
         row->qlayer = i;
@@ -104,17 +116,22 @@ tq_status tq_sensitivity(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c, 
         snprintf(row->name, sizeof row->name, "%s", tq_model_qlayer(m, i)->name);
         tq_recipe one;
         one_layer_recipe(r, m, i, -1, &one);
-        if (tq_ptq_run(m, &one, -1, c->train, c->mean, c->std, c->calib_batches, c->batch, c->seed, err) ||
-            tq_evaluate(m, c->test, c->mean, c->std, 256, &row->alone_acc, NULL, err))
-            return err->status;
-        row->weight_sqnr = weight_sqnr(tq_model_qlayer(m, i));
-        row->input_sqnr = input_sqnr(m, i, c, err);
+        st = tq_ptq_run(m, &one, -1, c->train, c->mean, c->std, c->calib_batches, c->batch,
+                        c->seed, err);
+        if (st == TQ_STATUS_OK)
+            st = tq_evaluate(m, c->test, c->mean, c->std, 256, &row->alone_acc, NULL, err);
+        if (st == TQ_STATUS_OK) {
+            row->weight_sqnr = weight_sqnr(m, tq_model_qlayer(m, i), float_weights.params);
+            row->input_sqnr = input_sqnr(m, i, c, err);
+        }
         tq_detach_quantizers(m);
+        tq_snapshot_restore(&float_weights, m);
         one_layer_recipe(r, m, -1, i, &one);
-        if (tq_sens_accuracy(m, &one, c, &row->all_but_acc, err)) return err->status;
+        if (st == TQ_STATUS_OK) st = tq_sens_accuracy(m, &one, c, &row->all_but_acc, err);
     }
-    qsort(rows, (size_t)n, sizeof *rows, by_drop);
-    return TQ_STATUS_OK;
+    tq_snapshot_free(&float_weights);
+    if (st == TQ_STATUS_OK) qsort(rows, (size_t)n, sizeof *rows, by_drop);
+    return st;
 }
 
 tq_status tq_mixed_precision(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c,

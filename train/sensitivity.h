@@ -22,11 +22,14 @@ typedef struct tq_sens_row {
     double weight_sqnr, input_sqnr; /* dB, this layer quantized alone; +inf if float */
 } tq_sens_row;
 
-/* PTQ with r (the model's quantizers are removed after), accuracy on the test data. */
+/* PTQ with r (the model's quantizers are removed after, and GPTQ's weights put back to
+ * float), accuracy on the test data. */
 tq_status tq_sens_accuracy(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c, double *acc,
                            tq_error *err);
 /* One row per Linear/Conv2d into rows (qlayer count), most sensitive (largest drop when
- * quantized alone) first. r must not change weights (no SmoothQuant, AWQ or folding). */
+ * quantized alone) first. r may be a GPTQ recipe (its weights are put back after each run,
+ * and the weight SQNR is GPTQ's against the float weights), but no SmoothQuant, AWQ or
+ * folding. */
 tq_status tq_sensitivity(tq_model *m, const tq_recipe *r, const tq_sens_ctx *c, double float_acc,
                          tq_sens_row *rows, tq_error *err);
 /* Greedy: the most sensitive layers move to int8 one at a time, then to float, until the
