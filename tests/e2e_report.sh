@@ -73,7 +73,9 @@ check_report() { # NAME FIGURE-ID...
   sections=$(grep -c '<section id=' "$page" || true)
   [ "$sections" = "$#" ] || fail "$name: $sections figures, expected $# ($*)"
   sed "s#</body>#$(printf '%s' "$check_script" | tr '\n' ' ' | sed 's/[&#]/\\&/g')</body>#" "$page" > "$name/check.html"
+  # a profile of its own: no dependence on HOME, no clash with another browser running
   timeout 120 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+    --user-data-dir="$dir/profile-$name" \
     --enable-logging=stderr --v=0 --virtual-time-budget=5000 --window-size=860,2400 \
     --screenshot="$dir/$name.png" --dump-dom "file://$dir/$name/check.html" \
     > "$name.dom" 2> "$name.log" || fail "$name: chromium failed"
