@@ -163,7 +163,8 @@ int tq_cmd_ptq(int argc, char **argv)
     } else {
         /* The quantized model starts a new run: QAT gets a fresh optimizer. */
         tq_optim_free(run.optim);
-        run.optim = NULL;
+        tq_optim_free(run.scale_optim);
+        run.optim = run.scale_optim = NULL;
         run.epoch = 0;
         tq_run_forget_best(&run);
         if (!rep.quiet) tq_print_quantizers(run.model, stdout);
