@@ -147,7 +147,8 @@ tq_status tq_qspec_check_learnable(const tq_qspec *s, tq_error *err)
 tq_status tq_quantizer_set_learn_scale(tq_quantizer *q, bool on, tq_error *err)
 {
     if (on == q->spec.learn_scale) return TQ_STATUS_OK;
-    if (on && tq_qspec_check_learnable(&q->spec, err)) return err->status;
+    tq_status st = on ? tq_qspec_check_learnable(&q->spec, err) : TQ_STATUS_OK;
+    if (st) return st;
     float *grad = NULL;
     if (on && q->amax_count > 0 && !(grad = calloc((size_t)q->amax_count, sizeof *grad)))
         return tq_fail(err, TQ_STATUS_NOMEM, "quantizer: out of memory for amax gradients");
