@@ -256,7 +256,8 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
                         .keep_p = configs[c].keep_p, .keep = -1, .rep = &f.rep};
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
         int64_t changed = 0;
-        for (int i = 0; i < 3; i++) {
+        /* learned scales on w2a2 alone: it has both learned formats (int2, int8 at the ends) */
+        for (int i = 0; i < (configs[c].methods == both ? 1 : 3); i++) {
             tq_compare_row r;
             ck_assert_msg(tq_compare_recipe(&x, recipes[i], calibs, 3, &r, &e) == TQ_STATUS_OK,
                           "%s", e.msg);
