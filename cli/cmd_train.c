@@ -316,7 +316,7 @@ int tq_cmd_train(int argc, char **argv)
     return rc;
 }
 
-/* ---- qat: the training loop on a quantized model, scales fixed */
+/* ---- qat: the training loop on a quantized model, scales fixed or learned */
 
 static const tq_cli_opt qat_opts[] = {
     {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required, unless --resume)"},
