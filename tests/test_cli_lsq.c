@@ -1,6 +1,7 @@
 /* End-to-end tests of learned scales in the `tinyqat` command: qat --scales learn, the spec
- * option through ptq, compare --methods qat,qat-lsq (table, CSV and JSON rows), and the
- * one-line refusals of recipes and options that cannot learn. */
+ * option through ptq, compare --methods qat,qat-lsq (table, CSV and JSON rows), qat --resume
+ * after SIGINT to the same bits, and the one-line refusals of recipes and options that cannot
+ * learn. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,40 @@ START_TEST(compare_puts_learned_beside_fixed_scales)
 }
 END_TEST
 
+/* QAT with learned scales, a quarter of the images held out (so the best epoch's amax is in
+ * the checkpoint too), stopped by SIGINT mid-epoch and resumed: every section bit for bit as
+ * the run never interrupted; a resume with one value of the scales' Adam state changed ends
+ * elsewhere. One thread: a run's bits depend on the thread count. */
+START_TEST(qat_with_learned_scales_resumes_to_the_same_bits)
+{
+    tq_cli_make_bars("small", "120 3 128 32 14");
+#define LSQ_RUN "--model-file p.tqc --epochs 2 --batch 8 --lr 2e-3 --seed 4 --scales learn --threads 1"
+    ck_assert_int_eq(tq_cli_run(out, sizeof out,
+                                "$TQ train --model convnet --data mnist:small --epochs 1 --batch 8 --val 0.25 "
+                                "--seed 2 --threads 1 --quiet --out f.tqc && "
+                                "$TQ ptq --model-file f.tqc --recipe w4a4 --calib-batches 2 --threads 1 "
+                                "--quiet --out p.tqc && $TQ qat " LSQ_RUN " --out full.tqc"), 0);
+    long long epoch, batch;
+    tq_cli_interrupt_mid_epoch(out, sizeof out, "cut.tqc", "$TQ qat " LSQ_RUN " --out cut.tqc",
+                               &epoch, &batch);
+    /* convnet: weight amax per output channel 32+32+64+64+128+10, and 6 input amax */
+    ck_assert_int_eq(tq_cli_f32_count("cut.tqc", "best.amax"), 330 + 6);
+    ck_assert_int_eq(tq_cli_f32_count("cut.tqc", "optim.scales.state"), 2 * (330 + 6));
+    ck_assert_int_eq(tq_cli_run(out, sizeof out, "cp cut.tqc cut0.tqc && "
+                                                 "$TQ qat --resume cut.tqc --out cut.tqc --threads 1"), 0);
+    char where[300];
+    const char *diff = tq_cli_ckpt_diff("full.tqc", "cut.tqc", where, sizeof where);
+    ck_assert_msg(diff == NULL, "full.tqc and cut.tqc differ in section %s", diff);
+    ck_assert(!tq_cli_same_f32("p.tqc", "full.tqc", "q.fc.a.amax")); /* it learned */
+    tq_cli_ckpt_perturb("cut0.tqc", "bad.tqc", "optim.scales.state", 3, 1e-3f);
+    ck_assert_int_eq(tq_cli_run(out, sizeof out, "$TQ qat --resume bad.tqc --out bad.tqc --threads 1 --quiet"), 0);
+    ck_assert(!tq_cli_same_f32("full.tqc", "bad.tqc", "optim.scales.state"));
+    ck_assert_int_eq(tq_cli_run(out, sizeof out, "$TQ qat --resume cut0.tqc --scales fixed --out x.tqc"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--scales: a resumed run keeps the scales it was trained with"));
+#undef LSQ_RUN
+}
+END_TEST
+
 static Suite *cli_lsq_suite(void)
 {
     Suite *s = suite_create("cli_lsq");
@@ -121,6 +156,7 @@ static Suite *cli_lsq_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, qat_learns_scales_from_the_ptq_amax);
     tcase_add_test(tc, compare_puts_learned_beside_fixed_scales);
+    tcase_add_test(tc, qat_with_learned_scales_resumes_to_the_same_bits);
     suite_add_tcase(s, tc);
     return s;
 }
