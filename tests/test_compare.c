@@ -242,12 +242,12 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
     int64_t np = tq_model_param_count(m);
     int32_t *fixed_test = malloc((size_t)f.test.n * sizeof *fixed_test);
     /* no split; a split keeping any gain; a split keeping only gains beyond chance; a split
-     * keeping any gain, with learned scales beside fixed ones */
-    const unsigned both = 1u << TQ_QAT_FIXED | 1u << TQ_QAT_LSQ;
+     * keeping any gain, with learned scales beside fixed ones, then alone */
+    const unsigned both = 1u << TQ_QAT_FIXED | 1u << TQ_QAT_LSQ, lsq = 1u << TQ_QAT_LSQ;
     const struct { bool val; double keep_p; unsigned methods; } configs[] = {
-        {false, 1.0, 0}, {true, 1.0, 0}, {true, 0.05, 0}, {true, 1.0, both}};
+        {false, 1.0, 0}, {true, 1.0, 0}, {true, 0.05, 0}, {true, 1.0, both}, {true, 1.0, lsq}};
     tq_compare_row any_gain[3];
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         bool with_val = configs[c].val;
         tq_compare x = {.run = &f.run, .train = &f.train, .val = with_val ? &f.val : NULL,
                         .test = &f.test, .calib_batches = 4, .qat_epochs = 2,
@@ -257,17 +257,24 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
         int64_t changed = 0;
         /* learned scales on w2a2 alone: it has both learned formats (int2, int8 at the ends) */
-        for (int i = 0; i < (configs[c].methods == both ? 1 : 3); i++) {
+        for (int i = 0; i < (configs[c].methods ? 1 : 3); i++) {
             tq_compare_row r;
             ck_assert_msg(tq_compare_recipe(&x, recipes[i], calibs, 3, &r, &e) == TQ_STATUS_OK,
                           "%s", e.msg);
             /* (learned scales move that amax in QAT; their PTQ start is the one checked) */
-            if (configs[c].methods != both) assert_no_marker(&f, recipes[i]);
-            tq_snapshot kept; /* the model as compare left it: the last method's result */
+            if (configs[c].methods != lsq) assert_no_marker(&f, recipes[i]);
+            /* the model as compare left it: fixed-scale QAT's result, learned-scale QAT's alone */
+            tq_snapshot kept;
             ck_assert(tq_snapshot_init(&kept, m, &e) == TQ_STATUS_OK);
+            ck_assert(tq_compare_left_method(&x) == (configs[c].methods == lsq ? TQ_QAT_LSQ : TQ_QAT_FIXED));
             const tq_qat_result *fixed = &r.qat[TQ_QAT_FIXED];
-            recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_FIXED, &float_w,
-                    configs[c].methods == both ? NULL : &kept, &pr);
+            if (configs[c].methods == lsq) {
+                ck_assert(!fixed->run);
+                recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_LSQ, &float_w, &kept, &pr);
+                tq_snapshot_free(&kept);
+                continue;
+            }
+            recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_FIXED, &float_w, &kept, &pr);
             if (c == 1) any_gain[i] = r;
             if (c == 2) /* same PTQ start; the stricter rule keeps no better an epoch */
                 ck_assert(r.best == any_gain[i].best && fixed->acc.val <= any_gain[i].qat[0].acc.val);
@@ -278,7 +285,7 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
                           fixed->acc.val == alone->acc.val && fixed->gained == alone->gained &&
                           fixed->lost == alone->lost);
                 memcpy(fixed_test, pr.test, (size_t)f.test.n * sizeof *fixed_test);
-                recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_LSQ, &float_w, &kept, &pr);
+                recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_LSQ, &float_w, NULL, &pr);
                 int64_t g, l;
                 changes(fixed_test, pr.test, &f.test, &g, &l);
                 ck_assert_msg(r.lsq_gained == g && r.lsq_lost == l,
