@@ -316,10 +316,6 @@ def make_run_checkpoints(t):
         put(t, "run-%s-%s" % (name.decode(), "x".join(map(str, shape))), ckpt(secs))
     # learned scales: the scales' optimizer (steps, amax count) and its Adam state (m, v)
     learned = run_sections()
-    # run.i64 and run.f32 as they are now (with the batch in the epoch, the dropout RNG and
-    # the validation fraction), so that the load reaches the scales' optimizer
-    learned[6] = (b"run.i64", 2) + i64s(1, 2, 64, 7, 0, 1, 0, 0, 0, 1, 100, 0, 1, 2)
-    learned[7] = (b"run.f32", 1) + f32(0.9, 0, 0.9, 0.999, 1e-8, 1e-3, 0, 0.1, 0, 0)
     learned[8] = (b"q.fc3.w.spec", 3) + string(b"int4:channel=0:scale=learn")
     learned[11] = (b"q.fc3.a.spec", 3) + string(b"int8:scale=learn")
     put(t, "run-learned-no-optim", ckpt(learned))
@@ -327,9 +323,7 @@ def make_run_checkpoints(t):
     put(t, "run-learned-optim", ckpt(learned + opt))
     put(t, "run-learned-optim-count", ckpt(learned + [(b"optim.scales", 2) + i64s(5, 4)] + opt[1:]))
     put(t, "run-learned-optim-state", ckpt(learned + opt[:1] + [(b"optim.scales.state", 1) + f32(0.0)]))
-    fixed = run_sections()
-    fixed[6:8] = learned[6:8]
-    put(t, "run-fixed-with-optim", ckpt(fixed + opt))
+    put(t, "run-fixed-with-optim", ckpt(run_sections() + opt))
     put(t, "run-batch-0", ckpt(run_sections(batch=0, quant=False)))
     # QAT's best epoch so far: its weights, state, number and validation accuracy (double bits)
     best = [(b"best.params", 1, 14946, struct.pack("<f", 0.02) * 14946), (b"best.state", 1, 0, b""),
