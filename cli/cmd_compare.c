@@ -20,6 +20,8 @@ static const tq_cli_opt compare_opts[] = {
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
     {"qat-epochs", "N", "QAT epochs per recipe (default 1)"},
+    {"methods", "LIST", "QAT methods, each from the same PTQ start with the same epochs and rates: qat "
+                        "(scales fixed), qat-lsq (scales learned, LSQ) (default qat)"},
     {"val", "FRACTION", "training images held out to choose the calibrator, QAT rate and QAT epoch (default 0.1; a --model-file keeps its own)"},
     {"keep-p", "P", "a QAT epoch replaces the PTQ start only if better on the held-out images with McNemar p at most P (default 1: any gain; 0.05: only a gain beyond chance)"},
     {"qat-lr", "X[,Y...]", "QAT rates, cosine-decayed, each run from the PTQ start (default: 1%, 10% and 50% of the float model's rate, chosen on the held-out images; 1% without a split)"},
@@ -37,7 +39,9 @@ static const tq_cli_opt compare_opts[] = {
 };
 static const tq_cli_cmd compare_cmd = {
     "compare", "[options]",
-    "Compare PTQ (each calibrator) against QAT, recipe by recipe, on one float model.",
+    "Compare PTQ (each calibrator) against QAT, recipe by recipe, on one float model.\n"
+    "With --methods qat,qat-lsq each recipe gets a row with fixed scales and one with learned\n"
+    "ones (LSQ), and McNemar's test between the two.",
     compare_opts, 0};
 
 #define MAX_ITEMS 16
@@ -58,11 +62,14 @@ static int split_list(const tq_cli_cmd *cmd, const char *opt, const char *s, cha
     return 0;
 }
 
-/* The table, in the same columns for the terminal and Markdown ('|' separators) or CSV. */
+/* The table, in the same columns for the terminal and Markdown ('|' separators) or CSV: a row
+ * per recipe and QAT method; with learned scales a method column, and a last column that
+ * compares learned with fixed scales. */
 static void print_table(FILE *f, char sep, double float_acc, const tq_compare_row *rows, int n,
-                        bool several_lrs)
+                        bool several_lrs, unsigned methods)
 {
-    bool md = sep == '|';
+    bool md = sep == '|', with_method = methods & (1u << TQ_QAT_LSQ);
+    bool versus = with_method && (methods & (1u << TQ_QAT_FIXED));
     /* Markdown combines into one cell what CSV keeps in columns of their own. */
     const char *md_cols[] = {"recipe", "float", "ptq-max", "ptq-percentile", "ptq-mse",
                              "ptq-entropy", "best ptq", "qat", "qat - best ptq", "images +/-",
@@ -71,32 +78,48 @@ static void print_table(FILE *f, char sep, double float_acc, const tq_compare_ro
                               "ptq-entropy", "best ptq", "qat", "qat - best ptq", "best calib",
                               "qat epoch", "qat lr", "gained", "lost", "p"};
     int ncols = md ? 11 : 15;
-    for (int c = 0; c < ncols; c++)
+    for (int c = 0; c < ncols; c++) {
         fprintf(f, md ? "| %s " : (c ? ",%s" : "%s"), md ? md_cols[c] : csv_cols[c]);
+        if (c == 0 && with_method) fprintf(f, md ? "| method " : ",method");
+    }
+    if (versus) fprintf(f, md ? "| lsq vs qat: +/-, p " : ",lsq vs qat gained,lsq vs qat lost,lsq vs qat p");
     fprintf(f, md ? "|\n" : "\n");
     if (md) {
-        for (int c = 0; c < ncols; c++) fprintf(f, c ? "| ---: " : "| --- ");
+        for (int c = 0; c < ncols + with_method + versus; c++) fprintf(f, c ? "| ---: " : "| --- ");
         fprintf(f, "|\n");
     }
     for (int i = 0; i < n; i++) {
         const tq_compare_row *r = &rows[i];
-        fprintf(f, md ? "| %s | %.2f" : "%s,%.4f", r->recipe, md ? 100 * float_acc : float_acc);
-        for (int k = 0; k < TQ_COMPARE_CALIBS; k++) {
-            double acc = r->ptq[k].test;
-            if (acc < 0) fprintf(f, md ? " | -" : ",");
-            else fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * acc : acc);
+        for (int k = 0; k < TQ_QAT_METHODS; k++) {
+            const tq_qat_result *q = &r->qat[k];
+            if (!q->run) continue;
+            fprintf(f, md ? "| %s" : "%s", r->recipe);
+            if (with_method) fprintf(f, md ? " | %s" : ",%s", tq_qat_method_name((tq_qat_method)k));
+            fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * float_acc : float_acc);
+            for (int c = 0; c < TQ_COMPARE_CALIBS; c++) {
+                double acc = r->ptq[c].test;
+                if (acc < 0) fprintf(f, md ? " | -" : ",");
+                else fprintf(f, md ? " | %.2f" : ",%.4f", md ? 100 * acc : acc);
+            }
+            double best = r->ptq[r->best].test, p = tq_mcnemar_p(q->gained, q->lost);
+            char kept[48] = "";
+            if (q->epoch && several_lrs) snprintf(kept, sizeof kept, ", lr %.2g", q->lr);
+            if (md)
+                fprintf(f, " | %.2f (%s) | %.2f (ep %d%s) | %+.2f | +%lld / -%lld | %.2g",
+                        100 * best, tq_calib_name(r->best), 100 * q->acc.test, q->epoch, kept,
+                        100 * (q->acc.test - best), (long long)q->gained, (long long)q->lost, p);
+            else
+                fprintf(f, ",%.4f,%.4f,%.4f,%s,%d,%.4g,%lld,%lld,%.4g", best, q->acc.test,
+                        q->acc.test - best, tq_calib_name(r->best), q->epoch, q->lr,
+                        (long long)q->gained, (long long)q->lost, p);
+            if (versus && k == TQ_QAT_LSQ)
+                fprintf(f, md ? " | +%lld / -%lld, %.2g" : ",%lld,%lld,%.4g",
+                        (long long)r->lsq_gained, (long long)r->lsq_lost,
+                        tq_mcnemar_p(r->lsq_gained, r->lsq_lost));
+            else if (versus)
+                fprintf(f, md ? " | -" : ",,,");
+            fprintf(f, md ? " |\n" : "\n");
         }
-        double best = r->ptq[r->best].test, p = tq_mcnemar_p(r->gained, r->lost);
-        char kept[48] = "";
-        if (r->qat_epoch && several_lrs) snprintf(kept, sizeof kept, ", lr %.2g", r->qat_lr);
-        if (md)
-            fprintf(f, " | %.2f (%s) | %.2f (ep %d%s) | %+.2f | +%lld / -%lld | %.2g |\n",
-                    100 * best, tq_calib_name(r->best), 100 * r->qat.test, r->qat_epoch, kept,
-                    100 * (r->qat.test - best), (long long)r->gained, (long long)r->lost, p);
-        else
-            fprintf(f, ",%.4f,%.4f,%.4f,%s,%d,%.4g,%lld,%lld,%.4g\n", best, r->qat.test,
-                    r->qat.test - best, tq_calib_name(r->best), r->qat_epoch, r->qat_lr,
-                    (long long)r->gained, (long long)r->lost, p);
     }
 }
 
@@ -110,7 +133,7 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         if (!f) return tq_fail(err, TQ_STATUS_NOMEM, "compare: out of memory");
-        print_table(f, pass ? '|' : ',', float_acc, rows, n, x->n_qat_lrs > 1);
+        print_table(f, pass ? '|' : ',', float_acc, rows, n, x->n_qat_lrs > 1, x->methods);
         fclose(f);
         snprintf(path, sizeof path, "%s.%s", prefix, pass ? "md" : "csv");
         tq_error e = {0};
@@ -131,27 +154,36 @@ static tq_status write_reports(const char *prefix, const char *json_path, const 
     tq_json_open(&j, "rows", '[');
     for (int i = 0; i < n; i++) {
         const tq_compare_row *r = &rows[i];
-        for (int k = -1; k <= TQ_COMPARE_CALIBS; k++) {
+        /* float, each calibrator, then each QAT method */
+        for (int k = -1; k < TQ_COMPARE_CALIBS + TQ_QAT_METHODS; k++) {
             if (k >= 0 && k < TQ_COMPARE_CALIBS && r->ptq[k].test < 0) continue;
+            const tq_qat_result *q = k >= TQ_COMPARE_CALIBS ? &r->qat[k - TQ_COMPARE_CALIBS] : NULL;
+            if (q && !q->run) continue;
             char method[32];
             tq_accuracy_pair acc = k < 0 ? (tq_accuracy_pair){float_acc, -1}
-                                 : k == TQ_COMPARE_CALIBS ? r->qat : r->ptq[k];
+                                 : q ? q->acc : r->ptq[k];
             if (k < 0) snprintf(method, sizeof method, "float");
-            else if (k == TQ_COMPARE_CALIBS) snprintf(method, sizeof method, "qat");
+            else if (q) snprintf(method, sizeof method, "%s",
+                                 tq_qat_method_name((tq_qat_method)(k - TQ_COMPARE_CALIBS)));
             else snprintf(method, sizeof method, "ptq-%s", tq_calib_name(k));
             tq_json_open(&j, NULL, '{');
             tq_json_str(&j, "recipe", r->recipe);
             tq_json_str(&j, "method", method);
             tq_json_num(&j, "accuracy", acc.test);
             if (x->val && k >= 0) tq_json_num(&j, "validation_accuracy", acc.val);
-            if (k == TQ_COMPARE_CALIBS) {
+            if (q) {
                 tq_json_str(&j, "from", tq_calib_name(r->best));
-                tq_json_int(&j, "epoch", r->qat_epoch);
-                tq_json_num(&j, "lr", r->qat_lr);
-                if (x->val) tq_json_num(&j, "validation_p", r->val_p);
-                tq_json_int(&j, "gained", r->gained);
-                tq_json_int(&j, "lost", r->lost);
-                tq_json_num(&j, "p_value", tq_mcnemar_p(r->gained, r->lost));
+                tq_json_int(&j, "epoch", q->epoch);
+                tq_json_num(&j, "lr", q->lr);
+                if (x->val) tq_json_num(&j, "validation_p", q->val_p);
+                tq_json_int(&j, "gained", q->gained);
+                tq_json_int(&j, "lost", q->lost);
+                tq_json_num(&j, "p_value", tq_mcnemar_p(q->gained, q->lost));
+            }
+            if (q == &r->qat[TQ_QAT_LSQ] && r->qat[TQ_QAT_FIXED].run) {
+                tq_json_int(&j, "vs_qat_gained", r->lsq_gained);
+                tq_json_int(&j, "vs_qat_lost", r->lsq_lost);
+                tq_json_num(&j, "vs_qat_p_value", tq_mcnemar_p(r->lsq_gained, r->lsq_lost));
             }
             tq_json_close(&j, '{');
         }
@@ -175,6 +207,32 @@ static int parse_rates(const tq_cli_cmd *cmd, const char *s, double *rates, int 
             return tq_cli_usage_error(cmd, "--qat-lr: expected positive rates separated by commas, got '%s'", items[*n]);
     }
     return s && !*n ? tq_cli_usage_error(cmd, "--qat-lr: expected at least one rate") : 0;
+}
+
+/* --methods into a bit per tq_qat_method (default: fixed scales alone); with learned scales,
+ * every recipe's quantizers must be able to learn. A usage exit code or 0. */
+static int parse_methods(const tq_cli_cmd *cmd, const char *s, char *const *recipes, int n_recipes,
+                         unsigned *methods)
+{
+    char buf[512], *items[MAX_ITEMS];
+    int n, rc = split_list(cmd, "methods", s ? s : "qat", buf, sizeof buf, items, &n);
+    if (rc) return rc;
+    *methods = 0;
+    for (int i = 0; i < n; i++) {
+        tq_qat_method m;
+        if (!tq_qat_method_parse(items[i], &m))
+            return tq_cli_usage_error(cmd, "--methods: expected qat or qat-lsq, got '%s'", items[i]);
+        *methods |= 1u << m;
+    }
+    if (!*methods) return tq_cli_usage_error(cmd, "--methods: expected qat and/or qat-lsq");
+    tq_error err = {0};
+    tq_recipe r;
+    for (int i = 0; (*methods & 1u << TQ_QAT_LSQ) && i < n_recipes; i++)
+        if (tq_recipe_make(recipes[i], NULL, NULL, &r, &err) ||
+            (r.has_weights && tq_qspec_check_learnable(&r.weights, &err)) ||
+            (r.has_acts && tq_qspec_check_learnable(&r.acts, &err)))
+            return tq_cli_usage_error(cmd, "--methods qat-lsq: recipe %s: %s", recipes[i], err.msg);
+    return 0;
 }
 
 /* Trains the float model compare starts from when no --model-file is given: run holds the
@@ -251,6 +309,9 @@ int tq_cmd_compare(int argc, char **argv)
     for (int i = 0; i < n_recipes; i++)
         if (tq_recipe_make(recipes[i], NULL, NULL, &probe, &err))
             return tq_cli_usage_error(cmd, "--recipes: %s", err.msg);
+    unsigned methods = 0;
+    if ((rc = parse_methods(cmd, tq_cli_get(cmd, &a, "methods"), recipes, n_recipes, &methods)))
+        return rc;
     tq_calib_kind calib_kinds[MAX_ITEMS];
     for (int i = 0; i < n_calibs; i++)
         if (!tq_calib_parse(calibs[i], &calib_kinds[i]))
@@ -340,7 +401,7 @@ int tq_cmd_compare(int argc, char **argv)
     run.seed = (uint64_t)seed;
     if (keep_s) keep = (int)keep_kind;
     tq_compare x = {.run = &run, .train = &train, .val = val.n ? &val : NULL, .test = &test,
-                    .keep = keep, .calib_batches = (int)calib_batches,
+                    .keep = keep, .methods = methods, .calib_batches = (int)calib_batches,
                     .qat_epochs = (int)qat_epochs, .qat_lrs = qat_lrs, .n_qat_lrs = n_qat_lrs,
                     .keep_p = keep_p, .rep = &rep,
                     .on_qat_epoch = report ? tq_compare_report_epoch : NULL, .on_qat_ctx = &cr};
@@ -361,7 +422,7 @@ int tq_cmd_compare(int argc, char **argv)
                "and the reverse; p: McNemar's exact test of that split:\n\n",
                tq_model_name(run.model), test.name, (long long)test.n,
                x.val ? "held-out training images" : "the test set");
-        print_table(stdout, '|', float_acc, rows, n_recipes, x.n_qat_lrs > 1);
+        print_table(stdout, '|', float_acc, rows, n_recipes, x.n_qat_lrs > 1, x.methods);
         if (write_reports(prefix, json_path, tq_model_name(run.model), test.name, &x, float_acc,
                           rows, n_recipes, &err))
             rc = tq_cli_fail(cmd, &err);

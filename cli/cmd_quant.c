@@ -20,8 +20,9 @@ static const tq_cli_opt ptq_opts[] = {
     {"gptq-act-order", NULL, "GPTQ: quantize the inputs with the largest diag H first"},
     {"gptq-float-inputs", NULL, "GPTQ: every layer's H from the float model's inputs (default: from the model with the layers before it quantized)"},
     {"gptq-batches", "N", "GPTQ: calibration batches for H (default 8, at most --calib-batches)"},
-    {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's)"},
-    {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy, or float"},
+    {"weights", "SPEC", "weight quantizer spec, e.g. int4:channel=0 (replaces the recipe's); "
+                        ":scale=learn lets QAT learn its amax (LSQ)"},
+    {"acts", "SPEC", "activation quantizer spec, e.g. int8:calib=entropy or int4:scale=learn, or float"},
     {"calib", "NAME", "activation calibrator: max, percentile, mse, entropy (default: the spec's)"},
     {"calib-batches", "N", "training batches to calibrate on (default 32)"},
     {"keep", "WHAT", "first and last layers: none, float or int8 (default: the recipe's)"},
@@ -163,7 +164,8 @@ int tq_cmd_ptq(int argc, char **argv)
     } else {
         /* The quantized model starts a new run: QAT gets a fresh optimizer. */
         tq_optim_free(run.optim);
-        run.optim = NULL;
+        tq_optim_free(run.scale_optim);
+        run.optim = run.scale_optim = NULL;
         run.epoch = 0;
         tq_run_forget_best(&run);
         if (!rep.quiet) tq_print_quantizers(run.model, stdout);

@@ -160,7 +160,10 @@ static int train_epochs(const tq_cli_cmd *cmd, tq_run *run, const tq_dataset *tr
         }
         tq_best_epoch *best = run->best;
         if (val && best && val_acc > best->val_acc) {
-            tq_snapshot_take(&best->weights, run->model);
+            if (tq_snapshot_take(&best->weights, run->model, &err)) {
+                rc = tq_cli_fail(cmd, &err);
+                break;
+            }
             best->val_acc = val_acc;
             best->epoch = st.epoch;
         }
@@ -313,7 +316,7 @@ int tq_cmd_train(int argc, char **argv)
     return rc;
 }
 
-/* ---- qat: the training loop on a quantized model, scales fixed */
+/* ---- qat: the training loop on a quantized model, scales fixed or learned */
 
 static const tq_cli_opt qat_opts[] = {
     {"model-file", "FILE", "quantized checkpoint from tinyqat ptq (required, unless --resume)"},
@@ -328,6 +331,9 @@ static const tq_cli_opt qat_opts[] = {
                              "before it and recompute their weight scales"},
     {"keep-last", NULL, "end with the last epoch (default with a validation split: the epoch best "
                         "on it, the PTQ start included)"},
+    {"scales", "WHAT", "fixed (keep the PTQ amax) or learn (LSQ: amax learns with the weights, same "
+                       "optimizer and rate, no weight decay) for every quantizer (default: as each "
+                       "quantizer's spec says, fixed unless scale=learn)"},
     {"json", "FILE", "write the figures as JSON"},
     {"report", "DIR", "write an HTML report with pictures to DIR (index.html, one SVG a figure, report.json)"},
     {"quiet", NULL, "print only the final accuracy line"},
@@ -336,7 +342,8 @@ static const tq_cli_opt qat_opts[] = {
 static const tq_cli_cmd qat_cmd = {
     "qat", "--model-file FILE --out FILE [options]",
     "Quantization-aware training: fine-tune a PTQ checkpoint with its scales fixed\n"
-    "(straight-through estimator with clipping in backward). Without --lr, QAT starts at 1%\n"
+    "(straight-through estimator with clipping in backward), or learned with --scales learn\n"
+    "(LSQ: amax gets a gradient, initialised from the PTQ amax). Without --lr, QAT starts at 1%\n"
     "of the learning rate the float model was trained with: safe where PTQ lost little; 2-bit\n"
     "recipes usually gain more at 10-50% (tinyqat compare tries 1%, 10% and 50% and chooses\n"
     "on the held-out images). With a validation split, QAT ends with its best epoch there.\n"
@@ -424,7 +431,8 @@ static int setup_qat(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_run *run,
     if (!resume) {
         if (!tq_cli_get(cmd, a, "lr")) *lr = tq_qat_default_lr(run);
         tq_optim_free(run->optim);
-        run->optim = NULL;
+        tq_optim_free(run->scale_optim);
+        run->optim = run->scale_optim = NULL;
         run->optim_cfg = opts->optim_cfg;
         run->clip_norm = opts->clip_norm;
         run->batch = opts->batch;
@@ -504,6 +512,26 @@ static int finish_qat(const tq_cli_cmd *cmd, tq_run *run, bool keep_best, bool f
     return tq_run_save(run, out, &err) ? tq_cli_fail(cmd, &err) : 0;
 }
 
+/* --scales fixed|learn on every quantizer; 0 or an exit code. A resumed run keeps the scales
+ * (and their optimizer) it was trained with. Folding batch norm after QAT takes the weight
+ * amax of the folded layers afresh from their weights, which would discard learned ones. */
+static int set_scales(const tq_cli_cmd *cmd, const tq_cli_args *a, tq_model *m, bool resume)
+{
+    const char *s = tq_cli_get(cmd, a, "scales");
+    if (s && resume)
+        return tq_cli_usage_error(cmd, "--scales: a resumed run keeps the scales it was trained "
+                                  "with (fixed or learned)");
+    if (s && strcmp(s, "fixed") && strcmp(s, "learn"))
+        return tq_cli_usage_error(cmd, "--scales: expected fixed or learn, got '%s'", s);
+    tq_error err = {0};
+    if (s && tq_model_set_learn_scales(m, !strcmp(s, "learn"), &err))
+        return tq_cli_usage_error(cmd, "--scales learn: %s", err.msg);
+    if (tq_model_learned_amax_count(m) && tq_cli_flag(cmd, a, "fold-bn-at-end"))
+        return tq_cli_usage_error(cmd, "--fold-bn-at-end recomputes the weight scales from the "
+                                  "folded weights: it cannot keep learned scales");
+    return 0;
+}
+
 int tq_cmd_qat(int argc, char **argv)
 {
     const tq_cli_cmd *cmd = &qat_cmd;
@@ -548,6 +576,7 @@ int tq_cmd_qat(int argc, char **argv)
         return tq_cli_fail(cmd, &err);
     }
     rc = setup_qat(cmd, &a, &run, &opts, &lr, epochs, in, resume != NULL, &train);
+    if (!rc) rc = set_scales(cmd, &a, run.model, resume != NULL);
     if (!rc) {
         if (resume)
             tq_report_line(&rep, "qat %s on %s: resumed after epoch %lld, batch %lld, of %lld; %s",

@@ -73,7 +73,7 @@ tq_status tq_compare_report_recipe(tq_compare_report *cr, const tq_compare *x, t
         cr->qat_pred[i] = NULL;
         return tq_fail(err, TQ_STATUS_NOMEM, "report: out of memory");
     }
-    memcpy(cr->qat_pred[i], x->qat_pred, (size_t)x->test->n * sizeof(int32_t));
+    memcpy(cr->qat_pred[i], x->qat_pred[tq_compare_left_method(x)], (size_t)x->test->n * sizeof(int32_t));
     cr->n_recipes++;
     return TQ_STATUS_OK;
 }
@@ -90,7 +90,8 @@ static int pick_recipe(const tq_compare_report *cr, const tq_compare_row *rows, 
     return pick;
 }
 
-static void accuracy_figure(tq_report *r, const tq_compare_row *rows, int n, double float_acc)
+static void accuracy_figure(tq_report *r, const tq_compare_row *rows, int n, double float_acc,
+                            tq_qat_method qm)
 {
     const char *methods[] = {"float", "ptq-max", "ptq-percentile", "ptq-mse", "ptq-entropy", "qat"};
     char labels[16][64];
@@ -99,12 +100,12 @@ static void accuracy_figure(tq_report *r, const tq_compare_row *rows, int n, dou
     n = n < 16 ? n : 16;
     for (int i = 0; i < n; i++) {
         snprintf(labels[i], sizeof labels[i], "%.20s (p %.1g)", rows[i].recipe,
-                 tq_mcnemar_p(rows[i].gained, rows[i].lost));
+                 tq_mcnemar_p(rows[i].qat[qm].gained, rows[i].qat[qm].lost));
         names[i] = labels[i];
         acc[i] = float_acc;
         for (int k = 0; k < TQ_COMPARE_CALIBS; k++)
             acc[(k + 1) * n + i] = rows[i].ptq[k].test >= 0 ? rows[i].ptq[k].test : NAN;
-        acc[5 * n + i] = rows[i].qat.test;
+        acc[5 * n + i] = rows[i].qat[qm].acc.test;
     }
     tq_fig_accuracy(r, "Test accuracy of the float model, PTQ with each calibrator, and QAT from "
                        "the best PTQ (chosen on the held-out images when there are some). p is "
@@ -120,6 +121,8 @@ tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const t
     tq_model *m = run->model;
     int k = pick_recipe(cr, rows, n_rows);
     const tq_compare_row *row = &rows[k];
+    tq_qat_method qm = tq_compare_left_method(x);
+    const tq_qat_result *qat = &row->qat[qm];
     tq_report r = {0};
     snprintf(r.command, sizeof r.command, "compare");
     snprintf(r.title, sizeof r.title, "tinyqat compare: PTQ against QAT");
@@ -127,9 +130,9 @@ tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const t
              "%s on %.300s, float %.2f%% on %lld test images; per-layer figures for %s (best PTQ "
              "with %s calibration, QAT %s)", tq_model_name(m), x->test->name, 100 * float_acc,
              (long long)x->test->n, row->recipe, tq_calib_name(row->best),
-             row->qat_epoch ? "epoch kept" : "kept its PTQ start");
+             qat->epoch ? "epoch kept" : "kept its PTQ start");
     tq_fig_training(&r, cr->curves);
-    accuracy_figure(&r, rows, n_rows, float_acc);
+    accuracy_figure(&r, rows, n_rows, float_acc, qm);
 
     tq_recipe recipe;
     tq_ranges before = {0};
@@ -143,17 +146,17 @@ tq_status tq_compare_report_finish(tq_compare_report *cr, tq_compare *x, const t
                         run->batch, run->seed, err);
     }
     if (!st && k < cr->n_recipes) {
-        /* QAT leaves every amax as PTQ fixed it: its weights fit these quantizers. */
+        /* the snapshot holds QAT's amax too: fixed ones are PTQ's, learned ones QAT's */
         tq_snapshot_restore(&cr->kept[k], m);
         char run_name[128];
         snprintf(run_name, sizeof run_name, "%s lr %.2g", row->recipe,
-                 row->qat_epoch ? row->qat_lr : x->qat_lrs[0]);
+                 qat->epoch ? qat->lr : x->qat_lrs[0]);
         const tq_clip_log *log = NULL;
         for (int i = 0; i < cr->n_runs; i++)
             if (!strcmp(cr->run_names[i], run_name)) log = cr->clips[i];
-        tq_report_model(&r, m, row->qat_epoch > 0, log, NULL, 0);
+        tq_report_model(&r, m, qat->epoch > 0, log, NULL, 0);
         tq_fig_confusion(&r, x->test->labels, cr->float_pred, cr->qat_pred[k], x->test->n,
-                         x->test->classes, "float", row->qat_epoch ? "QAT" : "PTQ");
+                         x->test->classes, "float", qat->epoch ? "QAT" : "PTQ");
         const char *algo = recipe.algo == TQ_ALGO_SMOOTHQUANT ? "SmoothQuant"
                          : recipe.algo == TQ_ALGO_AWQ ? "AWQ" : NULL;
         tq_fig_ranges(&r, m, algo ? &before : NULL, algo);

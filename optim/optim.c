@@ -136,6 +136,8 @@ oom:
     return NULL;
 }
 
+int64_t tq_optim_param_count(const tq_optim *o) { return o->n; }
+
 void tq_optim_free(tq_optim *o)
 {
     if (!o) return;

@@ -47,6 +47,8 @@ typedef struct tq_optim tq_optim;
  * momentum, betas outside [0,1)). */
 tq_optim *tq_optim_new(const tq_optim_config *cfg, int64_t n_params, tq_error *err);
 void tq_optim_free(tq_optim *o);
+/* The n_params it was made for. */
+int64_t tq_optim_param_count(const tq_optim *o);
 /* One update of params from grads with learning rate lr; counts one step. */
 void tq_optim_step(tq_optim *o, float *params, const float *grads, float lr);
 /* The optimizer's state as one buffer, and its step count, for checkpoints. The buffer holds

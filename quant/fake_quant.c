@@ -161,8 +161,9 @@ static tq_tensor *fail_from(tq_tape *t, const tq_error *e)
     return tq_tape_fail(t, e->status, "%s", e->msg);
 }
 
-tq_tensor *tq_fake_quant_op(tq_tape *t, tq_tensor *x, const tq_quantizer *q)
+tq_tensor *tq_fake_quant_op(tq_tape *t, tq_tensor *x, tq_quantizer *q)
 {
+    if (q->spec.learn_scale) return tq_lsq_op(t, x, q);
     tq_error e = {0};
     tq_layout l;
     if (!tq_layout_of(&q->spec, x, &l, "quantize", &e)) return fail_from(t, &e);

@@ -113,9 +113,10 @@ typedef struct tq_qspec {
     float percentile; /* TQ_CALIB_PERCENTILE, default 99.99 */
     tq_ste_kind ste;
     bool auto_unsigned; /* activations never negative in calibration -> uintN (default on) */
+    bool learn_scale;   /* scale=learn: QAT learns amax (LSQ, see below); default fixed */
 } tq_qspec;
 
-/* int8, per-tensor, max calibration, STE with clipping, auto-unsigned on. */
+/* int8, per-tensor, max calibration, STE with clipping, auto-unsigned on, fixed scales. */
 tq_qspec tq_qspec_default(void);
 /* Parses "format[:option...]"; on error leaves *out untouched and says which token is bad
  * and what is accepted. */
@@ -206,6 +207,41 @@ float tq_calib_hist_amax(const tq_calib_hist *h, tq_calib_kind k, float percenti
  * format f, summed: over the values beyond amax (clipping) and within it (rounding). */
 void tq_calib_hist_error(const tq_calib_hist *h, float amax, tq_format f, double *clip,
                          double *rounding);
+
+/* ---------------------------------------------------------------- learned scales (LSQ)
+ * With scale=learn in its spec, a quantizer's amax is a parameter of QAT: Learned Step Size
+ * Quantization (Esser et al. 2019). With s = amax / qmax the step, v = x / s and the format's
+ * code range [qmin, qmax] = [-Q_N, Q_P] (Q_P = qmax for intN/uintN, the format's largest
+ * value for e4m3/e5m2/e2m1):
+ *   d x_hat / d s = round(v) - v   where qmin <= v <= qmax (round: the format's rounding)
+ *                 = qmin or qmax   where v is below or above the range (the clipped code)
+ *   d x_hat / d x = 1 inside the range, 0 outside (LSQ's STE, on the code range itself;
+ *                   ste=pass passes it everywhere)
+ * and amax's gradient is g * sum(dL/dx_hat * dx_hat/ds) * ds/damax, ds/damax = 1 / qmax,
+ * with LSQ's gradient scale g = 1 / sqrt(N * Q_P), N the elements that amax covers in the
+ * call (the whole tensor per tensor, one channel's elements per channel). The forward is the
+ * fixed-scale fake quant's, to the bit. Learned: float scales per tensor or per channel;
+ * not per-block amax (block=N) nor MX/NVFP4 scales, whose steps are powers of two or E4M3
+ * values computed from each block. A zero amax (a channel with no range) learns nothing. */
+
+/* The smallest amax a learned step can leave (tq_quantizer_set_learned_amax). */
+#define TQ_LEARNED_AMAX_FLOOR 1e-6f
+/* The formats and block formats that can learn, for messages. */
+#define TQ_LEARN_SCALE_ACCEPTED \
+    "intN, uintN, e4m3, e5m2 and e2m1 with float scales per tensor or per channel"
+
+/* Whether spec s can learn its scales; when not, err says which can. */
+tq_status tq_qspec_check_learnable(const tq_qspec *s, tq_error *err);
+/* Turns scale learning on or off for q (its spec changes; amax stays). Fails, q unchanged,
+ * when q's spec cannot learn. */
+tq_status tq_quantizer_set_learn_scale(tq_quantizer *q, bool on, tq_error *err);
+bool tq_quantizer_learns_scale(const tq_quantizer *q);
+/* amax's gradient (tq_quantizer_amax_count values), accumulated by every backward of the
+ * fake-quant op since the caller last zeroed it; NULL unless q learns and has amax. */
+float *tq_quantizer_amax_grad(tq_quantizer *q);
+/* Replaces a learning quantizer's amax after an optimizer step: each value at least
+ * TQ_LEARNED_AMAX_FLOOR; a zero amax stays zero, a non-finite value keeps the old one. */
+void tq_quantizer_set_learned_amax(tq_quantizer *q, const float *amax);
 
 /* ---------------------------------------------------------------- codes, for deployment
  * Fake quant split in two: fake_quant(x)[i] = codes[i] * scale[layout index of i], to the

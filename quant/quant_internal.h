@@ -82,8 +82,17 @@ void tq_fake_quant_forward(tq_format f, const tq_layout *l, const float *scale, 
 tq_status tq_quant_prepare(const tq_quantizer *q, const tq_tensor *x, const tq_layout *l,
                            float *amax_out, float *scale_out, tq_error *err);
 
-/* The op itself: forward with q's amax, backward by q's STE; errors go to the tape. */
-tq_tensor *tq_fake_quant_op(tq_tape *t, tq_tensor *x, const tq_quantizer *q);
+/* The op itself: forward with q's amax, backward by q's STE; errors go to the tape. A
+ * quantizer that learns its scales records the LSQ op instead (lsq.c). */
+tq_tensor *tq_fake_quant_op(tq_tape *t, tq_tensor *x, tq_quantizer *q);
+tq_tensor *tq_lsq_op(tq_tape *t, tq_tensor *x, tq_quantizer *q);
+
+/* Whether a spec's scales can be learned: one float scale per tensor or per channel (an MX
+ * or NVFP4 step, or per-block amax computed from each tensor, has nothing to learn from). */
+static inline bool tq_qspec_learnable(const tq_qspec *s)
+{
+    return s->scale == TQ_SCALE_FLOAT && s->block != TQ_BLOCK_BLOCK;
+}
 
 /* ---- calibration observers: running abs max and an |x| histogram */
 
@@ -121,6 +130,7 @@ struct tq_quantizer {
     float *amax;
     int64_t amax_count;
     bool from_weights; /* amax came from calibrate_weight: observations do not override it */
+    float *amax_grad;  /* amax_count values while the spec learns its scales, else NULL */
     bool seen_negative;
     bool keep_hist;    /* observe into a histogram whatever the calibrator (for figures) */
     tq_observer *obs; /* one per channel for per-channel, else one */

@@ -29,6 +29,7 @@ static tq_status check_spec(const tq_qspec *s, tq_error *err)
         return tq_fail(err, TQ_STATUS_ARG, "quantizer: NVFP4 scales need e2m1 elements");
     if (s->scale == TQ_SCALE_E8M0 && f.kind == TQ_FORMAT_UINT)
         return tq_fail(err, TQ_STATUS_ARG, "quantizer: MX scales need signed elements");
+    if (s->learn_scale) return tq_qspec_check_learnable(s, err);
     return TQ_STATUS_OK;
 }
 
@@ -63,7 +64,8 @@ void tq_quantizer_reset(tq_quantizer *q)
 {
     free_observers(q);
     free(q->amax);
-    q->amax = NULL;
+    free(q->amax_grad);
+    q->amax = q->amax_grad = NULL;
     q->amax_count = 0;
     q->from_weights = false;
     q->unsigned_chosen = false;
@@ -113,13 +115,59 @@ tq_status tq_quantizer_set_amax(tq_quantizer *q, const float *amax, int64_t n, t
             return tq_fail(err, TQ_STATUS_NUMERIC,
                            "quantizer %s: amax[%lld] = %g (expected finite and >= 0)",
                            spec_str(q, s, sizeof s), (long long)i, (double)amax[i]);
+    if (n == q->amax_count) { /* in place: restoring a snapshot allocates nothing */
+        memmove(q->amax, amax, (size_t)n * sizeof *amax);
+        return TQ_STATUS_OK;
+    }
     float *copy = malloc((size_t)n * sizeof *copy);
-    if (!copy) return tq_fail(err, TQ_STATUS_NOMEM, "quantizer: out of memory for amax");
+    float *grad = q->spec.learn_scale ? calloc((size_t)n, sizeof *grad) : NULL;
+    if (!copy || (q->spec.learn_scale && !grad)) {
+        free(copy);
+        free(grad);
+        return tq_fail(err, TQ_STATUS_NOMEM, "quantizer: out of memory for amax");
+    }
     memcpy(copy, amax, (size_t)n * sizeof *copy);
     free(q->amax);
+    free(q->amax_grad);
     q->amax = copy;
+    q->amax_grad = grad;
     q->amax_count = n;
     return TQ_STATUS_OK;
+}
+
+tq_status tq_qspec_check_learnable(const tq_qspec *s, tq_error *err)
+{
+    if (tq_qspec_learnable(s)) return TQ_STATUS_OK;
+    char spec[128];
+    tq_qspec_format(s, spec, sizeof spec);
+    return tq_fail(err, TQ_STATUS_ARG, "quantizer %s: cannot learn its scales (scale=learn works with "
+                   TQ_LEARN_SCALE_ACCEPTED ")", spec);
+}
+
+tq_status tq_quantizer_set_learn_scale(tq_quantizer *q, bool on, tq_error *err)
+{
+    if (on == q->spec.learn_scale) return TQ_STATUS_OK;
+    tq_status st = on ? tq_qspec_check_learnable(&q->spec, err) : TQ_STATUS_OK;
+    if (st) return st;
+    float *grad = NULL;
+    if (on && q->amax_count > 0 && !(grad = calloc((size_t)q->amax_count, sizeof *grad)))
+        return tq_fail(err, TQ_STATUS_NOMEM, "quantizer: out of memory for amax gradients");
+    free(q->amax_grad);
+    q->amax_grad = grad;
+    q->spec.learn_scale = on;
+    return TQ_STATUS_OK;
+}
+
+bool tq_quantizer_learns_scale(const tq_quantizer *q) { return q->spec.learn_scale; }
+float *tq_quantizer_amax_grad(tq_quantizer *q) { return q->amax_grad; }
+
+void tq_quantizer_set_learned_amax(tq_quantizer *q, const float *amax)
+{
+    for (int64_t j = 0; j < q->amax_count; j++) {
+        float v = amax[j];
+        if (q->amax[j] == 0.0f || !isfinite(v)) continue;
+        q->amax[j] = v > TQ_LEARNED_AMAX_FLOOR ? v : TQ_LEARNED_AMAX_FLOOR;
+    }
 }
 
 static bool can_go_unsigned(const tq_qspec *s)

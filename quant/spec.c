@@ -9,7 +9,7 @@
 #define FORMATS_ACCEPTED "int2..int8, uint2..uint8, e4m3, e5m2, e2m1, mxfp8, mxfp4, mxint8, nvfp4"
 #define OPTIONS_ACCEPTED                                                                    \
     "tensor, channel[=axis], block=N, axis=N, calib=max|percentile|mse|entropy, p=PCT, " \
-    "narrow, ste=clip|pass, unsigned=on|off"
+    "narrow, ste=clip|pass, unsigned=on|off, scale=fixed|learn"
 
 static const char *calib_names[] = {"max", "percentile", "mse", "entropy"};
 
@@ -34,7 +34,7 @@ bool tq_qspec_equal(const tq_qspec *a, const tq_qspec *b)
            a->format.narrow == b->format.narrow && a->block == b->block && same_axis &&
            (a->block != TQ_BLOCK_BLOCK || a->block_size == b->block_size) &&
            a->scale == b->scale && a->calib == b->calib && same_p && a->ste == b->ste &&
-           a->auto_unsigned == b->auto_unsigned;
+           a->auto_unsigned == b->auto_unsigned && a->learn_scale == b->learn_scale;
 }
 
 static bool parse_int(const char *s, long lo, long hi, int *out)
@@ -140,6 +140,10 @@ static const char *parse_option(char *tok, tq_qspec *s, bool *axis_set, bool *ca
         else return "needs clip or pass";
     } else if (!strcmp(tok, "unsigned") && val) {
         if (!parse_onoff(val, &s->auto_unsigned)) return "needs on or off";
+    } else if (!strcmp(tok, "scale") && val) {
+        if (!strcmp(val, "learn")) s->learn_scale = true;
+        else if (!strcmp(val, "fixed")) s->learn_scale = false;
+        else return "needs fixed or learn";
     } else {
         return "unknown"; /* the caller names the token */
     }
@@ -179,6 +183,10 @@ tq_status tq_qspec_parse(const char *str, tq_qspec *out, tq_error *err)
     if (axis_set && s.block == TQ_BLOCK_TENSOR)
         return tq_fail(err, TQ_STATUS_FORMAT,
                        "spec \"%s\": axis= needs channel or block=N (per-tensor has no axis)", str);
+    if (s.learn_scale && !tq_qspec_learnable(&s))
+        return tq_fail(err, TQ_STATUS_FORMAT,
+                       "spec \"%s\": scale=learn works with " TQ_LEARN_SCALE_ACCEPTED
+                       " (not block=N, mxfp8, mxfp4, mxint8, nvfp4)", str);
     *out = s;
     return TQ_STATUS_OK;
 }
@@ -220,6 +228,7 @@ int tq_qspec_format(const tq_qspec *s, char *buf, size_t len)
     }
     if (s->ste == TQ_STE_PASSTHROUGH) PUT(":ste=pass");
     if (!s->auto_unsigned) PUT(":unsigned=off");
+    if (s->learn_scale) PUT(":scale=learn");
 #undef PUT
     return snprintf(buf, len, "%s", out);
 }

@@ -47,6 +47,7 @@ case_ "data of another shape than the model" "$tq" eval --model-file g.tqc --dat
 case_ "resuming with another --model" "$tq" train --model lenet5 --resume g.tqc --out r.tqc
 case_ "bad quantizer spec" "$tq" ptq --model-file g.tqc --weights int9 --out q.tqc
 case_ "bad spec option" "$tq" ptq --model-file g.tqc --weights int4:block=0 --out q.tqc
+case_ "scales that cannot learn" "$tq" ptq --model-file g.tqc --weights nvfp4:scale=learn --out q.tqc
 case_ "unknown recipe" "$tq" ptq --model-file g.tqc --recipe w3a3 --out q.tqc
 case_ "QAT on a float model" "$tq" qat --model-file g.tqc --out q.tqc
 case_ "the integer engine on a float model" "$tq" eval --model-file g.tqc --engine int

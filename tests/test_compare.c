@@ -2,7 +2,9 @@
  * binomial tails, and the experiment on a generated data set redone outside compare — every
  * calibrator and every QAT epoch at every rate measured again on the held-out images, so that
  * the calibrator, rate and epoch kept must be the argmax, the images gained and lost and the
- * p-values must match a recount, and no held-out image may reach calibration or QAT. */
+ * p-values must match a recount, and no held-out image may reach calibration or QAT; the same
+ * for QAT with learned scales (LSQ) beside fixed ones, which must leave fixed-scale QAT as it
+ * is without them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,13 +132,16 @@ static void assert_no_marker(fixture *f, const char *recipe)
                   (double)tq_quantizer_amax(q)[0], f->train_amax, f->marker);
 }
 
-/* Redoes row r of compare x from the float weights, with the library's PTQ and training
- * steps but compare's choices made here; `kept` holds the model's parameters as compare
- * left them. Selection is on validation, or on test without a split. */
+/* Redoes QAT method `method` of row r of compare x from the float weights, with the
+ * library's PTQ and training steps but compare's choices made here; `kept` (when not NULL)
+ * holds the model's parameters and amax as compare left them. Selection is on validation, or
+ * on test without a split. Leaves the method's test predictions in pr->test. */
 static void recount(fixture *f, const tq_compare *x, const char *recipe, const tq_calib_kind *calibs,
-                    int n_calibs, const tq_compare_row *r, const tq_snapshot *float_w,
-                    const float *kept, preds *pr)
+                    int n_calibs, const tq_compare_row *r, tq_qat_method method,
+                    const tq_snapshot *float_w, const tq_snapshot *kept, preds *pr)
 {
+    const tq_qat_result *res = &r->qat[method];
+    ck_assert(res->run);
     tq_model *m = f->run.model;
     tq_error e = {0};
     tq_recipe rc;
@@ -160,6 +165,7 @@ static void recount(fixture *f, const tq_compare *x, const char *recipe, const t
     tq_snapshot_restore(float_w, m);
     ck_assert(tq_ptq_run(m, &rc, best, x->train, f->run.mean, f->run.std, x->calib_batches,
                          f->run.batch, f->run.seed, &e) == TQ_STATUS_OK);
+    ck_assert(tq_model_set_learn_scales(m, method == TQ_QAT_LSQ, &e) == TQ_STATUS_OK);
     best_count = correct_on(f, sel, pr->start_sel); /* the start: epoch 0 */
     correct_on(f, x->test, pr->start_test);
     tq_snapshot start, best_w;
@@ -171,7 +177,7 @@ static void recount(fixture *f, const tq_compare *x, const char *recipe, const t
     for (int k = 0; k < x->n_qat_lrs; k++) {
         tq_snapshot_restore(&start, m);
         tq_run q = f->run;
-        q.optim = NULL;
+        q.optim = q.scale_optim = NULL;
         q.epoch = 0;
         q.epochs = x->qat_epochs;
         q.schedule = (tq_schedule){.kind = TQ_SCHEDULE_COSINE, .lr = (float)x->qat_lrs[k],
@@ -180,7 +186,7 @@ static void recount(fixture *f, const tq_compare *x, const char *recipe, const t
             ck_assert(tq_train_epoch(&q, x->train, &f->rep, NULL, &e) == TQ_STATUS_OK);
             if (!x->val) {
                 best_epoch = (int)q.epoch, best_lr = x->qat_lrs[k];
-                tq_snapshot_take(&best_w, m);
+                ck_assert(tq_snapshot_take(&best_w, m, &e) == TQ_STATUS_OK);
                 continue;
             }
             int64_t count = correct_on(f, x->val, pr->sel), g, l;
@@ -190,26 +196,32 @@ static void recount(fixture *f, const tq_compare *x, const char *recipe, const t
                           (long long)g, (long long)l);
             if (count > best_count && p <= x->keep_p) {
                 best_count = count, best_epoch = (int)q.epoch, best_lr = x->qat_lrs[k], best_p = p;
-                tq_snapshot_take(&best_w, m);
+                ck_assert(tq_snapshot_take(&best_w, m, &e) == TQ_STATUS_OK);
             }
         }
         tq_optim_free(q.optim);
+        tq_optim_free(q.scale_optim);
     }
-    ck_assert_msg(r->qat_epoch == best_epoch && r->qat_lr == best_lr,
+    ck_assert_msg(res->epoch == best_epoch && res->lr == best_lr,
                   "%s: compare kept epoch %d at lr %g, the argmax is epoch %d at lr %g", recipe,
-                  r->qat_epoch, r->qat_lr, best_epoch, best_lr);
-    if (x->val) ASSERT_COUNT(r->qat.val, best_count, x->val, "qat");
-    ck_assert_msg(r->val_p == best_p, "%s: val_p %g, recount %g", recipe, r->val_p, best_p);
-    /* the kept weights are the ones trained here on the training images alone */
-    ck_assert_msg(memcmp(kept, best_w.params, (size_t)best_w.n_params * sizeof(float)) == 0,
-                  "%s: compare's kept weights differ from QAT on the training images", recipe);
+                  res->epoch, res->lr, best_epoch, best_lr);
+    if (x->val) ASSERT_COUNT(res->acc.val, best_count, x->val, "qat");
+    ck_assert_msg(res->val_p == best_p, "%s: val_p %g, recount %g", recipe, res->val_p, best_p);
+    /* the kept weights and amax are the ones trained here on the training images alone */
+    if (kept) {
+        ck_assert_msg(memcmp(kept->params, best_w.params, (size_t)best_w.n_params * sizeof(float)) == 0,
+                      "%s: compare's kept weights differ from QAT on the training images", recipe);
+        ck_assert(kept->n_amax == best_w.n_amax && kept->n_amax > 0);
+        ck_assert_msg(memcmp(kept->amax, best_w.amax, (size_t)best_w.n_amax * sizeof(float)) == 0,
+                      "%s: compare's kept amax differ from QAT on the training images", recipe);
+    }
     tq_snapshot_restore(&best_w, m);
     int64_t g, l;
-    ASSERT_COUNT(r->qat.test, correct_on(f, x->test, pr->test), x->test, "qat test");
+    ASSERT_COUNT(res->acc.test, correct_on(f, x->test, pr->test), x->test, "qat test");
     changes(pr->start_test, pr->test, x->test, &g, &l);
-    ck_assert_msg(r->gained == g && r->lost == l, "%s: +%lld / -%lld, recount +%lld / -%lld",
-                  recipe, (long long)r->gained, (long long)r->lost, (long long)g, (long long)l);
-    ck_assert(fabs(tq_mcnemar_p(r->gained, r->lost) - mcnemar_ref(g, l)) <= 1e-12);
+    ck_assert_msg(res->gained == g && res->lost == l, "%s: +%lld / -%lld, recount +%lld / -%lld",
+                  recipe, (long long)res->gained, (long long)res->lost, (long long)g, (long long)l);
+    ck_assert(fabs(tq_mcnemar_p(res->gained, res->lost) - mcnemar_ref(g, l)) <= 1e-12);
     tq_snapshot_free(&start);
     tq_snapshot_free(&best_w);
 }
@@ -228,30 +240,63 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
     int32_t *buf = malloc(4 * (size_t)f.test.n * sizeof *buf);
     pr = (preds){buf, buf + f.test.n, buf + 2 * f.test.n, buf + 3 * f.test.n};
     int64_t np = tq_model_param_count(m);
-    float *kept = malloc((size_t)np * sizeof *kept);
-    /* no split; a split keeping any gain; a split keeping only gains beyond chance */
-    const struct { bool val; double keep_p; } configs[] = {{false, 1.0}, {true, 1.0}, {true, 0.05}};
+    int32_t *fixed_test = malloc((size_t)f.test.n * sizeof *fixed_test);
+    /* no split; a split keeping any gain; a split keeping only gains beyond chance; a split
+     * keeping any gain, with learned scales beside fixed ones, then alone */
+    const unsigned both = 1u << TQ_QAT_FIXED | 1u << TQ_QAT_LSQ, lsq = 1u << TQ_QAT_LSQ;
+    const struct { bool val; double keep_p; unsigned methods; } configs[] = {
+        {false, 1.0, 0}, {true, 1.0, 0}, {true, 0.05, 0}, {true, 1.0, both}, {true, 1.0, lsq}};
     tq_compare_row any_gain[3];
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 5; c++) {
         bool with_val = configs[c].val;
         tq_compare x = {.run = &f.run, .train = &f.train, .val = with_val ? &f.val : NULL,
                         .test = &f.test, .calib_batches = 4, .qat_epochs = 2,
                         .qat_lrs = with_val ? (const double[]){0.01, 0.002} : (const double[]){0.01},
-                        .n_qat_lrs = with_val ? 2 : 1,
+                        .n_qat_lrs = with_val ? 2 : 1, .methods = configs[c].methods,
                         .keep_p = configs[c].keep_p, .keep = -1, .rep = &f.rep};
         ck_assert(tq_compare_init(&x, &e) == TQ_STATUS_OK);
         int64_t changed = 0;
-        for (int i = 0; i < 3; i++) {
+        /* learned scales on w2a2 alone: it has both learned formats (int2, int8 at the ends) */
+        for (int i = 0; i < (configs[c].methods ? 1 : 3); i++) {
             tq_compare_row r;
             ck_assert_msg(tq_compare_recipe(&x, recipes[i], calibs, 3, &r, &e) == TQ_STATUS_OK,
                           "%s", e.msg);
-            assert_no_marker(&f, recipes[i]);
-            memcpy(kept, tq_model_params(m), (size_t)np * sizeof *kept);
-            recount(&f, &x, recipes[i], calibs, 3, &r, &float_w, kept, &pr);
+            /* (learned scales move that amax in QAT; their PTQ start is the one checked) */
+            if (configs[c].methods != lsq) assert_no_marker(&f, recipes[i]);
+            /* the model as compare left it: fixed-scale QAT's result, learned-scale QAT's alone */
+            tq_snapshot kept;
+            ck_assert(tq_snapshot_init(&kept, m, &e) == TQ_STATUS_OK);
+            ck_assert(tq_compare_left_method(&x) == (configs[c].methods == lsq ? TQ_QAT_LSQ : TQ_QAT_FIXED));
+            const tq_qat_result *fixed = &r.qat[TQ_QAT_FIXED];
+            if (configs[c].methods == lsq) {
+                ck_assert(!fixed->run);
+                recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_LSQ, &float_w, &kept, &pr);
+                tq_snapshot_free(&kept);
+                continue;
+            }
+            recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_FIXED, &float_w, &kept, &pr);
             if (c == 1) any_gain[i] = r;
             if (c == 2) /* same PTQ start; the stricter rule keeps no better an epoch */
-                ck_assert(r.best == any_gain[i].best && r.qat.val <= any_gain[i].qat.val);
-            changed += r.gained + r.lost;
+                ck_assert(r.best == any_gain[i].best && fixed->acc.val <= any_gain[i].qat[0].acc.val);
+            if (c == 3) { /* learned scales beside: fixed-scale QAT exactly as without them */
+                const tq_qat_result *alone = &any_gain[i].qat[TQ_QAT_FIXED];
+                ck_assert(r.best == any_gain[i].best && fixed->epoch == alone->epoch &&
+                          fixed->lr == alone->lr && fixed->acc.test == alone->acc.test &&
+                          fixed->acc.val == alone->acc.val && fixed->gained == alone->gained &&
+                          fixed->lost == alone->lost);
+                memcpy(fixed_test, pr.test, (size_t)f.test.n * sizeof *fixed_test);
+                recount(&f, &x, recipes[i], calibs, 3, &r, TQ_QAT_LSQ, &float_w, NULL, &pr);
+                int64_t g, l;
+                changes(fixed_test, pr.test, &f.test, &g, &l);
+                ck_assert_msg(r.lsq_gained == g && r.lsq_lost == l,
+                              "%s: lsq vs qat +%lld / -%lld, recount +%lld / -%lld", recipes[i],
+                              (long long)r.lsq_gained, (long long)r.lsq_lost, (long long)g,
+                              (long long)l);
+            } else {
+                ck_assert(!r.qat[TQ_QAT_LSQ].run);
+            }
+            changed += fixed->gained + fixed->lost;
+            tq_snapshot_free(&kept);
         }
         tq_compare_free(&x);
         if (!with_val) ck_assert(changed > 0); /* QAT moved some predictions: the counts are exercised */
@@ -265,7 +310,7 @@ START_TEST(every_choice_is_the_argmax_of_a_recount)
               TQ_STATUS_OK);
     ck_assert(tq_quantizer_amax(tq_model_qlayer(m, 0)->input_q)[0] >= f.marker * (1 - 1e-5));
     tq_detach_quantizers(m);
-    free(kept);
+    free(fixed_test);
     free(buf);
     tq_snapshot_free(&float_w);
     fixture_free(&f);

@@ -837,7 +837,7 @@ START_TEST(test_spec_errors)
              "e2m1, mxfp8, mxfp4, mxint8, nvfp4)"},
         {"int8:foo", "spec \"int8:foo\": unknown option \"foo\" (expected tensor, "
                      "channel[=axis], block=N, axis=N, calib=max|percentile|mse|entropy, "
-                     "p=PCT, narrow, ste=clip|pass, unsigned=on|off)"},
+                     "p=PCT, narrow, ste=clip|pass, unsigned=on|off, scale=fixed|learn)"},
         {"int8:calib=kl", "spec \"int8:calib=kl\": option \"calib=kl\" needs max, percentile, "
                           "mse or entropy"},
         {"int8:block=0", "spec \"int8:block=0\": option \"block=0\" needs a block size >= 1"},

@@ -14,10 +14,11 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err)
     size_t nt = (size_t)x->test->n, nv = x->val ? (size_t)x->val->n : 0;
     tq_detach_quantizers(m);
     x->ptq_pred = malloc(nt * sizeof(int32_t) + 1);
-    x->qat_pred = malloc(nt * sizeof(int32_t) + 1);
+    for (int k = 0; k < TQ_QAT_METHODS; k++) x->qat_pred[k] = malloc(nt * sizeof(int32_t) + 1);
     x->val_start_pred = malloc(nv * sizeof(int32_t) + 1);
     x->val_pred = malloc(nv * sizeof(int32_t) + 1);
-    if (!x->ptq_pred || !x->qat_pred || !x->val_start_pred || !x->val_pred ||
+    if (!x->ptq_pred || !x->qat_pred[TQ_QAT_FIXED] || !x->qat_pred[TQ_QAT_LSQ] ||
+        !x->val_start_pred || !x->val_pred ||
         tq_snapshot_init(&x->float_weights, m, err) || tq_snapshot_init(&x->kept, m, err) ||
         tq_snapshot_init(&x->start, m, err)) {
         tq_compare_free(x);
@@ -42,10 +43,30 @@ void tq_compare_free(tq_compare *x)
     tq_snapshot_free(&x->kept);
     tq_snapshot_free(&x->start);
     free(x->ptq_pred);
-    free(x->qat_pred);
+    for (int k = 0; k < TQ_QAT_METHODS; k++) {
+        free(x->qat_pred[k]);
+        x->qat_pred[k] = NULL;
+    }
     free(x->val_start_pred);
     free(x->val_pred);
-    x->ptq_pred = x->qat_pred = x->val_start_pred = x->val_pred = NULL;
+    x->ptq_pred = x->val_start_pred = x->val_pred = NULL;
+}
+
+static const char *const method_names[TQ_QAT_METHODS] = {"qat", "qat-lsq"};
+
+const char *tq_qat_method_name(tq_qat_method m)
+{
+    return (unsigned)m < TQ_QAT_METHODS ? method_names[m] : "?";
+}
+
+bool tq_qat_method_parse(const char *s, tq_qat_method *out)
+{
+    for (int k = 0; k < TQ_QAT_METHODS; k++)
+        if (!strcmp(s, method_names[k])) {
+            *out = (tq_qat_method)k;
+            return true;
+        }
+    return false;
 }
 
 /* Accuracy of the model on d, each image's class into pred when not NULL. */
@@ -89,11 +110,13 @@ static void count_changes(const int32_t *before, const int32_t *after, const tq_
  * *best_val on the held-out images (beyond chance as x->keep_p asks) becomes the kept one;
  * without a split every epoch is, so the last is kept. */
 static tq_status qat_run(tq_compare *x, double lr, const tq_accuracy_pair *start,
-                         double *best_val, tq_compare_row *out, tq_error *err)
+                         double *best_val, const char *recipe, tq_qat_method method,
+                         tq_qat_result *out, tq_error *err)
 {
     const tq_dataset *val = x->val;
+    bool figures = x->on_qat_epoch && method == tq_compare_left_method(x);
     tq_run q = *x->run;
-    q.optim = NULL;
+    q.optim = q.scale_optim = NULL;
     q.epoch = 0;
     q.epochs = x->qat_epochs;
     int64_t steps = (x->train->n + q.batch - 1) / q.batch;
@@ -107,53 +130,78 @@ static tq_status qat_run(tq_compare *x, double lr, const tq_accuracy_pair *start
         if (val) {
             int64_t gained, lost;
             if ((st = accuracy_on(x, val, x->val_pred, &v, err))) break;
-            if (x->on_qat_epoch)
-                x->on_qat_epoch(x->on_qat_ctx, q.model, out->recipe, lr, q.epoch, &stats, v);
+            if (figures) x->on_qat_epoch(x->on_qat_ctx, q.model, recipe, lr, q.epoch, &stats, v);
             count_changes(x->val_start_pred, x->val_pred, val, &gained, &lost);
             p = tq_mcnemar_p(gained, lost);
-            tq_report_line(x->rep, "  %-8s qat lr %g epoch %lld: validation %.4f (start %.4f; "
-                           "+%lld / -%lld, p %.2g)", out->recipe, lr, (long long)q.epoch, v,
+            tq_report_line(x->rep, "  %-8s %s lr %g epoch %lld: validation %.4f (start %.4f; "
+                           "+%lld / -%lld, p %.2g)", recipe, tq_qat_method_name(method), lr,
+                           (long long)q.epoch, v,
                            start->val, (long long)gained, (long long)lost, p);
             if (!(v > *best_val && p <= x->keep_p)) continue;
-        } else if (x->on_qat_epoch) {
-            x->on_qat_epoch(x->on_qat_ctx, q.model, out->recipe, lr, q.epoch, &stats, NAN);
+        } else if (figures) {
+            x->on_qat_epoch(x->on_qat_ctx, q.model, recipe, lr, q.epoch, &stats, NAN);
         }
         *best_val = v;
-        out->qat_epoch = (int)q.epoch;
-        out->qat_lr = lr;
+        out->epoch = (int)q.epoch;
+        out->lr = lr;
         out->val_p = p;
-        tq_snapshot_take(&x->kept, q.model);
+        if ((st = tq_snapshot_take(&x->kept, q.model, err))) break;
     }
     tq_optim_free(q.optim);
+    tq_optim_free(q.scale_optim);
     return st;
 }
 
-/* QAT from PTQ with calibrator `calib`, at each of the rates x->qat_lrs from the same start.
- * With a split, the epoch kept is the best on the held-out images over all rates and epochs,
- * the PTQ start included (epoch 0, winning ties); without one, a single rate's last epoch. */
+/* QAT by one method from the PTQ start in x->start, at each of the rates x->qat_lrs. With a
+ * split, the epoch kept is the best on the held-out images over all rates and epochs, the
+ * PTQ start included (epoch 0, winning ties); without one, a single rate's last epoch. */
+static tq_status qat_method(tq_compare *x, tq_qat_method method, const tq_accuracy_pair *start,
+                            const char *recipe, tq_qat_result *out, tq_error *err)
+{
+    tq_model *m = x->run->model;
+    tq_snapshot_restore(&x->start, m);
+    if (tq_model_set_learn_scales(m, method == TQ_QAT_LSQ, err) ||
+        tq_snapshot_take(&x->kept, m, err))
+        return err->status;
+    double best_val = start->val;
+    *out = (tq_qat_result){.run = true, .val_p = 1.0};
+    for (int i = 0; i < x->n_qat_lrs; i++) {
+        tq_snapshot_restore(&x->start, m);
+        if (x->on_qat_epoch && method == tq_compare_left_method(x))
+            x->on_qat_epoch(x->on_qat_ctx, m, recipe, x->qat_lrs[i], 0, NULL,
+                            x->val ? start->val : NAN);
+        if (qat_run(x, x->qat_lrs[i], start, &best_val, recipe, method, out, err))
+            return err->status;
+    }
+    tq_snapshot_restore(&x->kept, m);
+    out->acc.val = best_val;
+    if (accuracy_on(x, x->test, x->qat_pred[method], &out->acc.test, err)) return err->status;
+    count_changes(x->ptq_pred, x->qat_pred[method], x->test, &out->gained, &out->lost);
+    return TQ_STATUS_OK;
+}
+
+tq_qat_method tq_compare_left_method(const tq_compare *x)
+{
+    return x->methods && !(x->methods & 1u << TQ_QAT_FIXED) ? TQ_QAT_LSQ : TQ_QAT_FIXED;
+}
+
+/* QAT from PTQ with calibrator `calib`, by each method asked for, from the same start. */
 static tq_status qat(tq_compare *x, const tq_recipe *r, int calib, tq_compare_row *out,
                      tq_error *err)
 {
     tq_accuracy_pair start;
-    if (ptq(x, r, calib, &start, x->ptq_pred, x->val_start_pred, err)) return err->status;
-    tq_model *m = x->run->model;
-    tq_snapshot_take(&x->start, m);
-    tq_snapshot_take(&x->kept, m);
-    double best_val = start.val;
-    out->qat_epoch = 0;
-    out->qat_lr = 0;
-    out->val_p = 1.0;
-    for (int i = 0; i < x->n_qat_lrs; i++) {
-        tq_snapshot_restore(&x->start, m);
-        if (x->on_qat_epoch)
-            x->on_qat_epoch(x->on_qat_ctx, m, out->recipe, x->qat_lrs[i], 0, NULL,
-                            x->val ? start.val : NAN);
-        if (qat_run(x, x->qat_lrs[i], &start, &best_val, out, err)) return err->status;
-    }
-    tq_snapshot_restore(&x->kept, m);
-    out->qat.val = best_val;
-    if (accuracy_on(x, x->test, x->qat_pred, &out->qat.test, err)) return err->status;
-    count_changes(x->ptq_pred, x->qat_pred, x->test, &out->gained, &out->lost);
+    if (ptq(x, r, calib, &start, x->ptq_pred, x->val_start_pred, err) ||
+        tq_snapshot_take(&x->start, x->run->model, err))
+        return err->status;
+    unsigned methods = x->methods ? x->methods : 1u << TQ_QAT_FIXED;
+    /* learned scales first: the model is left with fixed-scale QAT's result, as before them */
+    for (int k = TQ_QAT_METHODS; k-- > 0;)
+        if ((methods >> k & 1u) &&
+            qat_method(x, (tq_qat_method)k, &start, out->recipe, &out->qat[k], err))
+            return err->status;
+    if (out->qat[TQ_QAT_FIXED].run && out->qat[TQ_QAT_LSQ].run)
+        count_changes(x->qat_pred[TQ_QAT_FIXED], x->qat_pred[TQ_QAT_LSQ], x->test,
+                      &out->lsq_gained, &out->lsq_lost);
     return TQ_STATUS_OK;
 }
 
@@ -180,7 +228,10 @@ tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind
             tq_report_line(x->rep, "  %-8s ptq-%-10s %.4f", name, tq_calib_name(k), out->ptq[k].test);
     }
     if (qat(x, &r, out->best, out, err)) return err->status;
-    tq_report_line(x->rep, "  %-8s qat (from ptq-%s, lr %g epoch %d kept) %.4f", name,
-                   tq_calib_name(out->best), out->qat_lr, out->qat_epoch, out->qat.test);
+    for (int k = 0; k < TQ_QAT_METHODS; k++)
+        if (out->qat[k].run)
+            tq_report_line(x->rep, "  %-8s %s (from ptq-%s, lr %g epoch %d kept) %.4f", name,
+                           tq_qat_method_name((tq_qat_method)k), tq_calib_name(out->best),
+                           out->qat[k].lr, out->qat[k].epoch, out->qat[k].acc.test);
     return TQ_STATUS_OK;
 }

@@ -81,15 +81,33 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         run->optim = tq_optim_new(&run->optim_cfg, n_params, err);
         if (!run->optim) return err->status;
     }
+    /* learned scales: their own optimizer, as the weights' but without weight decay */
+    int64_t n_amax = tq_model_learned_amax_count(run->model);
+    if (n_amax && run->scale_optim && tq_optim_param_count(run->scale_optim) != n_amax)
+        return tq_fail(err, TQ_STATUS_ARG, "train: the scale optimizer holds %lld values, the "
+                       "model learns %lld amax", (long long)tq_optim_param_count(run->scale_optim),
+                       (long long)n_amax);
+    if (n_amax && !run->scale_optim) {
+        tq_optim_config cfg = run->optim_cfg;
+        cfg.weight_decay = 0.0f;
+        run->scale_optim = tq_optim_new(&cfg, n_amax, err);
+        if (!run->scale_optim) return err->status;
+    }
+    float *amax_buf = n_amax ? malloc(2 * (size_t)n_amax * sizeof *amax_buf) : NULL;
+    if (n_amax && !amax_buf) return tq_fail(err, TQ_STATUS_NOMEM, "train: out of memory");
     bool augment = strcmp(train->name, "cifar10") == 0;
     tq_loader *loader = make_loader(train, run->batch, true, augment, run->seed, run->mean,
                                     run->std, err);
-    if (!loader) return err->status;
+    if (!loader) {
+        free(amax_buf);
+        return err->status;
+    }
     tq_tape *tape = tq_tape_new();
     batch_buf b;
     if (!tape || !batch_buf_init(&b, train, run->batch)) {
         tq_loader_free(loader);
         tq_tape_free(tape);
+        free(amax_buf);
         return tq_fail(err, TQ_STATUS_NOMEM, "train: out of memory");
     }
     tq_loader_start_epoch(loader, run->epoch);
@@ -126,12 +144,15 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
             break;
         }
         tq_model_zero_grad(run->model);
+        if (n_amax) tq_model_zero_amax_grad(run->model);
         if (tq_backward(tape, loss) != TQ_STATUS_OK) {
             st = tq_fail(err, tq_tape_error(tape)->status, "%s", tq_tape_error(tape)->msg);
             break;
         }
         if (run->clip_norm > 0) tq_clip_grad_norm(grads, n_params, run->clip_norm);
-        tq_optim_step(run->optim, params, grads, tq_schedule_lr(&run->schedule, step));
+        float lr = tq_schedule_lr(&run->schedule, step);
+        tq_optim_step(run->optim, params, grads, lr);
+        if (n_amax) tq_learned_amax_step(run->model, run->scale_optim, lr, amax_buf);
         run->batch_in_epoch = i + 1;
         loss_sum += (double)loss->data[0] * n;
         correct += count_correct(logits, b.labels, NULL);
@@ -139,6 +160,7 @@ tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,
         tq_report_progress(rep, "train", i + 1, batches, loss_sum / seen, (double)correct / seen);
     }
     double seconds = now_seconds() - t0;
+    free(amax_buf);
     batch_buf_free(&b);
     tq_tape_free(tape);
     tq_loader_free(loader);
@@ -220,9 +242,10 @@ void tq_run_free(tq_run *run)
     if (!run) return;
     tq_model_free(run->model);
     tq_optim_free(run->optim);
+    tq_optim_free(run->scale_optim);
     tq_run_forget_best(run);
     run->model = NULL;
-    run->optim = NULL;
+    run->optim = run->scale_optim = NULL;
 }
 
 double tq_qat_default_lr(const tq_run *float_run)

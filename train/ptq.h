@@ -200,15 +200,30 @@ typedef struct tq_accuracy_pair {
 } tq_accuracy_pair;
 
 #define TQ_COMPARE_CALIBS 4 /* by tq_calib_kind */
+
+/* The QAT methods compare runs from the same PTQ start: scales fixed (`qat`) or learned
+ * (`qat-lsq`, every quantizer with scale=learn). */
+typedef enum tq_qat_method { TQ_QAT_FIXED, TQ_QAT_LSQ, TQ_QAT_METHODS } tq_qat_method;
+const char *tq_qat_method_name(tq_qat_method m); /* "qat", "qat-lsq" */
+bool tq_qat_method_parse(const char *s, tq_qat_method *out);
+
+/* One QAT method's outcome on a recipe. */
+typedef struct tq_qat_result {
+    bool run;
+    tq_accuracy_pair acc;
+    int epoch;              /* the QAT epoch kept; 0 = the PTQ start (validation found no better) */
+    double lr;              /* the rate of the QAT run kept (0 with the PTQ start) */
+    double val_p;           /* McNemar p of the kept epoch against the start on validation (1: start) */
+    int64_t gained, lost;   /* test images QAT gets right and its PTQ start wrong, and the reverse */
+} tq_qat_result;
+
 typedef struct tq_compare_row {
     char recipe[96];
     tq_accuracy_pair ptq[TQ_COMPARE_CALIBS];
     int best;               /* calibrator of the best PTQ: on validation, else on test */
-    tq_accuracy_pair qat;
-    int qat_epoch;          /* the QAT epoch kept; 0 = the PTQ start (validation found no better) */
-    double qat_lr;          /* the rate of the QAT run kept (0 with the PTQ start) */
-    double val_p;           /* McNemar p of the kept epoch against the start on validation (1: start) */
-    int64_t gained, lost;   /* test images QAT gets right and its PTQ start wrong, and the reverse */
+    tq_qat_result qat[TQ_QAT_METHODS];
+    int64_t lsq_gained, lsq_lost; /* with both methods: test images learned scales get right
+                                     and fixed scales wrong, and the reverse */
 } tq_compare_row;
 
 typedef struct tq_compare {
@@ -220,14 +235,17 @@ typedef struct tq_compare {
     double keep_p;                       /* a QAT epoch must beat the PTQ start on validation with
                                             McNemar p at most this (1: any gain) */
     int keep;                            /* tq_keep_kind, or -1 for the recipe's own */
+    unsigned methods;                    /* a bit per tq_qat_method; 0: fixed scales alone */
     tq_reporter *rep;
     tq_snapshot float_weights;           /* owned: the float model, restored before each PTQ */
     tq_snapshot kept;                    /* owned: QAT's best epoch so far */
     tq_snapshot start;                   /* owned: the PTQ start of the current recipe */
-    int32_t *ptq_pred, *qat_pred;        /* owned: test predictions of QAT's start and result */
+    int32_t *ptq_pred;                   /* owned: test predictions of QAT's start */
+    int32_t *qat_pred[TQ_QAT_METHODS];   /* owned: test predictions of each method's result */
     int32_t *val_start_pred, *val_pred;  /* owned: validation predictions of the start, an epoch */
     /* When set, called at each QAT run's PTQ start (epoch 0, st NULL) and after each of its
-     * epochs, for the report's figures; val_acc is NaN without a split. */
+     * epochs, for the report's figures (the runs of tq_compare_left_method's method); val_acc
+     * is NaN without a split. */
     void (*on_qat_epoch)(void *ctx, tq_model *m, const char *recipe, double lr, int64_t epoch,
                          const tq_epoch_stats *st, double val_acc);
     void *on_qat_ctx;
@@ -239,7 +257,12 @@ tq_status tq_compare_init(tq_compare *x, tq_error *err);
 void tq_compare_free(tq_compare *x);
 /* Puts the float model back (quantizers and input multipliers removed). */
 void tq_compare_restore_float(tq_compare *x);
-/* One recipe: PTQ with each calibrator, then QAT from the best. */
+/* The QAT method whose result compare leaves in the model (and the report shows): fixed
+ * scales when they ran, else learned ones. */
+tq_qat_method tq_compare_left_method(const tq_compare *x);
+/* One recipe: PTQ with each calibrator, then QAT from the best with each method (learned
+ * scales first); the model is left with fixed-scale QAT's result, or learned-scale QAT's
+ * without it. */
 tq_status tq_compare_recipe(tq_compare *x, const char *name, const tq_calib_kind *calibs,
                             int n_calibs, tq_compare_row *out, tq_error *err);
 

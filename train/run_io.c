@@ -31,13 +31,16 @@ static void put_quantizer(tq_ckpt_writer *w, const char *layer, const char *slot
 
 /* QAT's best epoch so far: its weights, and its number and validation accuracy, the latter
  * as the bits of the double so that a resumed run compares exactly as an uninterrupted one. */
-static void put_best(tq_ckpt_writer *w, const tq_best_epoch *b)
+/* With learned scales the best epoch's amax too (fixed ones are the model's own). */
+static void put_best(tq_ckpt_writer *w, const tq_best_epoch *b, tq_model *m)
 {
     int64_t meta[2] = {b->epoch, 0};
     memcpy(&meta[1], &b->val_acc, sizeof b->val_acc);
     tq_ckpt_put(w, "best.params", TQ_CKPT_F32, b->weights.params, b->weights.n_params);
     tq_ckpt_put(w, "best.state", TQ_CKPT_F32, b->weights.state, b->weights.n_state);
     tq_ckpt_put(w, "best.meta", TQ_CKPT_I64, meta, 2);
+    if (tq_model_learned_amax_count(m))
+        tq_ckpt_put(w, "best.amax", TQ_CKPT_F32, b->weights.amax, b->weights.n_amax);
 }
 
 /* A model whose parameters went non-finite is never saved: the last good checkpoint stays. */
@@ -94,7 +97,14 @@ tq_status tq_run_save(const tq_run *run, const char *path, tq_error *err)
     if (run->optim)
         tq_ckpt_put(w, "optim.state", TQ_CKPT_F32, tq_optim_state(run->optim),
                     tq_optim_state_count(run->optim));
-    if (run->best) put_best(w, run->best);
+    if (run->best) put_best(w, run->best, m);
+    if (run->scale_optim) { /* learned scales: steps and amax count, then the state */
+        int64_t meta[2] = {tq_optim_steps(run->scale_optim),
+                           tq_optim_param_count(run->scale_optim)};
+        tq_ckpt_put(w, "optim.scales", TQ_CKPT_I64, meta, 2);
+        tq_ckpt_put(w, "optim.scales.state", TQ_CKPT_F32, tq_optim_state(run->scale_optim),
+                    tq_optim_state_count(run->scale_optim));
+    }
     char folded[4096];
     if (tq_model_folded_names(m, folded, sizeof folded)[0]) tq_ckpt_put_str(w, "model.folded", folded);
     for (int i = 0; i < tq_model_qlayer_count(m); i++) {
@@ -262,6 +272,16 @@ static tq_status load_best(const tq_ckpt *ck, const char *path, tq_run *run, tq_
         return tq_fail(err, TQ_STATUS_NOMEM, "checkpoint %s: out of memory", path);
     memcpy(run->best->weights.params, p, (size_t)run->best->weights.n_params * sizeof(float));
     memcpy(run->best->weights.state, s, (size_t)run->best->weights.n_state * sizeof(float));
+    if (tq_ckpt_get_f32(ck, "best.amax", NULL)) { /* learned scales: that epoch's amax */
+        int64_t n = run->best->weights.n_amax;
+        const float *a = tq_ckpt_require_f32(ck, "best.amax", n, err);
+        if (!a) return err->status;
+        for (int64_t i = 0; i < n; i++)
+            if (a[i] < 0)
+                return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: best.amax[%lld] = %g "
+                               "(expected >= 0)", path, (long long)i, (double)a[i]);
+        if (n) memcpy(run->best->weights.amax, a, (size_t)n * sizeof(float));
+    }
     run->best->epoch = meta[0];
     run->best->val_acc = val_acc;
     return TQ_STATUS_OK;
@@ -335,11 +355,43 @@ static tq_status load_run(const tq_ckpt *ck, const char *path, tq_run *run, tq_e
     return TQ_STATUS_OK;
 }
 
-/* The model's values, the run and its best epoch, into run->model. */
+/* The learned scales' optimizer, when the run had one: it must fit the model's learned amax. */
+static tq_status load_scale_optim(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
+{
+    int64_t n_meta = 0, n_state = 0;
+    if (!tq_ckpt_get_i64(ck, "optim.scales", &n_meta)) return TQ_STATUS_OK;
+    const int64_t *meta = tq_ckpt_require_i64(ck, "optim.scales", 2, err);
+    if (!meta) return err->status;
+    int64_t n_amax = tq_model_learned_amax_count(run->model);
+    if (meta[1] != n_amax || n_amax < 1 || meta[0] < 0)
+        return tq_fail(err, TQ_STATUS_FORMAT,
+                       "checkpoint %s: optim.scales: %lld learned amax, the quantizers learn %lld",
+                       path, (long long)meta[1], (long long)n_amax);
+    tq_error e = {0};
+    tq_optim_config cfg = run->optim_cfg;
+    cfg.weight_decay = 0.0f;
+    run->scale_optim = tq_optim_new(&cfg, n_amax, &e);
+    if (!run->scale_optim) return tq_fail(err, TQ_STATUS_FORMAT, "checkpoint %s: %s", path, e.msg);
+    int64_t want = tq_optim_state_count(run->scale_optim);
+    const float *state = tq_ckpt_get_f32(ck, "optim.scales.state", &n_state);
+    if ((want && !state) || n_state != want)
+        return tq_fail(err, TQ_STATUS_FORMAT,
+                       "checkpoint %s: optim.scales.state has %lld values, expected %lld", path,
+                       (long long)n_state, (long long)want);
+    if (want) {
+        if (!tq_ckpt_require_f32(ck, "optim.scales.state", want, err)) return err->status;
+        memcpy(tq_optim_state(run->scale_optim), state, (size_t)want * sizeof(float));
+    }
+    tq_optim_set_steps(run->scale_optim, meta[0]);
+    return TQ_STATUS_OK;
+}
+
+/* The model's values, the run, its best epoch and the learned scales' optimizer, into
+ * run->model. */
 static tq_status load_into(const tq_ckpt *ck, const char *path, tq_run *run, tq_error *err)
 {
     if (load_model(ck, path, run, err) || load_run(ck, path, run, err) ||
-        load_best(ck, path, run, err))
+        load_best(ck, path, run, err) || load_scale_optim(ck, path, run, err))
         return err->status;
     return TQ_STATUS_OK;
 }

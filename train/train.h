@@ -46,6 +46,8 @@ extern "C" {
 typedef struct tq_run {
     tq_model *model;
     tq_optim *optim;           /* NULL until training starts */
+    tq_optim *scale_optim;     /* the learned amax's (scale=learn): optim_cfg without weight
+                                  decay; NULL until training starts, and with fixed scales */
     tq_optim_config optim_cfg;
     tq_schedule schedule;
     float clip_norm;           /* 0 = no clipping */
@@ -91,14 +93,18 @@ void tq_report_progress(tq_reporter *r, const char *what, int64_t done, int64_t 
                         double loss, double accuracy);
 void tq_report_line(tq_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A copy of a model's parameters and batch-norm statistics (not its quantizers). */
+/* A copy of a model's parameters, batch-norm statistics and every quantizer's amax (which
+ * QAT changes when scales are learned), not of the quantizers themselves. */
 typedef struct tq_snapshot {
-    float *params, *state;
-    int64_t n_params, n_state;
+    float *params, *state, *amax;
+    int64_t n_params, n_state, n_amax, cap_amax;
 } tq_snapshot;
 /* Allocates a snapshot of m and takes it. */
 tq_status tq_snapshot_init(tq_snapshot *s, tq_model *m, tq_error *err);
-void tq_snapshot_take(tq_snapshot *s, tq_model *m);
+/* Fails only when m's quantizers hold more amax than ever before and memory runs out. */
+tq_status tq_snapshot_take(tq_snapshot *s, tq_model *m, tq_error *err);
+/* Onto the model it was taken from: amax too when it had quantizers, which must be the same
+ * ones; a snapshot without them leaves any quantizers attached since then alone. */
 void tq_snapshot_restore(const tq_snapshot *s, tq_model *m);
 void tq_snapshot_free(tq_snapshot *s);
 
@@ -119,6 +125,19 @@ tq_status tq_run_check_data(const tq_run *run, const char *spec, const tq_datase
  * run->model first when there is one. Nothing to free on error. */
 tq_status tq_run_open_data(const tq_run *run, const char *spec, tq_dataset *train,
                            tq_dataset *val, tq_dataset *test, tq_error *err);
+
+/* Learned scales (quantizer spec option scale=learn, quant.h): QAT updates every learned
+ * amax with run->scale_optim after each step of the weights, at the same rate. */
+/* Switches every quantizer of m to learned (on) or fixed scales; fails naming the first
+ * layer whose quantizer cannot learn, before changing any. */
+tq_status tq_model_set_learn_scales(tq_model *m, bool on, tq_error *err);
+/* How many amax values of m's quantizers are learned (0 with fixed scales). */
+int64_t tq_model_learned_amax_count(tq_model *m);
+/* Zeroes the gradients of the learned amax. */
+void tq_model_zero_amax_grad(tq_model *m);
+/* One optimizer step on every learned amax (buf: scratch of 2 * count floats), each kept at
+ * least TQ_LEARNED_AMAX_FLOOR. */
+void tq_learned_amax_step(tq_model *m, tq_optim *o, float lr, float *buf);
 
 /* Trains run->model for one epoch over train. */
 tq_status tq_train_epoch(tq_run *run, const tq_dataset *train, tq_reporter *rep,

@@ -314,6 +314,16 @@ def make_run_checkpoints(t):
                         (b"mlp", (0, 2, 2, 2))]:
         secs = run_sections(model=name, shape=shape, n_params=0, quant=False)
         put(t, "run-%s-%s" % (name.decode(), "x".join(map(str, shape))), ckpt(secs))
+    # learned scales: the scales' optimizer (steps, amax count) and its Adam state (m, v)
+    learned = run_sections()
+    learned[8] = (b"q.fc3.w.spec", 3) + string(b"int4:channel=0:scale=learn")
+    learned[11] = (b"q.fc3.a.spec", 3) + string(b"int8:scale=learn")
+    put(t, "run-learned-no-optim", ckpt(learned))
+    opt = [(b"optim.scales", 2) + i64s(5, 3), (b"optim.scales.state", 1) + f32(*[0.0] * 6)]
+    put(t, "run-learned-optim", ckpt(learned + opt))
+    put(t, "run-learned-optim-count", ckpt(learned + [(b"optim.scales", 2) + i64s(5, 4)] + opt[1:]))
+    put(t, "run-learned-optim-state", ckpt(learned + opt[:1] + [(b"optim.scales.state", 1) + f32(0.0)]))
+    put(t, "run-fixed-with-optim", ckpt(run_sections() + opt))
     put(t, "run-batch-0", ckpt(run_sections(batch=0, quant=False)))
     # QAT's best epoch so far: its weights, state, number and validation accuracy (double bits)
     best = [(b"best.params", 1, 14946, struct.pack("<f", 0.02) * 14946), (b"best.state", 1, 0, b""),
@@ -372,7 +382,11 @@ def make_spec():
              "int8:p=nan", "int8:p=50:calib=max", "int8:calib=kl", "int8:ste=none",
              "int8:unsigned=yes", "int8:narrow=maybe", "int8:tensor=1",
              "int8:calib=percentile:p=1e-45", "int8:block=2147483648", "int8:axis=-2",
-             "int8:" + "channel:" * 40]
+             "int8:" + "channel:" * 40,
+             # learned scales: accepted, then refused where the scales cannot learn
+             "int4:channel=0:scale=learn", "e4m3:scale=learn:scale=fixed", "uint2:scale=learn",
+             "int4:scale=learn:block=32", "nvfp4:scale=learn", "mxint8:scale=learn",
+             "int4:scale=", "int4:scale=LEARN", "int4:scale"]
     for i, s in enumerate(specs):
         put(t, "spec-%02d" % i, s.encode())
     put(t, "with-nul", b"int4\0:block=3")
