@@ -126,7 +126,7 @@ tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_
     e->n_qlayers = tq_model_qlayer_count(m);
     tq_status st = tq_engine_plan(e, m, err);
     for (int t = 0; !st && t < e->n_steps; t++) st = build_step(e, &e->steps[t], m, mean, std, err);
-    if (!st) st = tq_engine_alloc_buffers(e, err);
+    if (!st) st = tq_engine_plan_buffers(e, err);
     if (st) {
         tq_engine_free(e);
         return NULL;
@@ -146,15 +146,7 @@ void tq_engine_free(tq_engine *e)
         tq_packed_free(&s->wcodes);
         tq_qweights_free(&s->w);
     }
-    for (int b = 0; b < e->n_bufs; b++) free(e->bufs[b]);
-    for (int t = 0; t < e->n_scratch; t++) {
-        free(e->scr_a[t]);
-        free(e->scr_acc[t]);
-    }
-    free(e->padded);
-    free(e->scr_a);
-    free(e->scr_acc);
-    free(e->bufs);
+    tq_engine_free_workspaces(e);
     free(e->buf_cap);
     free(e->vals);
     free(e->steps);
