@@ -132,6 +132,8 @@ tq_status tq_engine_plan_buffers(tq_engine *e, tq_error *err)
         }
         int64_t rows = s->is_conv ? TQ_ENGINE_ROW_BLOCK : TQ_ENGINE_CHUNK;
         if (s->is_conv && rows * s->w.k4 > e->scratch_a) e->scratch_a = rows * s->w.k4;
+        const int64_t direct = tq_engine_direct_scratch(e, s);
+        if (direct > e->scratch_a) e->scratch_a = direct;
         if (rows * s->w.n * (int64_t)sizeof(int32_t) > e->scratch_acc)
             e->scratch_acc = rows * s->w.n * (int64_t)sizeof(int32_t);
     }

@@ -124,6 +124,7 @@ tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_
     }
     tq_model_input(m, &e->c, &e->h, &e->w, &e->classes);
     e->n_qlayers = tq_model_qlayer_count(m);
+    e->direct = tq_qconv_available();
     tq_status st = tq_engine_plan(e, m, err);
     for (int t = 0; !st && t < e->n_steps; t++) st = build_step(e, &e->steps[t], m, mean, std, err);
     if (!st) st = tq_engine_plan_buffers(e, err);
@@ -145,6 +146,9 @@ void tq_engine_free(tq_engine *e)
         free(s->lut);
         tq_packed_free(&s->wcodes);
         tq_qweights_free(&s->w);
+        tq_qconv_weights_free(&s->cw);
+        free(s->cw_mult);
+        free(s->cw_bias);
     }
     tq_engine_free_workspaces(e);
     free(e->buf_cap);

@@ -4,6 +4,7 @@
 #define TINYQAT_ENGINE_INTERNAL_H
 
 #include "engine.h"
+#include "qconv.h"
 #include "qkernels.h"
 
 /* Fine integers carry 16 bits below the step of the quantizer they are meant for: a
@@ -137,6 +138,9 @@ typedef struct tq_step {
     bool is_conv;
     tq_packed wcodes;  /* the weights as stored */
     tq_qweights w;     /* unpacked into the product's operand */
+    tq_qconv_weights cw; /* the same as 16-bit pairs, for the direct path */
+    int32_t *cw_mult;  /* the direct path's requantization: rq's first n values, zeros to n8 * 8 */
+    int64_t *cw_bias;
     char wfmt[16];     /* the weight format, "int4" */
     double *deq_scale, *deq_bias; /* the last layer: logits = acc * scale + bias */
     bool merged_bn;    /* a batch norm folded into the requantization: layer bn_layer */
@@ -168,6 +172,9 @@ struct tq_engine {
     int n_bufs;
     int64_t *buf_cap;         /* per image */
     int64_t padded_bytes, scratch_a, scratch_acc;
+    /* products run as direct convolutions on 16-bit codes (tq_qconv) rather than as im2col
+     * and tq_qgemm: where tq_qconv_available() says so; tests switch it to compare */
+    bool direct;
     tq_workspace *ws;
     int n_ws;
 };
@@ -194,6 +201,11 @@ void tq_engine_step_run(const tq_engine *e, tq_workspace *ws, const tq_step *s,
                         const uint8_t *images, int64_t n, float *logits);
 void tq_engine_qlayer_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
                           float *logits);
+/* The same on the direct path (qlayer_direct.c), the same bits. */
+void tq_engine_qlayer_direct(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
+                             float *logits);
+/* Bytes of a thread's scratch that the direct path needs for step s. */
+int64_t tq_engine_direct_scratch(const tq_engine *e, const tq_step *s);
 
 /* ---- a value's integers for image img of the chunk in workspace ws */
 static inline uint8_t *tq_val_codes(const tq_workspace *ws, const tq_val *v, int64_t img)

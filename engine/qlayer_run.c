@@ -108,6 +108,10 @@ static void requantize(const tq_engine *e, tq_workspace *ws, const tq_step *s, i
 void tq_engine_qlayer_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
                           float *logits)
 {
+    if (e->direct) {
+        tq_engine_qlayer_direct(e, ws, s, n, logits);
+        return;
+    }
     const tq_val *in = &e->vals[s->in];
     if (!s->is_conv) {
         /* a Linear reads its input rows in place: the row stride covers k4, padding zeroed */
