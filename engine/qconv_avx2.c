@@ -132,6 +132,16 @@ static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_c
     return _mm256_blend_epi32(ue, _mm256_slli_epi64(uo, 32), 0xaa);
 }
 
+/* Stores the first count (< 8) of 8 values of `size` bytes each: a loop, not a call to memcpy
+ * (GCC turns such loops into one unless told not to). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+static void store_part(void *dst, const void *src, int64_t count, size_t size)
+{
+    for (size_t i = 0; i < (size_t)count * size; i++) ((char *)dst)[i] = ((const char *)src)[i];
+}
+
 /* Stores R rows x Q groups of 8 channels (from o0) of sums through the epilogue; k holds the
  * groups' constants. */
 static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[MAX_R][MAX_Q * 8],
@@ -152,15 +162,17 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[
                 } else {
                     int32_t part[8];
                     _mm256_storeu_si256((__m256i *)part, y);
-                    memcpy(dst, part, (size_t)count * sizeof *part);
+                    store_part(dst, part, count, size);
                 }
                 continue;
             }
             /* codes in [0, 255]: to bytes, channels 0-3 in the low half, 4-7 in the high one */
             const __m256i yz = _mm256_add_epi32(y, c->zp), w16 = _mm256_packus_epi32(yz, yz);
             const __m256i b8 = _mm256_packus_epi16(w16, w16);
-            const int32_t part[2] = {_mm256_cvtsi256_si32(b8), _mm256_extract_epi32(b8, 4)};
-            memcpy(dst, part, (size_t)count);
+            const int64_t bytes = (int64_t)(uint32_t)_mm256_cvtsi256_si32(b8) |
+                                  (int64_t)_mm256_extract_epi32(b8, 4) << 32;
+            if (count == 8) memcpy(dst, &bytes, 8);
+            else store_part(dst, &bytes, count, 1);
         }
     }
 }

@@ -114,13 +114,36 @@ static void relu_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int
                 }                                                                             \
         }
 
+/* A 2x2 window of stride 2 on codes, a pair of input rows at a time: their maximum first, over
+ * whole rows (contiguous bytes, which the compiler vectorizes), then each pixel's maximum
+ * with its right neighbour. */
+static void maxpool2_codes(const tq_val *in, const tq_val *out, const uint8_t *src, uint8_t *dst)
+{
+    const int64_t C = in->c, line = (int64_t)in->w * C;
+    uint8_t rows[4096];
+    for (int32_t oy = 0; oy < out->h; oy++) {
+        const uint8_t *restrict a = src + 2 * oy * line, *restrict b = a + line;
+        for (int64_t i = 0; i < line; i++) rows[i] = a[i] > b[i] ? a[i] : b[i];
+        uint8_t *restrict y = dst + (int64_t)oy * out->w * C;
+        for (int32_t ox = 0; ox < out->w; ox++)
+            for (int64_t c = 0; c < C; c++) {
+                const uint8_t l = rows[2 * ox * C + c], r = rows[(2 * ox + 1) * C + c];
+                y[ox * C + c] = l > r ? l : r;
+            }
+    }
+}
+
 static void maxpool_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
     const int64_t C = in->c;
+    const bool pairs = in->domain == TQ_VAL_CODES && s->kernel == 2 && s->stride == 2 &&
+                       (int64_t)in->w * C <= 4096;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && n * in->numel >= PARALLEL_MIN)
     for (int64_t b = 0; b < n; b++) {
-        if (in->domain == TQ_VAL_CODES) {
+        if (pairs) {
+            maxpool2_codes(in, out, tq_val_codes(ws, in, b), tq_val_codes(ws, out, b));
+        } else if (in->domain == TQ_VAL_CODES) {
             MAXPOOL_IMAGE(uint8_t, tq_val_codes(ws, in, b), tq_val_codes(ws, out, b))
         } else {
             MAXPOOL_IMAGE(int32_t, tq_val_fine(ws, in, b), tq_val_fine(ws, out, b))
