@@ -57,7 +57,9 @@ typedef struct tq_qconv_epilogue {
  * convolution over a padded image) or, for a Linear (k = 1, out_w = 1), the rows of a matrix.
  * Row r is pixel (oy, ox) = (r / out_w, r % out_w): its kernel row ky starts at
  * x + oy * line_step + ox * pixel_step + ky * tap_row_step, and its n outputs go to
- * out + r * out_stride elements (bytes for codes, int32 otherwise). */
+ * out + r * out_stride elements (bytes for codes, int32 otherwise). Past its n outputs a row
+ * may get junk up to 8 * n8 elements: in its own slot where out_stride >= 8 * n8, else on the
+ * next row's first outputs, which are stored after it; never past the last row's n. */
 typedef struct tq_qconv_geom {
     int64_t rows;          /* output pixels (out_h * out_w), or rows of a matrix */
     int32_t out_w;         /* pixels per output row (1 for a matrix) */

@@ -143,21 +143,24 @@ static void store_part(void *dst, const void *src, int64_t count, size_t size)
 }
 
 /* Stores R rows x Q groups of 8 channels (from o0) of sums through the epilogue; k holds the
- * groups' constants. */
+ * groups' constants. A row's last group, when partial, is stored whole where `spill` rows
+ * allow: its extra lanes land on the next row's first channels, stored after it (rows in
+ * order, each row's groups in order), or in the row's own slack. */
 static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[MAX_R][MAX_Q * 8],
                                                      const tq_qconv_epilogue *ep, const epi_ctx *c,
                                                      const epi8 *k, int64_t n, int64_t o0,
-                                                     void *const *out)
+                                                     void *const *out, int spill)
 {
     const size_t size = ep->kind == TQ_QCONV_CODES ? 1 : sizeof(int32_t);
-    for (int q = 0; q < Q; q++) {
-        const int64_t o = o0 + 8 * q, count = n - o < 8 ? n - o : 8;
-        for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++) {
+            const int64_t o = o0 + 8 * q, count = n - o < 8 ? n - o : 8;
+            const bool whole = count == 8 || r < spill;
             __m256i y = _mm256_loadu_si256((const __m256i *)&sums[r][8 * q]);
             if (ep->kind != TQ_QCONV_SUMS) y = epi8_apply(y, &k[q], c);
             char *dst = (char *)out[r] + (size_t)(8 * q) * size;
             if (ep->kind != TQ_QCONV_CODES) {
-                if (count == 8) {
+                if (whole) {
                     _mm256_storeu_si256((__m256i *)dst, y);
                 } else {
                     int32_t part[8];
@@ -171,10 +174,9 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[
             const __m256i b8 = _mm256_packus_epi16(w16, w16);
             const int64_t bytes = (int64_t)(uint32_t)_mm256_cvtsi256_si32(b8) |
                                   (int64_t)_mm256_extract_epi32(b8, 4) << 32;
-            if (count == 8) memcpy(dst, &bytes, 8);
+            if (whole) memcpy(dst, &bytes, 8);
             else store_part(dst, &bytes, count, 1);
         }
-    }
 }
 
 void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogue *ep,
@@ -215,9 +217,16 @@ void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogu
                     oy++;
                 }
             }
+            /* rows whose partial group may be stored whole: all where a row's slot holds the
+             * whole groups, else those before the last row when one pass stores every group
+             * and the extra lanes reach no further than the next row's outputs */
+            const int spill = 8 * w->n8 <= g->out_stride ? R
+                              : w->n8 <= MAX_Q && 8 * w->n8 <= g->out_stride + w->n
+                                  ? (r0 + R < g->rows ? R : R - 1)
+                                  : 0;
             int32_t sums[MAX_R][MAX_Q * 8];
             tiles[Q - 1][R - 1](xr, w->k, w->steps, g->tap_row_step, wg, q_stride, sums);
-            finish(R, Q, sums, ep, &c, k, w->n, 8 * grp, dst);
+            finish(R, Q, sums, ep, &c, k, w->n, 8 * grp, dst, spill);
         }
     }
 }
