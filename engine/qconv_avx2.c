@@ -93,12 +93,13 @@ static TQ_AVX2 void epi8_load(const tq_qconv_epilogue *ep, int64_t o0, epi8 *c)
     c->bias_odd = _mm256_permute2x128_si256(lo, hi, 0x31);
 }
 
-/* What the epilogue shares across channels. narrow: every value before the clamp fits an
- * int32 (shift >= 31 makes |t >> shift - offset| <= 2^31), so the clamp runs on 32-bit lanes. */
+/* What the epilogue shares across channels. narrow: every value before the clamp, zp added,
+ * fits an int32 (shift >= 32 makes |t >> shift - offset| < 2^30), so the clamp runs on
+ * 32-bit lanes with zp folded into the offset and the bounds. */
 typedef struct epi_ctx {
     bool narrow;
     __m128i shift;
-    __m256i mask, offset64, offset32, lo64, hi64, lo32, hi32, zp, one;
+    __m256i mask, offset64, offset32, lo64, hi64, lo32, hi32, zp, one, gather;
 } epi_ctx;
 
 static TQ_AVX2_INLINE __m256i clamp64(__m256i v, __m256i lo, __m256i hi)
@@ -115,7 +116,7 @@ static TQ_AVX2_INLINE __m256i round_even(__m256i t, const epi_ctx *c)
     return _mm256_andnot_si256(_mm256_and_si256(tie, c->one), _mm256_srl_epi64(t, c->shift));
 }
 
-/* 8 channels' values from their sums, as int32 in channel order. */
+/* 8 channels' values from their sums (codes with zp), as int32 in channel order. */
 static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_ctx *c)
 {
     const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(sum, k->mult), k->bias_even);
@@ -129,7 +130,7 @@ static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_c
     }
     ue = clamp64(_mm256_sub_epi64(ue, c->offset64), c->lo64, c->hi64);
     uo = clamp64(_mm256_sub_epi64(uo, c->offset64), c->lo64, c->hi64);
-    return _mm256_blend_epi32(ue, _mm256_slli_epi64(uo, 32), 0xaa);
+    return _mm256_add_epi32(_mm256_blend_epi32(ue, _mm256_slli_epi64(uo, 32), 0xaa), c->zp);
 }
 
 /* Stores the first count (< 8) of 8 values of `size` bytes each: a loop, not a call to memcpy
@@ -169,13 +170,17 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[
                 }
                 continue;
             }
-            /* codes in [0, 255]: to bytes, channels 0-3 in the low half, 4-7 in the high one */
-            const __m256i yz = _mm256_add_epi32(y, c->zp), w16 = _mm256_packus_epi32(yz, yz);
-            const __m256i b8 = _mm256_packus_epi16(w16, w16);
-            const int64_t bytes = (int64_t)(uint32_t)_mm256_cvtsi256_si32(b8) |
-                                  (int64_t)_mm256_extract_epi32(b8, 4) << 32;
-            if (whole) memcpy(dst, &bytes, 8);
-            else store_part(dst, &bytes, count, 1);
+            /* codes in [0, 255]: to bytes, channels 0-3 in the low half, 4-7 in the high one,
+             * then the two halves' first 4 bytes together */
+            const __m256i w16 = _mm256_packus_epi32(y, y), b8 = _mm256_packus_epi16(w16, w16);
+            const __m128i bytes = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b8, c->gather));
+            if (whole) {
+                _mm_storel_epi64((__m128i *)dst, bytes);
+            } else {
+                uint8_t part[8];
+                _mm_storel_epi64((__m128i *)part, bytes);
+                store_part(dst, part, count, 1);
+            }
         }
 }
 
@@ -184,17 +189,18 @@ void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogu
 {
     const int64_t hi = ep->kind == TQ_QCONV_CODES ? ep->hi : INT32_MAX;
     epi_ctx c = {
-        .narrow = ep->shift >= 31 && ep->lo >= INT32_MIN && hi <= INT32_MAX,
+        .narrow = ep->shift >= 32,
         .shift = _mm_cvtsi32_si128(ep->shift),
         .mask = _mm256_set1_epi64x((int64_t)ep->mask),
         .offset64 = _mm256_set1_epi64x(ep->offset),
-        .offset32 = _mm256_set1_epi32((int32_t)(uint32_t)ep->offset), /* mod 2^32 */
+        .offset32 = _mm256_set1_epi32((int32_t)(uint32_t)(ep->offset - ep->zp)), /* mod 2^32 */
         .lo64 = _mm256_set1_epi64x(ep->lo),
         .hi64 = _mm256_set1_epi64x(hi),
-        .lo32 = _mm256_set1_epi32((int32_t)(ep->lo < INT32_MIN ? INT32_MIN : ep->lo)),
-        .hi32 = _mm256_set1_epi32((int32_t)hi),
+        .lo32 = _mm256_set1_epi32((int32_t)(ep->lo + ep->zp)),
+        .hi32 = _mm256_set1_epi32((int32_t)(hi + ep->zp)),
         .zp = _mm256_set1_epi32(ep->zp),
         .one = _mm256_set1_epi64x(1),
+        .gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
     };
     const size_t out_size = ep->kind == TQ_QCONV_CODES ? 1 : sizeof(int32_t);
     const int64_t q_stride = (int64_t)w->k * w->steps * 16;

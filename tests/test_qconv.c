@@ -256,8 +256,9 @@ START_TEST(test_extreme_codes)
 }
 END_TEST
 
-/* Exact ties go to the even neighbour on every path: sums times 1/2 and 1/4 (powers of two
- * are exact multipliers), on the 32-bit and the 64-bit clamp. */
+/* Exact ties go to the even neighbour on every path: sums times 1/2 and 1/8 (powers of two
+ * are exact multipliers), on the 32-bit and the 64-bit clamp, as fine integers and as int8
+ * codes (stored + 128). */
 START_TEST(test_ties_to_even)
 {
     const int32_t sums[8] = {1, 3, 5, 7, -1, -3, -5, 6};
@@ -274,26 +275,32 @@ START_TEST(test_ties_to_even)
     tq_qconv_weights w;
     ck_assert_int_eq(tq_qconv_weights_pack(wcode, 8, 1, 2, &w, &err), TQ_STATUS_OK);
     for (int variant = 0; variant < 2; variant++) {
-        /* sums / 2 at shift 30 (the 64-bit clamp), (2 sums) / 4 at shift 31 (the 32-bit one) */
+        /* sums / 2 at shift 30 (the 64-bit clamp), (4 sums) / 8 at shift 32 (the 32-bit one) */
         double m[8], c[8] = {0};
-        for (int o = 0; o < 8; o++) m[o] = variant ? 0.25 : 0.5;
-        for (int o = 0; o < 8; o++) wcode[2 * o] = (int8_t)(sums[o] * (variant + 1));
+        for (int o = 0; o < 8; o++) m[o] = variant ? 0.125 : 0.5;
+        for (int o = 0; o < 8; o++) wcode[2 * o] = (int8_t)(sums[o] * (variant ? 4 : 1));
         tq_qconv_weights_free(&w);
         ck_assert_int_eq(tq_qconv_weights_pack(wcode, 8, 1, 2, &w, &err), TQ_STATUS_OK);
         tq_rowquant rq;
         ck_assert_int_eq(tq_rowquant_make(&rq, m, c, NULL, 0, 8, &err), TQ_STATUS_OK);
-        ck_assert_int_eq(rq.shift, 30 + variant);
-        const tq_qconv_epilogue ep = {.kind = TQ_QCONV_FINE, .mult = rq.mult, .bias = rq.bias,
-                                      .shift = rq.shift, .offset = rq.offset, .mask = rq.mask,
-                                      .lo = INT32_MIN, .hi = INT32_MAX};
+        ck_assert_int_eq(rq.shift, 30 + 2 * variant);
+        const tq_qconv_epilogue fine = {.kind = TQ_QCONV_FINE, .mult = rq.mult, .bias = rq.bias,
+                                        .shift = rq.shift, .offset = rq.offset, .mask = rq.mask,
+                                        .lo = INT32_MIN, .hi = INT32_MAX};
+        tq_qconv_epilogue codes = fine;
+        codes.kind = TQ_QCONV_CODES, codes.lo = -128, codes.hi = 127, codes.zp = 128;
         const tq_qconv_geom g = {.rows = 1, .out_w = 1, .line_step = 2, .out_stride = 8};
         for (int path = 0; path < N_PATHS; path++) {
             if (path == PATH_AVX2 && !have_avx2()) continue;
             int32_t out[8];
-            run_path(path, &w, &ep, x, &g, out);
-            for (int o = 0; o < 8; o++)
+            uint8_t bytes[8];
+            run_path(path, &w, &fine, x, &g, out);
+            run_path(path, &w, &codes, x, &g, bytes);
+            for (int o = 0; o < 8; o++) {
                 ck_assert_msg(out[o] == halves[o], "path %d shift %d: sum %d -> %d, expected %lld",
                               path, rq.shift, sums[o], out[o], (long long)halves[o]);
+                ck_assert_int_eq(bytes[o], halves[o] + 128);
+            }
         }
         tq_rowquant_free(&rq);
     }
