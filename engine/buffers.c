@@ -84,8 +84,8 @@ static tq_status init_workspace(const tq_engine *e, tq_workspace *ws, int thread
     ws->scr_acc = calloc((size_t)threads, sizeof *ws->scr_acc);
     bool ok = ws->bufs && ws->scr_a && ws->scr_acc;
     for (int b = 0; ok && b < e->n_bufs; b++)
-        ok = (ws->bufs[b] = zeroed(e->buf_cap[b] * TQ_ENGINE_CHUNK)) != NULL;
-    if (ok && e->padded_bytes) ok = (ws->padded = zeroed(e->padded_bytes * TQ_ENGINE_CHUNK)) != NULL;
+        ok = (ws->bufs[b] = zeroed(e->buf_cap[b] * e->chunk)) != NULL;
+    if (ok && e->padded_bytes) ok = (ws->padded = zeroed(e->padded_bytes * e->chunk)) != NULL;
     for (int t = 0; ok && t < threads; t++) {
         ws->scr_a[t] = zeroed(e->scratch_a);
         ws->scr_acc[t] = zeroed(e->scratch_acc);
@@ -121,6 +121,10 @@ void tq_engine_free_workspaces(tq_engine *e)
 tq_status tq_engine_plan_buffers(tq_engine *e, tq_error *err)
 {
     if (assign(e, err)) return err->status;
+    int64_t per_image = 0;
+    for (int b = 0; b < e->n_bufs; b++) per_image += e->buf_cap[b];
+    e->chunk = TQ_ENGINE_CHUNK;
+    while (e->chunk > TQ_ENGINE_MIN_CHUNK && e->chunk * per_image > TQ_ENGINE_CHUNK_BYTES) e->chunk /= 2;
     /* a thread's rows of a product: im2col bytes and int32 accumulators */
     for (int t = 0; t < e->n_steps; t++) {
         const tq_step *s = &e->steps[t];

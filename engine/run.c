@@ -41,23 +41,23 @@ tq_status tq_engine_run_traced(tq_engine *e, const uint8_t *images, int64_t n, f
     if (n < 0 || (n > 0 && (!images || !logits)))
         return tq_fail(err, TQ_STATUS_ARG, "engine: run needs images and logits for %lld images",
                        (long long)n);
-    const int64_t chunks = (n + TQ_ENGINE_CHUNK - 1) / TQ_ENGINE_CHUNK;
+    const int64_t chunks = (n + e->chunk - 1) / e->chunk;
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     const int at_once = chunks < threads ? (int)chunks : threads;
     if (tq_engine_workspaces(e, at_once > 1 ? at_once : 1, threads, err)) return err->status;
     if (at_once <= 1) {
         for (int64_t k = 0; k < chunks; k++) {
-            const int64_t base = k * TQ_ENGINE_CHUNK;
-            run_chunk(e, &e->ws[0], images, base, n - base < TQ_ENGINE_CHUNK ? n - base : TQ_ENGINE_CHUNK,
+            const int64_t base = k * e->chunk;
+            run_chunk(e, &e->ws[0], images, base, n - base < e->chunk ? n - base : e->chunk,
                       logits, codes);
         }
         return TQ_STATUS_OK;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(at_once)
     for (int64_t k = 0; k < chunks; k++) {
-        const int64_t base = k * TQ_ENGINE_CHUNK;
+        const int64_t base = k * e->chunk;
         run_chunk(e, &e->ws[omp_get_thread_num()], images, base,
-                  n - base < TQ_ENGINE_CHUNK ? n - base : TQ_ENGINE_CHUNK, logits, codes);
+                  n - base < e->chunk ? n - base : e->chunk, logits, codes);
     }
     return TQ_STATUS_OK;
 }
