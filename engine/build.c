@@ -115,6 +115,26 @@ static tq_status build_step(tq_engine *e, tq_step *s, tq_model *m, const float *
     return TQ_STATUS_OK;
 }
 
+/* Marks the max pools the direct path runs inside the convolution before them. */
+static void fuse_pools(tq_engine *e)
+{
+    for (int t = 0; t + 1 < e->n_steps; t++) {
+        tq_step *s = &e->steps[t], *p = &e->steps[t + 1];
+        if (s->kind != TQ_STEP_QLAYER || !s->is_conv || s->out < 0 || p->kind != TQ_STEP_MAXPOOL ||
+            p->in != s->out || p->kernel != 2 || p->stride != 2 || e->vals[s->out].last != t + 1)
+            continue;
+        const tq_val *a = &e->vals[s->out], *b = &e->vals[p->out];
+        if (a->domain != b->domain || a->zp != b->zp || a->lo != b->lo || a->hi != b->hi) continue;
+        bool increasing = true;
+        for (int64_t o = 0; o < s->w.n; o++) increasing = increasing && s->cw_mult[o] >= 0;
+        if (!increasing) continue;
+        s->fuse_pool = p->pool_fused = true;
+        s->pool_out = p->out;
+        /* the convolution writes the pool's output: its input must not share that buffer */
+        if (e->vals[s->in].last < t + 1) e->vals[s->in].last = t + 1;
+    }
+}
+
 tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_error *err)
 {
     tq_engine *e = calloc(1, sizeof *e);
@@ -127,6 +147,7 @@ tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_
     e->direct = tq_qconv_available();
     tq_status st = tq_engine_plan(e, m, err);
     for (int t = 0; !st && t < e->n_steps; t++) st = build_step(e, &e->steps[t], m, mean, std, err);
+    if (!st) fuse_pools(e);
     if (!st) st = tq_engine_plan_buffers(e, err);
     if (st) {
         tq_engine_free(e);

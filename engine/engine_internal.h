@@ -145,6 +145,11 @@ typedef struct tq_step {
     tq_qconv_weights cw; /* the same as 16-bit pairs, for the direct path */
     int32_t *cw_mult;  /* the direct path's requantization: rq's first n values, zeros to n8 * 8 */
     int64_t *cw_bias;
+    /* The direct path fuses a 2x2 max pool of stride 2 that alone reads a convolution's output
+     * into it (every multiplier >= 0, so pooling commutes with the requantization): the
+     * convolution writes value pool_out, the pool step (pool_fused) does nothing. */
+    bool fuse_pool, pool_fused;
+    int pool_out;
     char wfmt[16];     /* the weight format, "int4" */
     double *deq_scale, *deq_bias; /* the last layer: logits = acc * scale + bias */
     bool merged_bn;    /* a batch norm folded into the requantization: layer bn_layer */

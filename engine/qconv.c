@@ -50,21 +50,34 @@ void tq_qconv_store(const tq_qconv_epilogue *ep, int64_t o0, int64_t count, cons
     }
 }
 
+/* The sums of 8 channels (group grp) at the pixel whose taps start at px. */
+static void sums8(const tq_qconv_weights *w, const tq_qconv_geom *g, const int16_t *px,
+                  int64_t grp, int32_t sums[8])
+{
+    memset(sums, 0, 8 * sizeof *sums);
+    for (int32_t ky = 0; ky < w->k; ky++) {
+        const int16_t *xr = px + ky * g->tap_row_step;
+        const int16_t *wr = w->data + ((grp * w->k + ky) * w->steps) * 16;
+        for (int64_t s = 0; s < w->steps; s++)
+            for (int j = 0; j < 8; j++)
+                sums[j] += xr[2 * s] * wr[s * 16 + 2 * j] + xr[2 * s + 1] * wr[s * 16 + 2 * j + 1];
+    }
+}
+
 /* The plain C path: one output pixel, 8 channels at a time, in the packed order. */
 void tq_qconv_run_ref(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, const int16_t *x,
                       const tq_qconv_geom *g, void *out)
 {
     const size_t out_size = ep->kind == TQ_QCONV_CODES ? 1 : sizeof(int32_t);
     for (int64_t r = 0; r < g->rows; r++) {
-        const int16_t *px = x + r / g->out_w * g->line_step + r % g->out_w * g->pixel_step;
+        const int64_t oy = r / g->out_w, ox = r % g->out_w, f = g->pool2 ? 2 : 1;
+        const int16_t *px = x + f * oy * g->line_step + f * ox * g->pixel_step;
         for (int64_t grp = 0; grp < w->n8; grp++) {
-            int32_t sums[8] = {0};
-            for (int32_t ky = 0; ky < w->k; ky++) {
-                const int16_t *xr = px + ky * g->tap_row_step;
-                const int16_t *wr = w->data + ((grp * w->k + ky) * w->steps) * 16;
-                for (int64_t s = 0; s < w->steps; s++)
-                    for (int j = 0; j < 8; j++)
-                        sums[j] += xr[2 * s] * wr[s * 16 + 2 * j] + xr[2 * s + 1] * wr[s * 16 + 2 * j + 1];
+            int32_t sums[8], other[8];
+            sums8(w, g, px, grp, sums);
+            for (int win = 1; g->pool2 && win < 4; win++) {
+                sums8(w, g, px + (win / 2) * g->line_step + (win % 2) * g->pixel_step, grp, other);
+                for (int j = 0; j < 8; j++) sums[j] = other[j] > sums[j] ? other[j] : sums[j];
             }
             const int64_t o0 = 8 * grp, count = w->n - o0 < 8 ? w->n - o0 : 8;
             tq_qconv_store(ep, o0, count, sums,

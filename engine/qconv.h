@@ -61,6 +61,11 @@ typedef struct tq_qconv_epilogue {
  * may get junk up to 8 * n8 elements: in its own slot where out_stride >= 8 * n8, else on the
  * next row's first outputs, which are stored after it; never past the last row's n. */
 typedef struct tq_qconv_geom {
+    /* pool2: a 2x2 max pool of stride 2 after the convolution, fused: row r is pooled pixel
+     * (py, px) = (r / out_w, r % out_w), the maximum of the sums of convolution pixels
+     * (2 py + dy, 2 px + dx), then the epilogue. The same as pooling the outputs where every
+     * multiplier is >= 0 (the epilogue is then non-decreasing in the sum); the caller checks. */
+    bool pool2;
     int64_t rows;          /* output pixels (out_h * out_w), or rows of a matrix */
     int32_t out_w;         /* pixels per output row (1 for a matrix) */
     int64_t pixel_step;    /* elements of x between neighbouring output pixels: stride * C */

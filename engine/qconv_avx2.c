@@ -184,6 +184,38 @@ static TQ_AVX2 __attribute__((noinline)) void finish(int R, int Q, int32_t sums[
         }
 }
 
+/* The rows of a convolution with its 2x2 max pool fused: a tile of the 4 pixels of one pooled
+ * pixel, their sums' maximum, one epilogue. */
+static TQ_AVX2 void pooled(const tq_qconv_weights *w, const tq_qconv_epilogue *ep,
+                           const epi_ctx *c, const epi8 *k, const int16_t *x,
+                           const tq_qconv_geom *g, int64_t grp, int Q, const int16_t *wg,
+                           int64_t q_stride, void *out)
+{
+    const size_t out_size = ep->kind == TQ_QCONV_CODES ? 1 : sizeof(int32_t);
+    const bool own_slot = 8 * w->n8 <= g->out_stride,
+               next_row = w->n8 <= MAX_Q && 8 * w->n8 <= g->out_stride + w->n;
+    int64_t py = 0, px = 0;
+    for (int64_t r = 0; r < g->rows; r++) {
+        const int16_t *at = x + 2 * py * g->line_step + 2 * px * g->pixel_step;
+        const int16_t *xr[4] = {at, at + g->pixel_step, at + g->line_step,
+                                at + g->line_step + g->pixel_step};
+        int32_t sums[MAX_R][MAX_Q * 8];
+        tiles[Q - 1][3](xr, w->k, w->steps, g->tap_row_step, wg, q_stride, sums);
+        for (int q = 0; q < Q; q++) {
+            __m256i m = _mm256_loadu_si256((const __m256i *)&sums[0][8 * q]);
+            for (int win = 1; win < 4; win++)
+                m = _mm256_max_epi32(m, _mm256_loadu_si256((const __m256i *)&sums[win][8 * q]));
+            _mm256_storeu_si256((__m256i *)&sums[0][8 * q], m);
+        }
+        void *dst = (char *)out + (size_t)(r * g->out_stride + 8 * grp) * out_size;
+        finish(1, Q, sums, ep, c, k, w->n, 8 * grp, &dst, own_slot || (next_row && r + 1 < g->rows));
+        if (++px == g->out_w) {
+            px = 0;
+            py++;
+        }
+    }
+}
+
 void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogue *ep,
                                const int16_t *x, const tq_qconv_geom *g, void *out)
 {
@@ -210,6 +242,10 @@ void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogu
         const int16_t *wg = w->data + grp * q_stride;
         epi8 k[MAX_Q];
         for (int q = 0; ep->kind != TQ_QCONV_SUMS && q < Q; q++) epi8_load(ep, 8 * (grp + q), &k[q]);
+        if (g->pool2) {
+            pooled(w, ep, &c, k, x, g, grp, Q, wg, q_stride, out);
+            continue;
+        }
         int64_t oy = 0, ox = 0;
         for (int64_t r0 = 0; r0 < g->rows; r0 += MAX_R) {
             const int R = g->rows - r0 < MAX_R ? (int)(g->rows - r0) : MAX_R;

@@ -63,10 +63,11 @@ static void pad_centered(const tq_engine *e, const tq_workspace *ws, const tq_st
 static void conv_image(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t b,
                        int16_t *x, const tq_qconv_epilogue *ep)
 {
-    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
+    const tq_val *in = &e->vals[s->in], *out = &e->vals[s->fuse_pool ? s->pool_out : s->out];
     const int64_t C = in->c, Wp = in->w + 2 * s->pad;
     pad_centered(e, ws, s, b, x);
     const tq_qconv_geom g = {
+        .pool2 = s->fuse_pool,
         .rows = (int64_t)out->h * out->w,
         .out_w = out->w,
         .pixel_step = s->stride * C,

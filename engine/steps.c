@@ -199,7 +199,9 @@ void tq_engine_step_run(const tq_engine *e, tq_workspace *ws, const tq_step *s,
     case TQ_STEP_QLAYER: tq_engine_qlayer_run(e, ws, s, n, logits); break;
     case TQ_STEP_TO_CODES: rowquant_run(e, ws, s, n); break;
     case TQ_STEP_RELU: relu_run(e, ws, s, n); break;
-    case TQ_STEP_MAXPOOL: maxpool_run(e, ws, s, n); break;
+    case TQ_STEP_MAXPOOL:
+        if (!(e->direct && s->pool_fused)) maxpool_run(e, ws, s, n);
+        break;
     case TQ_STEP_AVGPOOL: avgpool_run(e, ws, s, n, false); break;
     case TQ_STEP_GAP: avgpool_run(e, ws, s, n, true); break;
     case TQ_STEP_BN: rowquant_run(e, ws, s, n); break;

@@ -3,7 +3,8 @@
  * int64 over random shapes and edges (odd kernel rows, channel counts not a multiple of 8,
  * strides, padding, the extreme codes and weights), equal to the bit; the epilogue against
  * the engine's tq_rowquant (the same rounding, half to even, and clamps) on both the 32-bit
- * and the 64-bit clamp, and its exact ties. */
+ * and the 64-bit clamp, and its exact ties; a fused 2x2 max pool against pooling the outputs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,69 @@ START_TEST(test_ties_to_even)
 }
 END_TEST
 
+/* A 2x2 max pool of stride 2 fused into the convolution gives what pooling its outputs gives,
+ * where every multiplier is >= 0: codes (ReLU and not) and fine integers, odd sizes (the last
+ * row and column dropped), every path. */
+START_TEST(test_fused_max_pool)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 34);
+    for (int t = 0; t < 24; t++) {
+        layer L;
+        layer_make(&L, &rng, 1 + tq_rng_below(&rng, 24), 1 + tq_rng_below(&rng, 8),
+                   4 + tq_rng_below(&rng, 9), 4 + tq_rng_below(&rng, 9), 1 + 2 * tq_rng_below(&rng, 3), 1,
+                   tq_rng_below(&rng, 3), t % 2, FILL_RANDOM, ldexp(1.0, -18 + (int)tq_rng_below(&rng, 20)));
+        for (int64_t o = 0; o < L.n; o++) L.mult[o] = L.mult[o] < 0 ? -L.mult[o] : L.mult[o];
+        const int64_t ph = L.oh / 2, pw = L.ow / 2;
+        if (ph < 1 || pw < 1) {
+            layer_free(&L);
+            continue;
+        }
+        for (int kind = TQ_QCONV_CODES; kind <= TQ_QCONV_FINE; kind++) {
+            const tq_qconv_epilogue ep = {
+                .kind = (tq_qconv_out)kind, .mult = L.mult, .bias = L.bias, .shift = L.rq.shift,
+                .offset = L.rq.offset, .mask = L.rq.mask,
+                .lo = kind == TQ_QCONV_CODES ? (t % 3 ? -128 : 0) : INT32_MIN,
+                .hi = kind == TQ_QCONV_CODES ? 127 : INT32_MAX, .zp = kind == TQ_QCONV_CODES ? 128 : 0};
+            const size_t size = kind == TQ_QCONV_CODES ? 1 : 4;
+            /* the unpooled outputs on the plain C path (checked above), pooled by hand */
+            tq_qconv_geom g = layer_geom(&L, L.n);
+            uint8_t *full = malloc((size_t)(L.oh * L.ow * L.n) * size + 64);
+            uint8_t *want = malloc((size_t)(ph * pw * L.n) * size + 64);
+            uint8_t *got = malloc((size_t)(ph * pw * L.n) * size + 64);
+            ck_assert(full && want && got);
+            tq_qconv_run_ref(&L.packed, &ep, L.x, &g, full);
+            for (int64_t py = 0; py < ph; py++)
+                for (int64_t px = 0; px < pw; px++)
+                    for (int64_t o = 0; o < L.n; o++) {
+                        int64_t best = INT64_MIN;
+                        for (int win = 0; win < 4; win++) {
+                            const int64_t at = ((2 * py + win / 2) * L.ow + 2 * px + win % 2) * L.n + o;
+                            const int64_t v = kind == TQ_QCONV_CODES ? full[at] : ((int32_t *)full)[at];
+                            best = v > best ? v : best;
+                        }
+                        const int64_t at = (py * pw + px) * L.n + o;
+                        if (kind == TQ_QCONV_CODES) want[at] = (uint8_t)best;
+                        else ((int32_t *)want)[at] = (int32_t)best;
+                    }
+            g.pool2 = true;
+            g.rows = ph * pw;
+            g.out_w = (int32_t)pw;
+            for (int path = 0; path < N_PATHS; path++) {
+                if (path == PATH_AVX2 && !have_avx2()) continue;
+                run_path(path, &L.packed, &ep, L.x, &g, got);
+                ck_assert_msg(memcmp(got, want, (size_t)(ph * pw * L.n) * size) == 0,
+                              "pooled layer %d kind %d: path %d differs", t, kind, path);
+            }
+            free(full);
+            free(want);
+            free(got);
+        }
+        layer_free(&L);
+    }
+}
+END_TEST
+
 START_TEST(test_pack_layout_and_refusal)
 {
     /* 9 channels, 1 kernel row of 3: pairs (0, 1) and (2, pad) per channel, channel 8 in a
@@ -340,6 +404,7 @@ static Suite *qconv_suite(void)
     tcase_add_test(tc, test_random_shapes);
     tcase_add_test(tc, test_extreme_codes);
     tcase_add_test(tc, test_ties_to_even);
+    tcase_add_test(tc, test_fused_max_pool);
     tcase_add_test(tc, test_pack_layout_and_refusal);
     suite_add_tcase(s, tc);
     return s;
