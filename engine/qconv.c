@@ -86,6 +86,26 @@ void tq_qconv_run_ref(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, co
     }
 }
 
+static void requant_ref(const int32_t *a, int64_t count, int64_t period,
+                        const tq_qconv_epilogue *ep, void *out)
+{
+    for (int64_t j = 0; j < count; j++) {
+        const int64_t v = tq_qconv_value(a[j], j % period, ep);
+        if (ep->kind == TQ_QCONV_CODES) ((uint8_t *)out)[j] = (uint8_t)v;
+        else ((int32_t *)out)[j] = (int32_t)v;
+    }
+}
+
+static void add_ref(const int32_t *a, const int32_t *b, int64_t count, int32_t ma, int32_t mb,
+                    int64_t bias, const tq_qconv_epilogue *ep, void *out)
+{
+    for (int64_t j = 0; j < count; j++) {
+        const int64_t v = tq_qconv_round((int64_t)a[j] * ma + (int64_t)b[j] * mb + bias, ep);
+        if (ep->kind == TQ_QCONV_CODES) ((uint8_t *)out)[j] = (uint8_t)v;
+        else ((int32_t *)out)[j] = (int32_t)v;
+    }
+}
+
 #if TQ_HAVE_QCONV_AVX2
 #include <pthread.h>
 #include <stdio.h>
@@ -112,6 +132,20 @@ void tq_qconv_run(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, const 
     if (tq_qconv_available()) tq_qconv_run_avx2(w, ep, x, g, out);
     else tq_qconv_run_ref(w, ep, x, g, out);
 }
+
+void tq_qconv_requant(const int32_t *a, int64_t count, int64_t period, const tq_qconv_epilogue *ep,
+                      void *out)
+{
+    if (tq_qconv_available()) tq_qconv_requant_avx2(a, count, period, ep, out);
+    else requant_ref(a, count, period, ep, out);
+}
+
+void tq_qconv_add(const int32_t *a, const int32_t *b, int64_t count, int32_t ma, int32_t mb,
+                  int64_t bias, const tq_qconv_epilogue *ep, void *out)
+{
+    if (tq_qconv_available()) tq_qconv_add_avx2(a, b, count, ma, mb, bias, ep, out);
+    else add_ref(a, b, count, ma, mb, bias, ep, out);
+}
 #else
 bool tq_qconv_available(void) { return false; }
 
@@ -119,5 +153,17 @@ void tq_qconv_run(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, const 
                   const tq_qconv_geom *g, void *out)
 {
     tq_qconv_run_ref(w, ep, x, g, out);
+}
+
+void tq_qconv_requant(const int32_t *a, int64_t count, int64_t period, const tq_qconv_epilogue *ep,
+                      void *out)
+{
+    requant_ref(a, count, period, ep, out);
+}
+
+void tq_qconv_add(const int32_t *a, const int32_t *b, int64_t count, int32_t ma, int32_t mb,
+                  int64_t bias, const tq_qconv_epilogue *ep, void *out)
+{
+    add_ref(a, b, count, ma, mb, bias, ep, out);
 }
 #endif

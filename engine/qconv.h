@@ -86,16 +86,32 @@ void tq_qconv_run_ref(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, co
  * (tq_qgemm_backend() "avx2"; VNNI's byte products and the portable path keep im2col). */
 bool tq_qconv_available(void);
 
-/* One output value from its sum: the definition of the epilogue. */
-static inline int64_t tq_qconv_value(int32_t sum, int64_t o, const tq_qconv_epilogue *ep)
+/* The epilogue's rounding of t (positive: the bias holds 2^62): t >> shift, less one where
+ * that is odd and t had no fraction bits (half to even), less offset, clamped, + zp. */
+static inline int64_t tq_qconv_round(int64_t t, const tq_qconv_epilogue *ep)
 {
-    if (ep->kind == TQ_QCONV_SUMS) return sum;
-    const int64_t t = (int64_t)sum * ep->mult[o] + ep->bias[o];
     const uint64_t tie = ((uint64_t)t & ep->mask) == 0;
     int64_t v = (int64_t)(((uint64_t)t >> ep->shift) & ~tie) - ep->offset;
     const int64_t hi = ep->kind == TQ_QCONV_CODES ? ep->hi : INT32_MAX;
     v = v < ep->lo ? ep->lo : v > hi ? hi : v;
     return ep->kind == TQ_QCONV_CODES ? v + ep->zp : v;
 }
+
+/* One output value from its sum: the definition of the epilogue. */
+static inline int64_t tq_qconv_value(int32_t sum, int64_t o, const tq_qconv_epilogue *ep)
+{
+    if (ep->kind == TQ_QCONV_SUMS) return sum;
+    return tq_qconv_round((int64_t)sum * ep->mult[o] + ep->bias[o], ep);
+}
+
+/* The engine's other rescalings of int32 tensors, with the same epilogue, 8 values at a time
+ * on AVX2 (plain C otherwise): count values whose channels repeat every `period` values (a
+ * multiple of 8; mult and bias hold period entries), as tq_rowquant_codes/_fine with no
+ * zero-point correction; and a residual add, round(a * ma + b * mb) as tq_add_codes/_fine,
+ * t = a ma + b mb + bias through tq_qconv_round (ep's mult and bias unused). */
+void tq_qconv_requant(const int32_t *a, int64_t count, int64_t period, const tq_qconv_epilogue *ep,
+                      void *out);
+void tq_qconv_add(const int32_t *a, const int32_t *b, int64_t count, int32_t ma, int32_t mb,
+                  int64_t bias, const tq_qconv_epilogue *ep, void *out);
 
 #endif

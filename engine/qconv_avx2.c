@@ -116,12 +116,9 @@ static TQ_AVX2_INLINE __m256i round_even(__m256i t, const epi_ctx *c)
     return _mm256_andnot_si256(_mm256_and_si256(tie, c->one), _mm256_srl_epi64(t, c->shift));
 }
 
-/* 8 channels' values from their sums (codes with zp), as int32 in channel order. */
-static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_ctx *c)
+/* 8 values (codes with zp), as int32 in order, from their t of the even and the odd lanes. */
+static TQ_AVX2_INLINE __m256i round_clamp(__m256i te, __m256i to, const epi_ctx *c)
 {
-    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(sum, k->mult), k->bias_even);
-    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(sum, 32), k->mult_odd),
-                                        k->bias_odd);
     __m256i ue = round_even(te, c), uo = round_even(to, c);
     if (c->narrow) {
         const __m256i v = _mm256_sub_epi32(_mm256_blend_epi32(ue, _mm256_slli_epi64(uo, 32), 0xaa),
@@ -131,6 +128,92 @@ static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_c
     ue = clamp64(_mm256_sub_epi64(ue, c->offset64), c->lo64, c->hi64);
     uo = clamp64(_mm256_sub_epi64(uo, c->offset64), c->lo64, c->hi64);
     return _mm256_add_epi32(_mm256_blend_epi32(ue, _mm256_slli_epi64(uo, 32), 0xaa), c->zp);
+}
+
+/* 8 channels' values from their sums (codes with zp), as int32 in channel order. */
+static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const epi_ctx *c)
+{
+    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(sum, k->mult), k->bias_even);
+    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(sum, 32), k->mult_odd),
+                                        k->bias_odd);
+    return round_clamp(te, to, c);
+}
+
+static TQ_AVX2 epi_ctx epi_ctx_make(const tq_qconv_epilogue *ep)
+{
+    const int64_t hi = ep->kind == TQ_QCONV_CODES ? ep->hi : INT32_MAX;
+    return (epi_ctx){
+        .narrow = ep->shift >= 32,
+        .shift = _mm_cvtsi32_si128(ep->shift),
+        .mask = _mm256_set1_epi64x((int64_t)ep->mask),
+        .offset64 = _mm256_set1_epi64x(ep->offset),
+        .offset32 = _mm256_set1_epi32((int32_t)(uint32_t)(ep->offset - ep->zp)), /* mod 2^32 */
+        .lo64 = _mm256_set1_epi64x(ep->lo),
+        .hi64 = _mm256_set1_epi64x(hi),
+        .lo32 = _mm256_set1_epi32((int32_t)(ep->lo + ep->zp)),
+        .hi32 = _mm256_set1_epi32((int32_t)(hi + ep->zp)),
+        .zp = _mm256_set1_epi32(ep->zp),
+        .one = _mm256_set1_epi64x(1),
+        .gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
+    };
+}
+
+/* 8 values (codes or fine) to out + j. */
+static TQ_AVX2_INLINE void store8(__m256i y, const epi_ctx *c, tq_qconv_out kind, void *out, int64_t j)
+{
+    if (kind != TQ_QCONV_CODES) {
+        _mm256_storeu_si256((__m256i *)((int32_t *)out + j), y);
+        return;
+    }
+    const __m256i w16 = _mm256_packus_epi32(y, y), b8 = _mm256_packus_epi16(w16, w16);
+    _mm_storel_epi64((__m128i *)((uint8_t *)out + j),
+                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b8, c->gather)));
+}
+
+static void store_tail(const tq_qconv_epilogue *ep, int64_t j, int64_t v, void *out)
+{
+    if (ep->kind == TQ_QCONV_CODES) ((uint8_t *)out)[j] = (uint8_t)v;
+    else ((int32_t *)out)[j] = (int32_t)v;
+}
+
+void TQ_AVX2 tq_qconv_requant_avx2(const int32_t *a, int64_t count, int64_t period,
+                                   const tq_qconv_epilogue *ep, void *out)
+{
+    const epi_ctx c = epi_ctx_make(ep);
+    epi8 ks[8]; /* the constants of a period of up to 64 channels, loaded once */
+    const bool kept = period <= 64;
+    for (int64_t o = 0; kept && o < period; o += 8) epi8_load(ep, o, &ks[o / 8]);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        const int64_t o = j % period;
+        epi8 k;
+        if (!kept) epi8_load(ep, o, &k);
+        const __m256i y = epi8_apply(_mm256_loadu_si256((const __m256i *)(a + j)), kept ? &ks[o / 8] : &k, &c);
+        store8(y, &c, ep->kind, out, j);
+    }
+    for (; j < count; j++) store_tail(ep, j, tq_qconv_value(a[j], j % period, ep), out);
+}
+
+void TQ_AVX2 tq_qconv_add_avx2(const int32_t *a, const int32_t *b, int64_t count, int32_t ma,
+                               int32_t mb, int64_t bias, const tq_qconv_epilogue *ep, void *out)
+{
+    const epi_ctx c = epi_ctx_make(ep);
+    const __m256i va = _mm256_set1_epi32(ma), vb = _mm256_set1_epi32(mb),
+                  vbias = _mm256_set1_epi64x(bias);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(a + j)),
+                      y = _mm256_loadu_si256((const __m256i *)(b + j));
+        const __m256i te = _mm256_add_epi64(
+            _mm256_add_epi64(_mm256_mul_epi32(x, va), _mm256_mul_epi32(y, vb)), vbias);
+        const __m256i to = _mm256_add_epi64(
+            _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), va),
+                             _mm256_mul_epi32(_mm256_srli_epi64(y, 32), vb)),
+            vbias);
+        store8(round_clamp(te, to, &c), &c, ep->kind, out, j);
+    }
+    for (; j < count; j++)
+        store_tail(ep, j, tq_qconv_round((int64_t)a[j] * ma + (int64_t)b[j] * mb + bias, ep), out);
 }
 
 /* Stores the first count (< 8) of 8 values of `size` bytes each: a loop, not a call to memcpy
@@ -219,21 +302,7 @@ static TQ_AVX2 void pooled(const tq_qconv_weights *w, const tq_qconv_epilogue *e
 void TQ_AVX2 tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogue *ep,
                                const int16_t *x, const tq_qconv_geom *g, void *out)
 {
-    const int64_t hi = ep->kind == TQ_QCONV_CODES ? ep->hi : INT32_MAX;
-    epi_ctx c = {
-        .narrow = ep->shift >= 32,
-        .shift = _mm_cvtsi32_si128(ep->shift),
-        .mask = _mm256_set1_epi64x((int64_t)ep->mask),
-        .offset64 = _mm256_set1_epi64x(ep->offset),
-        .offset32 = _mm256_set1_epi32((int32_t)(uint32_t)(ep->offset - ep->zp)), /* mod 2^32 */
-        .lo64 = _mm256_set1_epi64x(ep->lo),
-        .hi64 = _mm256_set1_epi64x(hi),
-        .lo32 = _mm256_set1_epi32((int32_t)(ep->lo + ep->zp)),
-        .hi32 = _mm256_set1_epi32((int32_t)(hi + ep->zp)),
-        .zp = _mm256_set1_epi32(ep->zp),
-        .one = _mm256_set1_epi64x(1),
-        .gather = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
-    };
+    const epi_ctx c = epi_ctx_make(ep);
     const size_t out_size = ep->kind == TQ_QCONV_CODES ? 1 : sizeof(int32_t);
     const int64_t q_stride = (int64_t)w->k * w->steps * 16;
     /* one or two groups at a time over every row, so that their weights stay in L1 */

@@ -10,6 +10,10 @@
 #define TQ_HAVE_QCONV_AVX2 1
 void tq_qconv_run_avx2(const tq_qconv_weights *w, const tq_qconv_epilogue *ep, const int16_t *x,
                        const tq_qconv_geom *g, void *out);
+void tq_qconv_requant_avx2(const int32_t *a, int64_t count, int64_t period,
+                           const tq_qconv_epilogue *ep, void *out);
+void tq_qconv_add_avx2(const int32_t *a, const int32_t *b, int64_t count, int32_t ma, int32_t mb,
+                       int64_t bias, const tq_qconv_epilogue *ep, void *out);
 #else
 #define TQ_HAVE_QCONV_AVX2 0
 #endif

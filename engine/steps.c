@@ -62,9 +62,21 @@ static void rowquant_run(const tq_engine *e, tq_workspace *ws, const tq_step *s,
     const int64_t period = s->rq.period;
     const bool codes = out->domain == TQ_VAL_CODES;
     const int64_t lo = codes ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
+    /* the direct path's epilogue, 8 values at a time (these steps have no zero-point
+     * correction: their sums come from fine integers) */
+    const bool wide = e->direct && period % 8 == 0;
+    const tq_qconv_epilogue ep = {.kind = codes ? TQ_QCONV_CODES : TQ_QCONV_FINE, .mult = s->rq.mult,
+                                  .bias = s->rq.bias, .shift = s->rq.shift, .offset = s->rq.offset,
+                                  .mask = s->rq.mask, .lo = lo, .hi = codes ? out->hi : INT32_MAX,
+                                  .zp = codes ? out->zp : 0};
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && n * in->numel >= PARALLEL_MIN)
     for (int64_t b = 0; b < n; b++) {
         const int32_t *x = tq_val_fine(ws, in, b);
+        if (wide) {
+            tq_qconv_requant(x, in->numel, period, &ep, codes ? (void *)tq_val_codes(ws, out, b)
+                                                              : (void *)tq_val_fine(ws, out, b));
+            continue;
+        }
         for (int64_t j = 0; j < in->numel; j += period) {
             const int64_t len = in->numel - j < period ? in->numel - j : period;
             if (codes) tq_rowquant_codes(x + j, len, &s->rq, lo, out->hi, out->zp, tq_val_codes(ws, out, b) + j);
@@ -180,9 +192,17 @@ static void add_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int6
     const tq_val *a = &e->vals[s->in], *c = &e->vals[s->in2], *out = &e->vals[s->out];
     const bool codes = out->domain == TQ_VAL_CODES;
     const int64_t lo = codes ? tq_step_lo(s, out) : s->relu ? 0 : INT32_MIN;
+    const tq_qconv_epilogue ep = {.kind = codes ? TQ_QCONV_CODES : TQ_QCONV_FINE,
+                                  .shift = s->add.shift, .offset = s->add.offset,
+                                  .mask = s->add.mask, .lo = lo, .hi = codes ? out->hi : INT32_MAX,
+                                  .zp = codes ? out->zp : 0};
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && n * a->numel >= PARALLEL_MIN)
     for (int64_t b = 0; b < n; b++) {
-        if (codes)
+        if (e->direct)
+            tq_qconv_add(tq_val_fine(ws, a, b), tq_val_fine(ws, c, b), a->numel, s->add.ma,
+                         s->add.mb, s->add.bias, &ep,
+                         codes ? (void *)tq_val_codes(ws, out, b) : (void *)tq_val_fine(ws, out, b));
+        else if (codes)
             tq_add_codes(tq_val_fine(ws, a, b), tq_val_fine(ws, c, b), a->numel, &s->add, lo,
                          out->hi, out->zp, tq_val_codes(ws, out, b));
         else

@@ -372,6 +372,65 @@ START_TEST(test_fused_max_pool)
 }
 END_TEST
 
+/* The same epilogue on the engine's other rescalings: tq_qconv_requant against tq_rowquant's
+ * plain C path (periods of 8 to 128 channels, counts not a multiple of 8), tq_qconv_add
+ * against tq_add_codes/_fine, codes and fine integers, large multipliers (saturation) and
+ * exact ties (factors 1/2 and 1/4). */
+START_TEST(test_requant_and_add_rows)
+{
+    tq_rng rng;
+    tq_rng_seed(&rng, 35);
+    tq_error err = {0};
+    enum { COUNT = 1000 };
+    int32_t a[COUNT], b[COUNT], f1[COUNT], f2[COUNT];
+    uint8_t c1[COUNT], c2[COUNT];
+    for (int t = 0; t < 40; t++) {
+        const int64_t n = 8 * (1 + tq_rng_below(&rng, 16)), count = COUNT - tq_rng_below(&rng, 20);
+        double m[128], c[128];
+        const double scale = ldexp(1.0, -24 + (int)tq_rng_below(&rng, 30));
+        for (int64_t o = 0; o < n; o++) {
+            m[o] = (tq_rng_uniform(&rng) - 0.3) * scale;
+            c[o] = (tq_rng_uniform(&rng) - 0.5) * 100.0;
+        }
+        if (t % 4 == 0) /* exact ties: halves */
+            for (int64_t o = 0; o < n; o++) m[o] = 0.5, c[o] = 0.0;
+        tq_rowquant q;
+        ck_assert_int_eq(tq_rowquant_make(&q, m, c, NULL, 0, n, &err), TQ_STATUS_OK);
+        for (int64_t j = 0; j < count; j++) {
+            a[j] = (int32_t)tq_rng_u32(&rng) >> (int)tq_rng_below(&rng, 31);
+            b[j] = (int32_t)tq_rng_u32(&rng) >> (int)tq_rng_below(&rng, 31);
+        }
+        const int64_t lo = t % 3 ? -128 : 0;
+        tq_qconv_epilogue ep = {.kind = TQ_QCONV_CODES, .mult = q.mult, .bias = q.bias, .shift = q.shift,
+                                .offset = q.offset, .mask = q.mask, .lo = lo, .hi = 127, .zp = 128};
+        for (int64_t j = 0; j < count; j += q.period) {
+            const int64_t len = count - j < q.period ? count - j : q.period;
+            tq_rowquant_codes_ref(a + j, len, &q, lo, 127, 128, c1 + j);
+            tq_rowquant_fine_ref(a + j, len, &q, lo == 0 ? 0 : INT32_MIN, f1 + j);
+        }
+        tq_qconv_requant(a, count, q.period, &ep, c2);
+        ck_assert_msg(memcmp(c1, c2, (size_t)count) == 0, "requant codes %d (shift %d)", t, q.shift);
+        ep.kind = TQ_QCONV_FINE, ep.lo = lo == 0 ? 0 : INT32_MIN, ep.hi = INT32_MAX, ep.zp = 0;
+        tq_qconv_requant(a, count, q.period, &ep, f2);
+        ck_assert_msg(memcmp(f1, f2, (size_t)count * 4) == 0, "requant fine %d (shift %d)", t, q.shift);
+        tq_rowquant_free(&q);
+        /* a residual add: factors of both signs, or 1/2 and 1/4 (ties) */
+        const double ra = t % 4 == 0 ? 0.5 : (tq_rng_uniform(&rng) - 0.2) * scale * 1e3,
+                     rb = t % 4 == 0 ? 0.25 : (tq_rng_uniform(&rng) - 0.5) * scale * 1e3;
+        const tq_addquant add = tq_addquant_make(ra, rb);
+        tq_add_codes(a, b, count, &add, lo, 127, 128, c1);
+        tq_add_fine(a, b, count, &add, lo == 0 ? 0 : INT32_MIN, f1);
+        tq_qconv_epilogue aep = {.kind = TQ_QCONV_CODES, .shift = add.shift, .offset = add.offset,
+                                 .mask = add.mask, .lo = lo, .hi = 127, .zp = 128};
+        tq_qconv_add(a, b, count, add.ma, add.mb, add.bias, &aep, c2);
+        ck_assert_msg(memcmp(c1, c2, (size_t)count) == 0, "add codes %d", t);
+        aep.kind = TQ_QCONV_FINE, aep.lo = lo == 0 ? 0 : INT32_MIN, aep.hi = INT32_MAX, aep.zp = 0;
+        tq_qconv_add(a, b, count, add.ma, add.mb, add.bias, &aep, f2);
+        ck_assert_msg(memcmp(f1, f2, (size_t)count * 4) == 0, "add fine %d", t);
+    }
+}
+END_TEST
+
 START_TEST(test_pack_layout_and_refusal)
 {
     /* 9 channels, 1 kernel row of 3: pairs (0, 1) and (2, pad) per channel, channel 8 in a
@@ -405,6 +464,7 @@ static Suite *qconv_suite(void)
     tcase_add_test(tc, test_extreme_codes);
     tcase_add_test(tc, test_ties_to_even);
     tcase_add_test(tc, test_fused_max_pool);
+    tcase_add_test(tc, test_requant_and_add_rows);
     tcase_add_test(tc, test_pack_layout_and_refusal);
     suite_add_tcase(s, tc);
     return s;
