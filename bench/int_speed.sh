@@ -7,22 +7,26 @@
 #   ONNX Runtime on tinyqat's exported QDQ model (bench/ort_speed.js, optimizations `all`).
 # Prints the medians and the ratios of the integer engine to each.
 # Usage: bench/int_speed.sh [BUILD_DIR] [REPEATS] [SECONDS]
+# CLOCK=cpu: images per second of each process's CPU time instead of the wall clock, for a
+# machine that other work keeps busy (1 thread: what the rates would be alone; 2 threads:
+# the work, not the speed-up); ONNX Runtime's harness has no such clock and is left out.
 # Needs the float checkpoints of bench/accuracy.sh (lenet5-mnist, resnet20-cifar-val) in
 # bench/out/; a model whose checkpoint is absent is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}; repeats=${2:-3}; seconds=${3:-3}
+clock=(); [ "${CLOCK:-wall}" = cpu ] && clock=(cpu)
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 tq="$build/tinyqat"
 [ -x "$build/bench_infer" ] || { echo "int_speed: build first ($build/bench_infer missing)"; exit 1; }
 have_torch=1; /usr/bin/python3 -c "import torch" 2>/dev/null || have_torch=0
-have_ort=1; [ -d tests/ort/node_modules/onnxruntime-node ] || have_ort=0
+have_ort=1; [ -d tests/ort/node_modules/onnxruntime-node ] && ((${#clock[@]} == 0)) || have_ort=0
 torch_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1
            GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295)
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else printf "-" }'; }
 mkdir -p bench/out
-echo "# $(date -u +%Y-%m-%d) repeats=$repeats seconds=$seconds OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "# $(date -u +%Y-%m-%d) repeats=$repeats seconds=$seconds OMP_WAIT_POLICY=$OMP_WAIT_POLICY clock=${CLOCK:-wall}"
 printf "%-9s %3s %10s %10s %10s %11s %10s  %8s %8s %8s\n" model thr float fakequant "int" \
   "torch int8" "ort qdq" "int/flt" "int/pt" "int/ort"
 for pair in lenet5:lenet5-mnist resnet20:resnet20-cifar-val; do
@@ -34,10 +38,10 @@ for pair in lenet5:lenet5-mnist resnet20:resnet20-cifar-val; do
   for t in 1 2; do
     fl=(); fq=(); in=(); pt=(); ort=()
     for ((r = 0; r < repeats; r++)); do
-      read -r _ _ a b c backend < <(OMP_NUM_THREADS=$t "$build/bench_infer" "$q" "$t" "$seconds")
+      read -r _ _ a b c backend < <(OMP_NUM_THREADS=$t "$build/bench_infer" "$q" "$t" "$seconds" "${clock[@]}")
       fl+=("$a"); fq+=("$b"); in+=("$c")
       if ((have_torch)); then
-        read -r _ _ a _ < <(cd bench && OMP_NUM_THREADS=$t "${torch_env[@]}" /usr/bin/python3 torch_int8.py "$model" "$t" "$seconds")
+        read -r _ _ a _ < <(cd bench && OMP_NUM_THREADS=$t "${torch_env[@]}" /usr/bin/python3 torch_int8.py "$model" "$t" "$seconds" "${clock[@]}")
         pt+=("$a")
       fi
       if ((have_ort)); then

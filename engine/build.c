@@ -115,6 +115,26 @@ static tq_status build_step(tq_engine *e, tq_step *s, tq_model *m, const float *
     return TQ_STATUS_OK;
 }
 
+/* Marks the max pools the direct path runs inside the convolution before them. */
+static void fuse_pools(tq_engine *e)
+{
+    for (int t = 0; t + 1 < e->n_steps; t++) {
+        tq_step *s = &e->steps[t], *p = &e->steps[t + 1];
+        if (s->kind != TQ_STEP_QLAYER || !s->is_conv || s->out < 0 || p->kind != TQ_STEP_MAXPOOL ||
+            p->in != s->out || p->kernel != 2 || p->stride != 2 || e->vals[s->out].last != t + 1)
+            continue;
+        const tq_val *a = &e->vals[s->out], *b = &e->vals[p->out];
+        if (a->domain != b->domain || a->zp != b->zp || a->lo != b->lo || a->hi != b->hi) continue;
+        bool increasing = true;
+        for (int64_t o = 0; o < s->w.n; o++) increasing = increasing && s->cw_mult[o] >= 0;
+        if (!increasing) continue;
+        s->fuse_pool = p->pool_fused = true;
+        s->pool_out = p->out;
+        /* the convolution writes the pool's output: its input must not share that buffer */
+        if (e->vals[s->in].last < t + 1) e->vals[s->in].last = t + 1;
+    }
+}
+
 tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_error *err)
 {
     tq_engine *e = calloc(1, sizeof *e);
@@ -124,9 +144,11 @@ tq_engine *tq_engine_build(tq_model *m, const float *mean, const float *std, tq_
     }
     tq_model_input(m, &e->c, &e->h, &e->w, &e->classes);
     e->n_qlayers = tq_model_qlayer_count(m);
+    e->direct = tq_qconv_available();
     tq_status st = tq_engine_plan(e, m, err);
     for (int t = 0; !st && t < e->n_steps; t++) st = build_step(e, &e->steps[t], m, mean, std, err);
-    if (!st) st = tq_engine_alloc_buffers(e, err);
+    if (!st) fuse_pools(e);
+    if (!st) st = tq_engine_plan_buffers(e, err);
     if (st) {
         tq_engine_free(e);
         return NULL;
@@ -145,16 +167,11 @@ void tq_engine_free(tq_engine *e)
         free(s->lut);
         tq_packed_free(&s->wcodes);
         tq_qweights_free(&s->w);
+        tq_qconv_weights_free(&s->cw);
+        free(s->cw_mult);
+        free(s->cw_bias);
     }
-    for (int b = 0; b < e->n_bufs; b++) free(e->bufs[b]);
-    for (int t = 0; t < e->n_scratch; t++) {
-        free(e->scr_a[t]);
-        free(e->scr_acc[t]);
-    }
-    free(e->padded);
-    free(e->scr_a);
-    free(e->scr_acc);
-    free(e->bufs);
+    tq_engine_free_workspaces(e);
     free(e->buf_cap);
     free(e->vals);
     free(e->steps);

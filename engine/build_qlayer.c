@@ -60,6 +60,9 @@ static tq_status build_weights(tq_engine *e, tq_step *s, tq_qlayer *l, double *s
     if ((st = tq_pack_codes(ordered, W->numel, bits, &s->wcodes, err))) goto done;
     tq_unpack_codes(&s->wcodes, ordered); /* the operand comes from the packed codes */
     st = tq_qweights_pack(ordered, O, K, &s->w, err);
+    /* a convolution's kernel rows are kernel * C values of the (ky, kx, c) order */
+    if (!st) st = s->is_conv ? tq_qconv_weights_pack(ordered, O, s->kernel, K / s->kernel, &s->cw, err)
+                             : tq_qconv_weights_pack(ordered, O, 1, K, &s->cw, err);
 done:
     free(codes);
     free(scales);
@@ -109,6 +112,16 @@ tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error
         offset[o] = u > 0 ? offset[o] / u : 0.0;
     }
     st = tq_rowquant_make(&s->rq, mult, offset, s->w.row_sum, e->vals[s->in].zp, O, err);
+    if (!st) {
+        const int64_t padded = s->cw.n8 * 8;
+        s->cw_mult = calloc((size_t)padded, sizeof *s->cw_mult);
+        s->cw_bias = calloc((size_t)padded, sizeof *s->cw_bias);
+        if (!s->cw_mult || !s->cw_bias) st = tq_fail(err, TQ_STATUS_NOMEM, "engine: out of memory");
+        for (int64_t o = 0; !st && o < O; o++) {
+            s->cw_mult[o] = s->rq.mult[o];
+            s->cw_bias[o] = s->rq.bias[o];
+        }
+    }
 done:
     free(sw);
     free(mult);

@@ -41,7 +41,11 @@ extern "C" {
  *   - Products are u8 x s8 -> s32 (tq_qgemm, the fastest path the CPU has). int4 and int2
  *     weights are the same int8 operands: the engine keeps every layer's weight codes
  *     packed (8, 4 or 2 bits each, tq_packed) and unpacks them once, at build, into the
- *     product's operand.
+ *     product's operand. On AVX2 CPUs without VNNI a convolution runs directly instead:
+ *     codes less their zero point, widened to 16 bits into a padded copy of each image,
+ *     vpmaddwd against 16-bit weights, the requantization (and a 2x2 max pool after it,
+ *     where every multiplier is >= 0) fused, no im2col (qconv.h says why not vpmaddubsw).
+ *     Integer sums and the same rounding: the same bits on every path.
  *   - Requantization: the int32 accumulator of output channel o becomes the next tensor by
  *     one fixed-point multiplier and shift, M[o] = s_x * s_w[o] * k[o] / u, and one integer
  *     bias, c[o] / u at the same fixed point, added before the one rounding shift; k and c
@@ -97,8 +101,8 @@ int tq_engine_qlayer_count(const tq_engine *e);
 int64_t tq_engine_qlayer_input_numel(const tq_engine *e, int qi); /* per image */
 int32_t tq_engine_classes(const tq_engine *e);
 
-/* "vnni" or "portable": the u8 x s8 product this CPU runs (TQ_QGEMM=portable forces the
- * portable one); both give the same bits. */
+/* "vnni", "avx2" or "portable": the products this CPU runs (TQ_QGEMM=portable forces the
+ * portable one, TQ_QGEMM=avx2 the AVX2 one on a VNNI CPU); all give the same bits. */
 const char *tq_engine_backend(void);
 
 /* The program, one line per step: what each reads and writes, at which scales. */

@@ -4,13 +4,18 @@
 #define TINYQAT_ENGINE_INTERNAL_H
 
 #include "engine.h"
+#include "qconv.h"
 #include "qkernels.h"
 
 /* Fine integers carry 16 bits below the step of the quantizer they are meant for: a
  * rescaling then errs by at most 2^-17 of a step, and an int32 still holds 32768 steps. */
 #define TQ_ENGINE_FINE_BITS 16
-/* Images per pass through the program: the size of every activation buffer. */
+/* Images per pass through the program (the size of every activation buffer): at most 64,
+ * fewer (down to 8) while a chunk's buffers would pass TQ_ENGINE_CHUNK_BYTES, so that a
+ * step's input and output stay in a core's L2 cache (ResNet-20 on CIFAR-10: 8). */
 #define TQ_ENGINE_CHUNK 64
+#define TQ_ENGINE_MIN_CHUNK 8
+#define TQ_ENGINE_CHUNK_BYTES (512 * 1024)
 /* Output pixels per product of a convolution (one thread's im2col rows). */
 #define TQ_ENGINE_ROW_BLOCK 128
 
@@ -137,6 +142,14 @@ typedef struct tq_step {
     bool is_conv;
     tq_packed wcodes;  /* the weights as stored */
     tq_qweights w;     /* unpacked into the product's operand */
+    tq_qconv_weights cw; /* the same as 16-bit pairs, for the direct path */
+    int32_t *cw_mult;  /* the direct path's requantization: rq's first n values, zeros to n8 * 8 */
+    int64_t *cw_bias;
+    /* The direct path fuses a 2x2 max pool of stride 2 that alone reads a convolution's output
+     * into it (every multiplier >= 0, so pooling commutes with the requantization): the
+     * convolution writes value pool_out, the pool step (pool_fused) does nothing. */
+    bool fuse_pool, pool_fused;
+    int pool_out;
     char wfmt[16];     /* the weight format, "int4" */
     double *deq_scale, *deq_bias; /* the last layer: logits = acc * scale + bias */
     bool merged_bn;    /* a batch norm folded into the requantization: layer bn_layer */
@@ -144,6 +157,17 @@ typedef struct tq_step {
     /* INPUT: [c][256] stored codes or fine integers */
     int32_t *lut;
 } tq_step;
+
+/* The memory one chunk of images runs in: every value's buffer, padded images, and for each
+ * thread of a step's own parallel loops im2col rows and accumulators. Chunks run in parallel,
+ * each in a workspace of its own. */
+typedef struct tq_workspace {
+    void **bufs;     /* n_bufs, each buf_cap bytes per image for e->chunk images */
+    uint8_t *padded; /* a chunk of images with a border, for padded convolutions */
+    uint8_t **scr_a; /* n_scratch of each */
+    int32_t **scr_acc;
+    int n_scratch;
+} tq_workspace;
 
 struct tq_engine {
     int32_t c, h, w, classes; /* the input image and the logits */
@@ -153,16 +177,16 @@ struct tq_engine {
     int n_steps;
     int n_qlayers;
     int *qlayer_input;        /* value holding each qlayer's input codes */
-    /* buffers, each `cap` bytes per image, for TQ_ENGINE_CHUNK images */
+    /* the sizes of a workspace's memory, in bytes */
     int n_bufs;
-    int64_t *buf_cap;
-    void **bufs;
-    uint8_t *padded;          /* a chunk of images with a border, for padded convolutions */
-    /* per-thread scratch for convolutions: im2col rows and accumulators */
-    int n_scratch;
-    int64_t scratch_a, scratch_acc; /* bytes each */
-    uint8_t **scr_a;
-    int32_t **scr_acc;
+    int64_t *buf_cap;         /* per image */
+    int64_t padded_bytes, scratch_a, scratch_acc;
+    int64_t chunk;            /* images per pass (TQ_ENGINE_CHUNK) */
+    /* products run as direct convolutions on 16-bit codes (tq_qconv) rather than as im2col
+     * and tq_qgemm: where tq_qconv_available() says so; tests switch it to compare */
+    bool direct;
+    tq_workspace *ws;
+    int n_ws;
 };
 
 /* ---- planning (plan.c): checks the model, decides which tensors are codes and which fine
@@ -175,25 +199,32 @@ double tq_engine_input_scale(tq_model *m, int qi);
 
 /* ---- building (build.c, build_qlayer.c) */
 tq_status tq_engine_build_qlayer(tq_engine *e, tq_step *s, tq_model *m, tq_error *err);
-/* Assigns buffers to values (reusing them once a value is dead) and allocates them. */
-tq_status tq_engine_alloc_buffers(tq_engine *e, tq_error *err);
-/* Scratch for as many threads as a parallel region may have now. */
-tq_status tq_engine_scratch(tq_engine *e, tq_error *err);
+/* Assigns buffers to values (reusing them once a value is dead) and sizes a workspace. */
+tq_status tq_engine_plan_buffers(tq_engine *e, tq_error *err);
+/* At least n workspaces, each with scratch for `threads` threads. */
+tq_status tq_engine_workspaces(tq_engine *e, int n, int threads, tq_error *err);
+void tq_engine_free_workspaces(tq_engine *e);
 
-/* ---- kernels (steps.c, qlayer_run.c): one step on images [0, n) of the chunk; logits
- * (n, classes) for the last layer. */
-void tq_engine_step_run(tq_engine *e, const tq_step *s, const uint8_t *images, int64_t n,
-                        float *logits);
-void tq_engine_qlayer_run(tq_engine *e, const tq_step *s, int64_t n, float *logits);
+/* ---- kernels (steps.c, qlayer_run.c): one step on images [0, n) of the chunk in workspace
+ * ws; logits (n, classes) for the last layer. */
+void tq_engine_step_run(const tq_engine *e, tq_workspace *ws, const tq_step *s,
+                        const uint8_t *images, int64_t n, float *logits);
+void tq_engine_qlayer_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
+                          float *logits);
+/* The same on the direct path (qlayer_direct.c), the same bits. */
+void tq_engine_qlayer_direct(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
+                             float *logits);
+/* Bytes of a thread's scratch that the direct path needs for step s. */
+int64_t tq_engine_direct_scratch(const tq_engine *e, const tq_step *s);
 
-/* ---- a value's integers for image img of the chunk */
-static inline uint8_t *tq_val_codes(const tq_engine *e, const tq_val *v, int64_t img)
+/* ---- a value's integers for image img of the chunk in workspace ws */
+static inline uint8_t *tq_val_codes(const tq_workspace *ws, const tq_val *v, int64_t img)
 {
-    return (uint8_t *)e->bufs[v->buf] + img * v->stride;
+    return (uint8_t *)ws->bufs[v->buf] + img * v->stride;
 }
-static inline int32_t *tq_val_fine(const tq_engine *e, const tq_val *v, int64_t img)
+static inline int32_t *tq_val_fine(const tq_workspace *ws, const tq_val *v, int64_t img)
 {
-    return (int32_t *)e->bufs[v->buf] + img * v->stride;
+    return (int32_t *)ws->bufs[v->buf] + img * v->stride;
 }
 
 /* ---- integer helpers */

@@ -23,6 +23,7 @@
  * pairs as they sit in memory, one channel per 64-bit lane. */
 typedef struct epi8 {
     __m256i bias, mult_even, mult_odd, shift_even, shift_odd, round_even, round_odd;
+    __m256i frac_even, frac_odd; /* 2^shift - 1: the fraction bits, 0 where they mark a tie */
 } epi8;
 
 /* What the tiles of one group of 16 output channels share. */
@@ -52,14 +53,21 @@ static TQ_AVX2 void epi8_load(const tq_qepilogue *ep, int64_t j, int nj, __m256i
     const __m256i one = _mm256_set1_epi64x(1);
     k->round_even = _mm256_srli_epi64(_mm256_sllv_epi64(one, k->shift_even), 1);
     k->round_odd = _mm256_srli_epi64(_mm256_sllv_epi64(one, k->shift_odd), 1);
+    /* shift 0 has no fraction bits: all ones there, so that only t = 0 (even) counts as a tie */
+    const __m256i fe = _mm256_sub_epi64(_mm256_sllv_epi64(one, k->shift_even), one),
+                  fo = _mm256_sub_epi64(_mm256_sllv_epi64(one, k->shift_odd), one);
+    k->frac_even = _mm256_or_si256(fe, _mm256_cmpeq_epi64(fe, _mm256_setzero_si256()));
+    k->frac_odd = _mm256_or_si256(fo, _mm256_cmpeq_epi64(fo, _mm256_setzero_si256()));
 }
 
-/* Arithmetic right shift of 64-bit lanes by per-lane counts (AVX2 has only the logical
- * one): flip negative values, shift, flip back. */
-static TQ_AVX2_INLINE __m256i srav64(__m256i x, __m256i count)
+/* t >> shift (arithmetic), the lowest bit cleared where t had no fraction bits: with the half
+ * added to t before, round half to even, as tq_requant_apply. */
+static TQ_AVX2_INLINE __m256i shift_half_even(__m256i t, __m256i shift, __m256i frac)
 {
-    const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
-    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sign), count), sign);
+    const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), t);
+    const __m256i r = _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(t, sign), shift), sign);
+    const __m256i tie = _mm256_cmpeq_epi64(_mm256_and_si256(t, frac), _mm256_setzero_si256());
+    return _mm256_andnot_si256(_mm256_and_si256(tie, _mm256_set1_epi64x(1)), r);
 }
 
 static TQ_AVX2_INLINE __m256i clamp64(__m256i y, __m256i lo, __m256i hi)
@@ -74,8 +82,10 @@ static TQ_AVX2_INLINE __m256i epi8_apply(__m256i sum, const epi8 *k, const group
     const __m256i v = _mm256_add_epi32(sum, k->bias);
     __m256i ye = _mm256_mul_epi32(v, k->mult_even),
             yo = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), k->mult_odd);
-    ye = clamp64(srav64(_mm256_add_epi64(ye, k->round_even), k->shift_even), g->lo, g->hi);
-    yo = clamp64(srav64(_mm256_add_epi64(yo, k->round_odd), k->shift_odd), g->lo, g->hi);
+    ye = clamp64(shift_half_even(_mm256_add_epi64(ye, k->round_even), k->shift_even, k->frac_even),
+                 g->lo, g->hi);
+    yo = clamp64(shift_half_even(_mm256_add_epi64(yo, k->round_odd), k->shift_odd, k->frac_odd),
+                 g->lo, g->hi);
     return _mm256_add_epi32(_mm256_blend_epi32(ye, _mm256_slli_epi64(yo, 32), 0xaa), g->offset);
 }
 

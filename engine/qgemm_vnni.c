@@ -49,6 +49,7 @@ static TQ_VNNI_INLINE __mmask16 lanes(int64_t n)
  * (mult, shift) pairs as they sit in memory, one channel per 64-bit lane. */
 typedef struct epi_consts {
     __m512i bias, mult_even, mult_odd, shift_even, shift_odd, round_even, round_odd;
+    __m512i frac_even, frac_odd; /* the fraction bits (all ones for shift 0): ties where 0 */
 } epi_consts;
 
 static TQ_VNNI_INLINE epi_consts epi_load(const tq_qepilogue *ep, int64_t j, __mmask16 m)
@@ -67,6 +68,10 @@ static TQ_VNNI_INLINE epi_consts epi_load(const tq_qepilogue *ep, int64_t j, __m
     const __m512i one = _mm512_set1_epi64(1);
     k.round_even = _mm512_srli_epi64(_mm512_sllv_epi64(one, k.shift_even), 1);
     k.round_odd = _mm512_srli_epi64(_mm512_sllv_epi64(one, k.shift_odd), 1);
+    const __m512i fe = _mm512_sub_epi64(_mm512_sllv_epi64(one, k.shift_even), one),
+                  fo = _mm512_sub_epi64(_mm512_sllv_epi64(one, k.shift_odd), one);
+    k.frac_even = _mm512_mask_mov_epi64(fe, _mm512_testn_epi64_mask(fe, fe), _mm512_set1_epi64(-1));
+    k.frac_odd = _mm512_mask_mov_epi64(fo, _mm512_testn_epi64_mask(fo, fo), _mm512_set1_epi64(-1));
     return k;
 }
 
@@ -78,8 +83,14 @@ static TQ_VNNI_INLINE __m512i epi_apply(__m512i acc, const epi_consts *k, __m512
     const __m512i v = _mm512_add_epi32(acc, k->bias);
     __m512i ye = _mm512_mul_epi32(v, k->mult_even),
             yo = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), k->mult_odd);
-    ye = _mm512_srav_epi64(_mm512_add_epi64(ye, k->round_even), k->shift_even);
-    yo = _mm512_srav_epi64(_mm512_add_epi64(yo, k->round_odd), k->shift_odd);
+    /* the half added, an arithmetic shift, and at an exact tie (no fraction bits) the even
+     * neighbour: the lowest bit cleared, as tq_requant_apply */
+    const __m512i te = _mm512_add_epi64(ye, k->round_even), to = _mm512_add_epi64(yo, k->round_odd);
+    const __m512i even = _mm512_set1_epi64(~(int64_t)1);
+    ye = _mm512_srav_epi64(te, k->shift_even);
+    yo = _mm512_srav_epi64(to, k->shift_odd);
+    ye = _mm512_mask_and_epi64(ye, _mm512_testn_epi64_mask(te, k->frac_even), ye, even);
+    yo = _mm512_mask_and_epi64(yo, _mm512_testn_epi64_mask(to, k->frac_odd), yo, even);
     ye = _mm512_min_epi64(_mm512_max_epi64(ye, lo), hi);
     yo = _mm512_min_epi64(_mm512_max_epi64(yo, lo), hi);
     const __m512i y = _mm512_mask_blend_epi32((__mmask16)0xaaaa, ye, _mm512_slli_epi64(yo, 32));

@@ -60,13 +60,16 @@ typedef struct tq_requant {
  * mult 2^31 - 1, shift 0. NaN and infinities give 0. */
 tq_requant tq_requant_make(double r);
 
-/* round(v * r): v * mult in 64 bits, then a rounding right shift. Ties go up (toward
- * +infinity): add 2^(shift-1), shift arithmetically. */
+/* round(v * r): v * mult in 64 bits, then a rounding right shift. Ties go to the even
+ * neighbour, the one rule of every rescaling in the engine (as fake quant's rintf and ONNX
+ * QuantizeLinear): add 2^(shift-1), shift arithmetically, and where no fraction bits were
+ * left (an exact tie) clear the lowest bit. */
 static inline int64_t tq_requant_apply(int32_t v, tq_requant q)
 {
     int64_t p = (int64_t)v * q.mult;
     if (q.shift == 0) return p;
-    return (p + ((int64_t)1 << (q.shift - 1))) >> q.shift;
+    const int64_t t = p + ((int64_t)1 << (q.shift - 1)), r = t >> q.shift;
+    return (t & (((int64_t)1 << q.shift) - 1)) == 0 ? r & ~(int64_t)1 : r;
 }
 
 /* ---- products that end in codes: tq_qgemm with the requantization fused, so the int32

@@ -25,14 +25,14 @@ TQ_NO_LIBCALLS static inline void copy_words(uint8_t *restrict dst, const uint8_
 
 /* The chunk's images with a border of `pad` codes of 0 (zp) around each, so that im2col
  * needs no bounds checks: image b at padded + b * Hp * Wp * C. */
-static void pad_images(tq_engine *e, const tq_step *s, int64_t n)
+static void pad_images(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n)
 {
     const tq_val *in = &e->vals[s->in];
     const int64_t C = in->c, Wp = in->w + 2 * s->pad, Hp = in->h + 2 * s->pad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int64_t b = 0; b < n; b++) {
-        uint8_t *dst = e->padded + b * Hp * Wp * C;
-        const uint8_t *src = tq_val_codes(e, in, b);
+        uint8_t *dst = ws->padded + b * Hp * Wp * C;
+        const uint8_t *src = tq_val_codes(ws, in, b);
         memset(dst, in->zp, (size_t)(Hp * Wp * C));
         for (int64_t y = 0; y < in->h; y++)
             memcpy(dst + ((y + s->pad) * Wp + s->pad) * C, src + y * in->w * C, (size_t)(in->w * C));
@@ -43,7 +43,7 @@ static void pad_images(tq_engine *e, const tq_step *s, int64_t n)
  * zero weights and may hold anything).
  * Row r is output pixel r % P of image r / P. In (H,W,C) order the taps of one kernel row
  * are k * C contiguous bytes of the (padded) image. */
-TQ_NO_LIBCALLS static void im2col(const tq_engine *e, const tq_step *s, int64_t r0,
+TQ_NO_LIBCALLS static void im2col(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t r0,
                                   int64_t rows, uint8_t *a, int64_t lda)
 {
     const tq_val *in = &e->vals[s->in], *out = &e->vals[s->out];
@@ -51,7 +51,7 @@ TQ_NO_LIBCALLS static void im2col(const tq_engine *e, const tq_step *s, int64_t 
     const int64_t Wp = in->w + 2 * s->pad, Hp = in->h + 2 * s->pad;
     int64_t img = r0 / P, oy = r0 % P / out->w, ox = r0 % P % out->w; /* of row r, stepped */
     for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *src = s->pad ? e->padded + img * Hp * Wp * C : tq_val_codes(e, in, img);
+        const uint8_t *src = s->pad ? ws->padded + img * Hp * Wp * C : tq_val_codes(ws, in, img);
         src += (oy * s->stride * Wp + ox * s->stride) * C;
         uint8_t *row = a + r * lda;
         if (k * C <= 8) /* a kernel row in one word (LeNet's first layer) */
@@ -70,7 +70,7 @@ TQ_NO_LIBCALLS static void im2col(const tq_engine *e, const tq_step *s, int64_t 
 
 /* Accumulators of rows r0.. (output pixels; images for a Linear) to the output value. The
  * product saw codes + zp, so each sum is corrected by zp * the weight row's sum. */
-static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t rows,
+static void requantize(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t r0, int64_t rows,
                        const int32_t *acc, float *logits)
 {
     const int64_t O = s->w.n;
@@ -97,40 +97,45 @@ static void requantize(const tq_engine *e, const tq_step *s, int64_t r0, int64_t
             const int64_t len = run * O - j < q->period ? run * O - j : q->period;
             const int32_t *a = acc + r * O + j;
             if (codes)
-                tq_rowquant_codes(a, len, q, lo, out->hi, out->zp, tq_val_codes(e, out, img) + p * O + j);
+                tq_rowquant_codes(a, len, q, lo, out->hi, out->zp, tq_val_codes(ws, out, img) + p * O + j);
             else
-                tq_rowquant_fine(a, len, q, lo, tq_val_fine(e, out, img) + p * O + j);
+                tq_rowquant_fine(a, len, q, lo, tq_val_fine(ws, out, img) + p * O + j);
         }
         r += run;
     }
 }
 
-void tq_engine_qlayer_run(tq_engine *e, const tq_step *s, int64_t n, float *logits)
+void tq_engine_qlayer_run(const tq_engine *e, tq_workspace *ws, const tq_step *s, int64_t n,
+                          float *logits)
 {
+    if (e->direct) {
+        tq_engine_qlayer_direct(e, ws, s, n, logits);
+        return;
+    }
     const tq_val *in = &e->vals[s->in];
     if (!s->is_conv) {
         /* a Linear reads its input rows in place: the row stride covers k4, padding zeroed */
         const int64_t block = 16, blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t r0 = k * block, rows = n - r0 < block ? n - r0 : block;
-            int32_t *acc = e->scr_acc[omp_get_thread_num()];
-            tq_qgemm(rows, tq_val_codes(e, in, r0), in->stride, &s->w, acc, s->w.n);
-            requantize(e, s, r0, rows, acc, logits);
+            int32_t *acc = ws->scr_acc[omp_get_thread_num()];
+            tq_qgemm(rows, tq_val_codes(ws, in, r0), in->stride, &s->w, acc, s->w.n);
+            requantize(e, ws, s, r0, rows, acc, logits);
         }
         return;
     }
     const tq_val *out = &e->vals[s->out];
     const int64_t m = n * out->h * out->w, lda = s->w.k4;
-    if (s->pad) pad_images(e, s, n);
+    if (s->pad) pad_images(e, ws, s, n);
     const int64_t blocks = (m + TQ_ENGINE_ROW_BLOCK - 1) / TQ_ENGINE_ROW_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int64_t k = 0; k < blocks; k++) {
         const int64_t r0 = k * TQ_ENGINE_ROW_BLOCK;
         const int64_t rows = m - r0 < TQ_ENGINE_ROW_BLOCK ? m - r0 : TQ_ENGINE_ROW_BLOCK;
         const int t = omp_get_thread_num();
-        im2col(e, s, r0, rows, e->scr_a[t], lda);
-        tq_qgemm(rows, e->scr_a[t], lda, &s->w, e->scr_acc[t], s->w.n);
-        requantize(e, s, r0, rows, e->scr_acc[t], logits);
+        im2col(e, ws, s, r0, rows, ws->scr_a[t], lda);
+        tq_qgemm(rows, ws->scr_a[t], lda, &s->w, ws->scr_acc[t], s->w.n);
+        requantize(e, ws, s, r0, rows, ws->scr_acc[t], logits);
     }
 }

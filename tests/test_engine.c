@@ -2,7 +2,8 @@
  * against double precision, and the integer engine against fake quant on generated data:
  * every zoo model at int8, w4a8, w4a4 and w2a2 (plus SmoothQuant's input multipliers and
  * folded batch norm), hand-built models with negative batch-norm gammas, average pools and
- * stand-alone batch norms, the same bits for any thread count, and the refusals. */
+ * stand-alone batch norms, the same bits for any thread count and on both product paths
+ * (direct convolutions and im2col), and the refusals. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +591,62 @@ START_TEST(test_same_bits_for_any_thread_count)
 }
 END_TEST
 
+/* The two ways a product runs, the direct convolutions on 16-bit codes (tq_qconv, AVX2 or
+ * its plain C form) and im2col with tq_qgemm, give the same logits and codes to the bit:
+ * every zoo model that has convolutions, at int8, w4a8 and w2a2, 70 images (two chunks). */
+START_TEST(test_direct_path_equals_im2col)
+{
+    const struct {
+        const char *model;
+        int c, side;
+    } zoos[] = {{"mlp", 1, 28}, {"lenet5", 1, 28}, {"convnet", 3, 16}, {"resnet20", 3, 16}};
+    const char *const recipes[] = {"int8", "w4a8", "w2a2"};
+    for (size_t z = 0; z < sizeof zoos / sizeof zoos[0]; z++) {
+        tq_dataset d = {0};
+        float mean[4] = {0}, std[4] = {0};
+        make_data(&d, zoos[z].c, zoos[z].side, 70, 17, mean, std);
+        for (int r = 0; r < 3; r++) {
+            tq_model *m = zoo(zoos[z].model, &d, 41 + (uint64_t)r);
+            quantize(m, recipes[r], false, &d, mean, std);
+            tq_error err = {0};
+            tq_engine *e = tq_engine_build(m, mean, std, &err);
+            ck_assert_msg(e, "%s", err.msg);
+            const int nq = tq_engine_qlayer_count(e), k = tq_engine_classes(e);
+            float *z1 = malloc((size_t)(70 * k) * sizeof *z1), *z2 = malloc((size_t)(70 * k) * sizeof *z2);
+            int16_t **c1 = calloc((size_t)nq, sizeof *c1), **c2 = calloc((size_t)nq, sizeof *c2);
+            ck_assert(z1 && z2 && c1 && c2);
+            for (int q = 0; q < nq; q++) {
+                const size_t bytes = (size_t)(70 * tq_engine_qlayer_input_numel(e, q)) * sizeof **c1;
+                c1[q] = malloc(bytes);
+                c2[q] = malloc(bytes);
+                ck_assert(c1[q] && c2[q]);
+            }
+            e->direct = true;
+            ck_assert_int_eq(tq_engine_run_traced(e, d.images, 70, z1, c1, &err), TQ_STATUS_OK);
+            e->direct = false;
+            ck_assert_int_eq(tq_engine_run_traced(e, d.images, 70, z2, c2, &err), TQ_STATUS_OK);
+            for (int q = 0; q < nq; q++)
+                ck_assert_msg(memcmp(c1[q], c2[q], (size_t)(70 * tq_engine_qlayer_input_numel(e, q)) *
+                                                       sizeof **c1) == 0,
+                              "%s %s: the codes into qlayer %d differ", zoos[z].model, recipes[r], q);
+            ck_assert_msg(memcmp(z1, z2, (size_t)(70 * k) * sizeof *z1) == 0, "%s %s: logits differ",
+                          zoos[z].model, recipes[r]);
+            for (int q = 0; q < nq; q++) {
+                free(c1[q]);
+                free(c2[q]);
+            }
+            free(c1);
+            free(c2);
+            free(z1);
+            free(z2);
+            tq_engine_free(e);
+            tq_model_free(m);
+        }
+        tq_dataset_free(&d);
+    }
+}
+END_TEST
+
 /* ---- refusals: one line naming the layer and what the engine needs */
 
 static void expect_refusal(const char *recipe, int keep, const char *want)
@@ -640,6 +697,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_pools_standalone_batchnorm_and_add);
     tcase_add_test(tc, test_input_read_by_a_pool);
     tcase_add_test(tc, test_same_bits_for_any_thread_count);
+    tcase_add_test(tc, test_direct_path_equals_im2col);
     tcase_add_test(tc, test_refusals_name_the_layer);
     suite_add_tcase(s, tc);
     return s;

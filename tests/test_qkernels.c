@@ -284,7 +284,8 @@ START_TEST(test_requant_epilogue)
         {TQ_QOUT_U8, 0, 15, 0, true},    {TQ_QOUT_S8, -8, 7, 0, true},
     };
     const int64_t shapes[][3] = {{1, 1, 1},   {7, 6, 25},   {33, 10, 27},  {29, 33, 150},
-                                 {17, 64, 144}, {13, 84, 120}, {40, 100, 288}, {5, 256, 784}};
+                                 {17, 64, 144}, {13, 84, 120}, {40, 100, 288}, {5, 256, 784},
+                                 {64, 48, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         problem p;
         problem_make(&p, &rng, shapes[s][0], shapes[s][1], shapes[s][2], 0, s % 2 ? 3 : 0,
@@ -303,6 +304,8 @@ START_TEST(test_requant_epilogue)
             if (j % 7 == 4) rq[j] = (tq_requant){(int32_t)tq_rng_below(&rng, 7) - 3, 0};
             if (j % 11 == 6) rq[j] = tq_requant_make(ldexp(1.0, -40));
             if (j % 13 == 8) rq[j] = tq_requant_make(0.0);
+            /* powers of two: exact ties, which go to the even code */
+            if (j % 3 == 2) rq[j] = tq_requant_make(ldexp(1.0, -6 - (int)(s % 6)));
         }
         for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
             const tq_qepilogue ep = {.bias = outs[o].bias ? bias : NULL, .rq = rq,

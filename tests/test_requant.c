@@ -8,8 +8,9 @@
 #include "qkernels.h"
 #include "tq_test.h"
 
-/* round(v * r) with ties up, in double: the value tq_requant_apply approximates. */
-static double rescale(int32_t v, double r) { return floor((double)v * r + 0.5); }
+/* round(v * r) with ties to even (nearbyint in the default rounding mode), in double: the
+ * value tq_requant_apply approximates. */
+static double rescale(int32_t v, double r) { return nearbyint((double)v * r); }
 
 /* The engine's ranges: int32 sums up to ~2^24 in magnitude, factors s_x s_w / s_y in
  * [2^-20, 2^4] (log-uniform), both signs. Off by at most one code everywhere. */
@@ -38,18 +39,18 @@ START_TEST(test_against_double_on_a_million_pairs)
 }
 END_TEST
 
-/* Ties go up (toward +infinity), as the header says: v * r exactly halfway between codes. */
-START_TEST(test_ties_go_up)
+/* Ties go to the even neighbour, as the header says: v * r exactly halfway between codes. */
+START_TEST(test_ties_go_to_even)
 {
     const struct {
         double r;
         int32_t v;
         int64_t want;
     } cases[] = {
-        {0.5, 1, 1},   {0.5, -1, 0},  {0.5, 3, 2},    {0.5, -3, -1},  {0.5, 255, 128},
-        {0.25, 2, 1},  {0.25, -2, 0}, {0.25, 6, 2},   {0.25, -6, -1}, {1.5, 1, 2},
-        {1.5, -1, -1}, {-0.5, 1, 0},  {-0.5, -1, 1},  {-0.5, 3, -1},  {0.5, -16777215, -8388607},
-        {0.5, 16777215, 8388608}, {0.125, 4, 1}, {0.125, -4, 0},
+        {0.5, 1, 0},   {0.5, -1, 0},  {0.5, 3, 2},    {0.5, -3, -2},  {0.5, 255, 128},
+        {0.25, 2, 0},  {0.25, -2, 0}, {0.25, 6, 2},   {0.25, -6, -2}, {1.5, 1, 2},
+        {1.5, -1, -2}, {-0.5, 1, 0},  {-0.5, -1, 0},  {-0.5, 3, -2},  {0.5, -16777215, -8388608},
+        {0.5, 16777215, 8388608}, {0.125, 4, 0}, {0.125, -4, 0}, {0.5, 5, 2}, {0.5, -5, -2},
         /* not ties: the nearest code */
         {0.5, 2, 1},   {0.25, 3, 1},  {0.25, -3, -1}, {0.75, 3, 2},   {3.0, -7, -21},
     };
@@ -58,10 +59,12 @@ START_TEST(test_ties_go_up)
         ck_assert_msg(got == cases[i].want, "r=%g v=%d: %lld, expected %lld", cases[i].r,
                       cases[i].v, (long long)got, (long long)cases[i].want);
     }
-    /* every odd v at r = 1/2: (v + 1) / 2 */
+    /* every odd v at r = 1/2: the even one of (v - 1) / 2 and (v + 1) / 2 */
     const tq_requant half = tq_requant_make(0.5);
-    for (int32_t v = -100001; v <= 100001; v += 2)
-        ck_assert_int_eq(tq_requant_apply(v, half), (v + 1) / 2);
+    for (int32_t v = -100001; v <= 100001; v += 2) {
+        const int64_t down = ((int64_t)v - 1) / 2, up = ((int64_t)v + 1) / 2;
+        ck_assert_int_eq(tq_requant_apply(v, half), down % 2 == 0 ? down : up);
+    }
 }
 END_TEST
 
@@ -150,7 +153,7 @@ static Suite *requant_suite(void)
     Suite *s = suite_create("requant");
     TCase *tc = tcase_create("requant");
     tcase_add_test(tc, test_against_double_on_a_million_pairs);
-    tcase_add_test(tc, test_ties_go_up);
+    tcase_add_test(tc, test_ties_go_to_even);
     tcase_add_test(tc, test_mult_and_shift_ranges);
     tcase_add_test(tc, test_factors_by_hand);
     tcase_add_test(tc, test_edges);
