@@ -6,7 +6,8 @@
 # resnet20-cifar-val: the same with a tenth held out, the model compare uses; resnet20-cifar-long:
 # the published-accuracy schedule, 160 epochs on data_batch_1-4, accuracy on data_batch_5, hours
 # of work: run it again and it resumes from its last finished epoch, so it can be trained in
-# pieces and stopped at any time). DATA_DIR holds mnist/ and cifar10/
+# pieces and stopped at any time; on a fresh clone it resumes from bench/runs/, where the run's
+# latest checkpoint and epoch log are committed between pieces). DATA_DIR holds mnist/ and cifar10/
 # in the official layouts; Fashion-MNIST comes from the Debian package. Each run prints its
 # epochs and ends with "accuracy: X"; JSON figures go to bench/out/.
 set -euo pipefail
@@ -42,14 +43,18 @@ for w in "${which[@]}"; do
     resnet20-cifar-long) need "$data/cifar10" "$w" &&
       # He et al.'s augmentation (4-pixel padded crop, flip), cosine over LONG_EPOCHS; each epoch is
       # saved, and an existing checkpoint is resumed (bit-exact at the same thread count).
-      ckpt=bench/out/$w.tqc &&
+      ckpt=bench/out/$w.tqc && log=bench/out/$w.log &&
+      if [ ! -e "$ckpt" ] && [ -e "bench/runs/$w.tqc" ]; then
+        cp "bench/runs/$w.tqc" "$ckpt"; cp "bench/runs/$w.log" "$log" 2>/dev/null || true
+      fi &&
       if [ -e "$ckpt" ]; then
         "$tq" train --resume "$ckpt" --epochs "${LONG_EPOCHS:-160}" --threads "${THREADS:-2}" \
-          --out "$ckpt" --json "bench/out/$w.json"
+          --out "$ckpt" --json "bench/out/$w.json" | tee -a "$log"
       else
         "$tq" train --model resnet20 --data "cifar10:$data/cifar10" --epochs "${LONG_EPOCHS:-160}" \
           --optim sgd --lr 0.1 --momentum 0.9 --nesterov --wd 5e-4 --schedule cosine --warmup 300 \
-          --batch 128 --seed 1 --threads "${THREADS:-2}" --out "$ckpt" --json "bench/out/$w.json"
+          --batch 128 --seed 1 --threads "${THREADS:-2}" --out "$ckpt" --json "bench/out/$w.json" |
+          tee "$log"
       fi ;;
     *) echo "accuracy: unknown run '$w'"; exit 2 ;;
   esac
