@@ -3,11 +3,11 @@
  * also the GFLOP/s of tinyqat's sgemm (tq_sgemm: AVX-512 where the CPU has it, else OpenBLAS;
  * TQ_GEMM=openblas forces OpenBLAS) for reference.
  * Usage: bench_speed MODEL THREADS [SECONDS]
- *          ->  MODEL THREADS train_ips infer_ips train_gflops
+ *          ->  MODEL THREADS train_ips infer_ips train_gflops infer_gflops
  *        bench_speed --sgemm THREADS  ->  sgemm THREADS tq_gflops openblas_gflops backend
  *                                         (GFLOP/s of a 1024^3 product)
- * train_gflops counts the convolutions and linear layers only: forward 2*MACs, backward
- * twice that (weight and input gradients), minus the input gradient of the first layer. */
+ * The GFLOP/s count the convolutions and linear layers only: forward 2*MACs; training adds
+ * twice that for backward (weight and input gradients), minus the first layer's input gradient. */
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,8 +157,8 @@ int main(int argc, char **argv)
     }
     double first = 0.0, macs = macs_per_image(m, &first);
     double train_flops = 6.0 * macs - 2.0 * first;
-    printf("%s %d %.0f %.0f %.2f\n", name, threads, rates[0], rates[1],
-           rates[0] * train_flops / 1e9);
+    printf("%s %d %.0f %.0f %.2f %.2f\n", name, threads, rates[0], rates[1],
+           rates[0] * train_flops / 1e9, rates[1] * 2.0 * macs / 1e9);
     tq_tensor_free(xt);
     tq_tensor_free(xi);
     tq_tape_free(tape);

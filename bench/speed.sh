@@ -1,47 +1,89 @@
 #!/usr/bin/env bash
-# Speed against PyTorch, in one run: training (batch 64) and inference (batch 256) images/s
-# of each zoo model with 1 and 2 threads, tinyqat and Debian's python3-torch interleaved,
-# REPEATS times each; prints the medians and the ratios tinyqat / PyTorch.
-# PyTorch runs in its fastest setting here: OPENBLAS_NUM_THREADS=1, torch.set_num_threads(T).
+# Speed against PyTorch at its best, in one run: training (batch 64) and inference (batch 256)
+# images/s of each zoo model with 1 and 2 threads. Each repeat runs, interleaved:
+#   tq         tinyqat as the environment is
+#   tq-heap    tinyqat with glibc's malloc kept in the heap (below), to show it does not need it
+#   pt         Debian's python3-torch as the environment is
+#   pt-heap    PyTorch with glibc's malloc kept in the heap: GLIBC_TUNABLES with mmap and trim
+#              thresholds at 4 GiB, the effect jemalloc or tcmalloc give, which PyTorch's CPU
+#              performance guides recommend (without it each step's fresh pages fault in)
+#   pt-blas    pt-heap with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for PyTorch's command
+#              alone, so OpenBLAS (its linear layers) picks its own kernels
+# PyTorch always runs with OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(T) (one thread pool).
+# Prints the medians over REPEATS, and the ratio tinyqat / the best of the three PyTorch
+# settings (named in the table). Then each workload's effective GFLOP/s (convolutions and
+# linear layers) as a share of the machine's sgemm peak at the same thread count (tinyqat's
+# sgemm on a 1024^3 product, `bench_speed --sgemm`; OpenBLAS's beside it).
 # Both use libgomp, so OMP_WAIT_POLICY / GOMP_SPINCOUNT, if set, apply to both alike.
-# Then the effective training GFLOP/s of LeNet-5 and ResNet-20 (convolutions and linear
-# layers) next to the GFLOP/s of tinyqat's sgemm (AVX-512 kernel or OpenBLAS) and of OpenBLAS's
-# on a 1024^3 product, measured by the same program.
-# Usage: bench/speed.sh [BUILD_DIR] [REPEATS] [SECONDS]
+# Usage: bench/speed.sh [BUILD_DIR] [REPEATS] [SECONDS] [MODELS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}; repeats=${2:-3}; seconds=${3:-3}
+shift $(($# < 3 ? $# : 3))
+models=("$@"); [ ${#models[@]} -gt 0 ] || models=(mlp lenet5 resnet20)
 [ -x "$build/bench_speed" ] || { echo "speed: build first ($build/bench_speed missing)"; exit 1; }
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "speed: skipped, python3-torch is not installed (apt-get install python3-torch)"; exit 0; }
+heap=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
 
-echo "# $(date -u +%Y-%m-%d) OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} TQ_GEMM=${TQ_GEMM:-unset} repeats=$repeats seconds=$seconds"
-declare -A gflops
+echo "# $(date -u +%Y-%m-%d) OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset} TQ_GEMM=${TQ_GEMM:-unset} repeats=$repeats seconds=$seconds load=$(cut -d' ' -f1 /proc/loadavg)"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-printf "%-9s %3s  %12s %12s %6s  %12s %12s %6s\n" model thr "train tq" "train torch" ratio "infer tq" "infer torch" ratio
-for model in mlp lenet5 resnet20; do
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.2f", x/y}'; }
+share() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.0f%%", 100*x/y}'; }
+tq() { OMP_NUM_THREADS=$1 "$build/bench_speed" "$model" "$1" "$seconds"; }
+pt() { OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$1 /usr/bin/python3 bench/torch_ref.py "$model" "$1" "$seconds"; }
+settings=(tq tq-heap pt pt-heap pt-blas)
+run() { # SETTING THREADS -> "train_ips infer_ips [train_gflops infer_gflops]"
+  case $1 in
+    tq) tq "$2" ;;
+    tq-heap) GLIBC_TUNABLES=$heap tq "$2" ;;
+    pt) pt "$2" ;;
+    pt-heap) GLIBC_TUNABLES=$heap pt "$2" ;;
+    pt-blas) GLIBC_TUNABLES=$heap env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+               OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$2" /usr/bin/python3 bench/torch_ref.py "$model" "$2" "$seconds" ;;
+  esac | awk '{print $3, $4, $5, $6}'
+}
+
+declare -A med
+fmt="%-9s %3s %5s  %9s %9s %9s %9s %9s  %-7s %5s\n"
+for model in "${models[@]}"; do
   for t in 1 2; do
-    tq_tr=(); tq_in=(); tq_gf=(); pt_tr=(); pt_in=()
+    declare -A samples=()
     for ((r = 0; r < repeats; r++)); do
-      read -r _ _ a b g < <(OMP_NUM_THREADS=$t "$build/bench_speed" "$model" "$t" "$seconds")
-      tq_tr+=("$a"); tq_in+=("$b"); tq_gf+=("$g")
-      read -r _ _ a b < <(OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$t /usr/bin/python3 bench/torch_ref.py "$model" "$t" "$seconds")
-      pt_tr+=("$a"); pt_in+=("$b")
+      for s in "${settings[@]}"; do
+        read -r a b g h < <(run "$s" "$t")
+        samples["$s train"]+="$a "; samples["$s infer"]+="$b "
+        [ "$s" = tq ] && { samples[gf_train]+="$g "; samples[gf_infer]+="$h "; }
+      done
     done
-    a=$(printf "%s\n" "${tq_tr[@]}" | median); b=$(printf "%s\n" "${pt_tr[@]}" | median)
-    c=$(printf "%s\n" "${tq_in[@]}" | median); d=$(printf "%s\n" "${pt_in[@]}" | median)
-    printf "%-9s %3s  %12.0f %12.0f %6.2f  %12.0f %12.0f %6.2f\n" "$model" "$t" "$a" "$b" \
-      "$(awk -v x="$a" -v y="$b" 'BEGIN{print x/y}')" "$c" "$d" "$(awk -v x="$c" -v y="$d" 'BEGIN{print x/y}')"
-    gflops["$model $t"]=$(printf "%s\n" "${tq_gf[@]}" | median)
+    for k in "${!samples[@]}"; do med["$model $t $k"]=$(printf "%s\n" ${samples[$k]} | median); done
+    unset samples
   done
 done
+
+for phase in train infer; do
+  echo
+  printf "$fmt" model thr phase tq tq-heap pt pt-heap pt-blas "best pt" ratio
+  for model in "${models[@]}"; do
+    for t in 1 2; do
+      best=pt
+      for s in pt-heap pt-blas; do
+        awk -v x="${med["$model $t $s $phase"]}" -v y="${med["$model $t $best $phase"]}" 'BEGIN{exit !(x>y)}' && best=$s
+      done
+      v=(); for s in "${settings[@]}"; do v+=("$(printf "%.0f" "${med["$model $t $s $phase"]}")"); done
+      printf "$fmt" "$model" "$t" "$phase" "${v[@]}" "$best" \
+        "$(ratio "${med["$model $t tq $phase"]}" "${med["$model $t $best $phase"]}")"
+    done
+  done
+done
+
 echo
-printf "%-9s %3s  %14s %13s %6s %15s %6s\n" model thr "train GFLOP/s" "tq sgemm" share "OpenBLAS sgemm" share
+printf "%-9s %3s  %11s %6s  %11s %6s  %9s %14s\n" model thr "train GF/s" share "infer GF/s" share "tq sgemm" "OpenBLAS sgemm"
 for t in 1 2; do
   read -r _ _ peak blas backend < <(OMP_NUM_THREADS=$t "$build/bench_speed" --sgemm "$t")
-  for model in lenet5 resnet20; do
-    g=${gflops["$model $t"]}
-    printf "%-9s %3s  %14.1f %13.1f %5.0f%% %15.1f %5.0f%%\n" "$model" "$t" "$g" "$peak" \
-      "$(awk -v x="$g" -v y="$peak" 'BEGIN{print 100*x/y}')" "$blas" "$(awk -v x="$g" -v y="$blas" 'BEGIN{print 100*x/y}')"
+  for model in "${models[@]}"; do
+    g=${med["$model $t gf_train"]}; h=${med["$model $t gf_infer"]}
+    printf "%-9s %3s  %11.1f %6s  %11.1f %6s  %9.1f %14.1f\n" "$model" "$t" "$g" "$(share "$g" "$peak")" \
+      "$h" "$(share "$h" "$peak")" "$peak" "$blas"
   done
 done
-echo "(tq sgemm: $backend)"
+echo "(images/s, medians of $repeats; ratio: tq / the best PyTorch setting; shares of tinyqat's sgemm ($backend) on a 1024^3 product at the same thread count)"
